@@ -1,0 +1,3 @@
+from cmedgui.cli import main
+
+raise SystemExit(main())

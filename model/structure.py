@@ -1,0 +1,55 @@
+"""Loading crystal structures and putting them in the conventional standard setting."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from pymatgen.core import Element, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from model.errors import InputError
+
+MAX_SITES = 2000  # conventional-cell sites; beyond this a CIF is not a small-cell powder problem
+
+
+def load_structure(path: str | Path) -> Structure:
+    """Read the first structure of a CIF (or any format pymatgen reads) with ordered or partial sites."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    head = path.read_bytes()[:4096]
+    if b"\x00" in head:
+        raise InputError(path, "binary content where a structure file (CIF/POSCAR) was expected")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = Structure.from_file(path)
+    except Exception as exc:  # pymatgen raises many types for malformed files
+        raise InputError(path, f"cannot read a structure: {_first_line(exc)}") from None
+    check_structure(structure, path)
+    return structure
+
+
+def check_structure(structure: Structure, source: str | Path | None = None) -> None:
+    if len(structure) == 0:
+        raise InputError(source, "structure has no atoms")
+    if len(structure) > MAX_SITES:
+        raise InputError(source, f"{len(structure)} sites is more than the {MAX_SITES} supported")
+    for specie in structure.composition.elements:
+        if not isinstance(specie, Element) and not hasattr(specie, "element"):
+            raise InputError(source, f"unknown element {specie}")
+    if structure.volume < 1.0 or structure.volume > 1e6:
+        raise InputError(source, f"cell volume {structure.volume:.3g} Å³ is not physical")
+
+
+def conventional_standard(structure: Structure, symprec: float = 1e-3) -> Structure:
+    """The conventional standard cell (spglib via pymatgen), the setting of every CMED grid."""
+    return SpacegroupAnalyzer(structure, symprec=symprec).get_conventional_standard_structure()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
