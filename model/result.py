@@ -1,0 +1,72 @@
+"""What a solve produces (DESIGN.md §4) and the progress it reports on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a long job: stage name, overall fraction done (0–1), a short message."""
+
+    stage: str
+    fraction: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Site:
+    """An atom site: element symbol, fractional x y z, occupancy, isotropic B (Å²)."""
+
+    element: str
+    xyz: tuple[float, float, float]
+    occupancy: float = 1.0
+    biso: float = 0.5
+    wyckoff: str = ""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Observed vs calculated profile on the pattern's x (degrees 2θ)."""
+
+    two_theta: np.ndarray
+    observed: np.ndarray
+    calculated: np.ndarray
+    background: np.ndarray
+
+    @property
+    def difference(self) -> np.ndarray:
+        return self.observed - self.calculated
+
+
+@dataclass(frozen=True)
+class Reflection:
+    """An hkl tick: Miller indices, position (degrees 2θ), d (Å)."""
+
+    hkl: tuple[int, int, int]
+    two_theta: float
+    d: float
+
+
+@dataclass
+class SolveResult:
+    """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, sites, agreement, fit and density."""
+
+    lattice: tuple[float, float, float, float, float, float]
+    space_group: str
+    space_group_number: int
+    crystal_system: str
+    sites: list[Site]
+    rwp: float  # %
+    rp: float  # %
+    gof: float
+    fit: Fit | None = None
+    reflections: list[Reflection] = field(default_factory=list)
+    density: object | None = None  # model.density.Density
+    model_version: str = ""
+    device: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    solved: bool = True
+    message: str = ""
