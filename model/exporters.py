@@ -1,0 +1,264 @@
+"""Writers for what the app and the commands export, one registry entry per file format.
+
+An ``Exporter`` names a format, the file-name endings it owns and the kind of object it writes
+("density": model.density.Density, "pattern": model.pattern.Pattern or model.result.Fit,
+"structure": pymatgen Structure or model.result.SolveResult). ``export`` picks the entry by the
+path's ending (and kind); every file is written atomically. Density formats are those VESTA opens.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.cif import CifWriter
+from pymatgen.io.vasp import Poscar
+
+from model.density import Density
+from model.errors import InputError
+from model.files import atomic_write
+from model.pattern import Pattern
+from model.result import Fit, SolveResult
+
+KINDS = ("density", "pattern", "structure")
+BOHR_A = 0.529177210903  # CODATA 2018 Bohr radius in Å (cube files are in Bohr)
+CIF_SYMPREC = 0.01  # Å, tolerance for finding the symmetry written to CIF
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """A file format: display name, file-name endings (lower case), kind, and its writer."""
+
+    name: str
+    extensions: tuple[str, ...]
+    kind: str
+    write: Callable[[Path, Any], None]
+
+    def matches(self, path: str | Path) -> bool:
+        return Path(path).name.lower().endswith(self.extensions)
+
+    @property
+    def filter(self) -> str:
+        """Qt file-dialog filter, e.g. 'Gaussian cube (*.cube)'."""
+        return f"{self.name} ({' '.join('*' + ext for ext in self.extensions)})"
+
+
+# ---------------------------------------------------------------- density
+
+
+def _write_npy(path: Path, density: Density) -> None:
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, density.values)
+
+
+def _write_npz(path: Path, density: Density) -> None:
+    with atomic_write(path, "wb") as handle:
+        np.savez_compressed(handle, values=density.values, lattice=density.lattice)
+
+
+def _write_cube(path: Path, density: Density) -> None:
+    """Gaussian cube: lengths in Bohr, ρ in e/Bohr³, z index fastest; N voxels span each cell edge."""
+    atoms = _atoms(density)
+    header = [f"cmedgui electron density (IAM), {_formula(density)}",
+              f"{density.n}^3 grid of fractional coordinates; values in e/Bohr^3",
+              f"{len(atoms):5d} {0.0:12.6f} {0.0:12.6f} {0.0:12.6f}"]
+    for axis in density.lattice:
+        voxel = axis / density.n / BOHR_A
+        header.append(f"{density.n:5d} {voxel[0]:12.6f} {voxel[1]:12.6f} {voxel[2]:12.6f}")
+    for z, cart in atoms:
+        x, y, w = cart / BOHR_A
+        header.append(f"{z:5d} {float(z):12.6f} {x:12.6f} {y:12.6f} {w:12.6f}")
+    rows = (density.values.astype(np.float64) * BOHR_A**3).reshape(-1, density.n)
+    with atomic_write(path) as handle:
+        handle.write("\n".join(header) + "\n")
+        handle.write(_number_lines(rows, 6, "%13.5E"))
+
+
+def _write_xsf(path: Path, density: Density) -> None:
+    """XCrySDen XSF: periodic general grid of N+1 points a side (last plane repeats the first),
+    x index fastest, ρ in e/Å³; atoms in Cartesian Å."""
+    atoms = _atoms(density)
+    lines = ["CRYSTAL", "PRIMVEC", *(_vector(row) for row in density.lattice)]
+    if atoms:
+        lines += ["PRIMCOORD", f"{len(atoms)} 1", *(f"{z:3d} {_vector(cart)}" for z, cart in atoms)]
+    n1 = density.n + 1
+    lines += ["BEGIN_BLOCK_DATAGRID_3D", "cmedgui_density", "BEGIN_DATAGRID_3D_electron_density",
+              f"{n1} {n1} {n1}", _vector(np.zeros(3)), *(_vector(row) for row in density.lattice)]
+    periodic = np.pad(density.values, ((0, 1), (0, 1), (0, 1)), mode="wrap")
+    with atomic_write(path) as handle:
+        handle.write("\n".join(lines) + "\n")
+        handle.write(_number_lines(periodic.ravel(order="F")[None, :], 6, "%13.5E"))
+        handle.write("END_DATAGRID_3D\nEND_BLOCK_DATAGRID_3D\n")
+
+
+def _write_chgcar(path: Path, density: Density) -> None:
+    """VASP CHGCAR: POSCAR header, then ρ·V_cell (e) with x index fastest, as VASP stores it."""
+    if density.structure is None:
+        raise InputError(path, "a VASP CHGCAR needs the atoms and this density has none: "
+                               "export .cube, .xsf or .npz instead")
+    structure = _ordered(density.structure).get_sorted_structure()
+    poscar = Poscar(structure, comment=f"cmedgui electron density (IAM), {_formula(density)}")
+    flat = density.values.astype(np.float64).ravel(order="F") * density.volume_A3
+    with atomic_write(path) as handle:
+        handle.write(poscar.get_str(significant_figures=8) + "\n")
+        handle.write(f"{density.n:5d}{density.n:5d}{density.n:5d}\n")
+        handle.write(_number_lines(flat[None, :], 5, "%18.11E"))
+
+
+def _atoms(density: Density) -> list[tuple[int, np.ndarray]]:
+    """(Z, Cartesian Å) of each site, the majority element where a site is shared."""
+    if density.structure is None:
+        return []
+    return [(max(site.species.items(), key=lambda item: item[1])[0].Z, site.coords)
+            for site in density.structure]
+
+
+def _ordered(structure: Structure) -> Structure:
+    """Each site given its majority element: VASP files cannot hold partial occupancy."""
+    return Structure(structure.lattice,
+                     [max(site.species.items(), key=lambda item: item[1])[0] for site in structure],
+                     structure.frac_coords)
+
+
+def _formula(density: Density) -> str:
+    return density.structure.composition.reduced_formula if density.structure is not None else "no atoms"
+
+
+def _vector(values: np.ndarray) -> str:
+    return " ".join(f"{v:14.8f}" for v in values)
+
+
+def _number_lines(rows: np.ndarray, per_line: int, fmt: str) -> str:
+    """Each row of a 2-D array on its own lines, ``per_line`` numbers to a line."""
+    cells = np.char.mod(fmt, rows)
+    lines = [" ".join(row[start:start + per_line])
+             for row in cells for start in range(0, rows.shape[1], per_line)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- pattern
+
+
+def _columns(obj: Pattern | Fit) -> tuple[list[str], np.ndarray]:
+    if isinstance(obj, Fit):
+        names = ["two_theta", "obs", "calc", "background", "diff"]
+        data = [obj.two_theta, obj.observed, obj.calculated, obj.background, obj.difference]
+    else:
+        names = ["two_theta", "intensity"] + (["sigma"] if obj.sigma is not None else [])
+        data = [obj.two_theta, obj.intensity] + ([obj.sigma] if obj.sigma is not None else [])
+    return names, np.column_stack([np.asarray(column, dtype=float) for column in data])
+
+
+def _write_xy(path: Path, obj: Pattern | Fit) -> None:
+    """Whitespace columns (2θ in degrees first) under '#' lines: source, wavelength, column names."""
+    names, table = _columns(obj)
+    header = []
+    if isinstance(obj, Pattern):
+        header.append(f"source: {obj.provenance.path or obj.name} ({obj.provenance.format or 'unknown'})")
+        header.append(f"wavelength_A: {_wavelength_text(obj)}")
+    header.append(" ".join(names))
+    _write_table(path, table, header, delimiter=" ")
+
+
+def _write_csv(path: Path, obj: Pattern | Fit) -> None:
+    """Comma-separated columns with one header row (2θ in degrees first)."""
+    names, table = _columns(obj)
+    _write_table(path, table, [",".join(names)], delimiter=",", comments="")
+
+
+def _write_table(path: Path, table: np.ndarray, header: list[str], delimiter: str,
+                 comments: str = "# ") -> None:
+    buffer = io.StringIO()
+    np.savetxt(buffer, table, fmt="%.10g", delimiter=delimiter, header="\n".join(header),
+               comments=comments)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def _wavelength_text(pattern: Pattern) -> str:
+    w = pattern.wavelength
+    if w is None:
+        return "unknown"
+    text = f"{w.ka1:.6f}"
+    if w.has_doublet:
+        text += f" (Ka2 {w.ka2:.6f}, I(Ka2)/I(Ka1) {w.ratio:g})"
+    return text + (f" {w.label}" if w.label else "")
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
+    """CIF with the symmetry found by spglib (pymatgen CifWriter, tolerance CIF_SYMPREC Å)."""
+    structure = solve_result_structure(obj) if isinstance(obj, SolveResult) else obj
+    text = str(CifWriter(structure, symprec=CIF_SYMPREC))
+    with atomic_write(path) as handle:
+        handle.write(text)
+
+
+def solve_result_structure(result: SolveResult) -> Structure:
+    """The solved structure (lattice + sites, occupancies kept) as a pymatgen Structure."""
+    if not result.sites:
+        raise InputError(None, "the solve result has no atoms to write")
+    lattice = Lattice.from_parameters(*result.lattice)
+    return Structure(lattice, [{site.element: site.occupancy} for site in result.sites],
+                     [site.xyz for site in result.sites])
+
+
+# ---------------------------------------------------------------- registry
+
+EXPORTERS: list[Exporter] = [
+    Exporter("Gaussian cube", (".cube",), "density", _write_cube),
+    Exporter("XCrySDen XSF", (".xsf",), "density", _write_xsf),
+    Exporter("VASP CHGCAR", (".vasp", "chgcar"), "density", _write_chgcar),
+    Exporter("NumPy grid with lattice", (".npz",), "density", _write_npz),
+    Exporter("NumPy grid", (".npy",), "density", _write_npy),
+    Exporter("Two-column text", (".xy",), "pattern", _write_xy),
+    Exporter("CSV", (".csv",), "pattern", _write_csv),
+    Exporter("CIF", (".cif",), "structure", _write_cif),
+]
+
+
+def kind_of(obj: Any) -> str:
+    """The export kind of an object; TypeError for objects nothing exports."""
+    if isinstance(obj, Density):
+        return "density"
+    if isinstance(obj, (Pattern, Fit)):
+        return "pattern"
+    if isinstance(obj, (Structure, SolveResult)):
+        return "structure"
+    raise TypeError(f"nothing exports a {type(obj).__name__}")
+
+
+def exporter_for(path: str | Path, kind: str) -> Exporter:
+    """The registry entry of ``kind`` owning the path's ending; InputError names the choices."""
+    if kind not in KINDS:
+        raise InputError(None, f"unknown export kind {kind!r}: one of {', '.join(KINDS)}")
+    for exporter in EXPORTERS:
+        if exporter.kind == kind and exporter.matches(path):
+            return exporter
+    endings = ", ".join(ext for e in EXPORTERS if e.kind == kind for ext in e.extensions)
+    raise InputError(path, f"cannot write a {kind} to this file name: use an ending among {endings}")
+
+
+def export(path: str | Path, obj: Any, kind: str | None = None) -> Exporter:
+    """Write ``obj`` to ``path`` in the format its ending names; returns the entry used."""
+    path = Path(path)
+    exporter = exporter_for(path, kind or kind_of(obj))
+    try:
+        exporter.write(path, obj)
+    except OSError as error:
+        raise InputError(path, f"cannot write: {error.strerror or error}") from None
+    return exporter
+
+
+def file_filter(kind: str) -> str:
+    """Filter string for a Qt save dialog, ';;'-separated, one entry per format of ``kind``."""
+    filters = [e.filter for e in EXPORTERS if e.kind == kind]
+    if not filters:
+        raise InputError(None, f"unknown export kind {kind!r}: one of {', '.join(KINDS)}")
+    return ";;".join(filters)
