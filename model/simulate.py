@@ -1,0 +1,310 @@
+"""Powder patterns from crystal structures: sticks (as pymatgen's XRDCalculator) and full profiles.
+
+Angles are degrees 2θ, wavelengths and d in Å. A profile is a sum of Thompson–Cox–Hastings
+pseudo-Voigt peaks at Kα1 and Kα2, with Lorentz–polarisation, zero shift, sample displacement,
+March–Dollase preferred orientation, a Chebyshev background and Poisson noise.
+
+The profile formula exists once, in torch (``profile_torch``, batched, for training on GPU and
+refinement with autograd); ``profile`` and ``simulate_pattern`` call it on CPU tensors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.analysis.diffraction.core import AbstractDiffractionPatternCalculator
+from pymatgen.core import Structure
+
+from model.errors import InputError
+from model.files import atomic_write
+from model.pattern import Pattern, Provenance, Wavelength
+from model.scattering import Reflections, metric_family, reflections
+
+__all__ = ["Reflections", "reflections", "Sticks", "sticks", "ProfileParams", "profile",
+           "profile_torch", "params_torch", "march_dollase", "lorentz_polarisation",
+           "simulate_pattern", "random_lab_params"]
+
+# Reflections outside the scan still put tails into it; simulate this far beyond its end (degrees).
+_TAIL_MARGIN_DEG = 2.0
+# Entries of the (batch × reflections × points) peak array evaluated at once, to bound memory.
+_CHUNK = 1 << 24
+# Highest Bragg angle simulated: LP and the Lorentzian width diverge at 2θ = 180°.
+_SIN_THETA_MAX = math.sin(math.radians(179.5 / 2))
+
+
+def lorentz_polarisation(theta_rad):
+    """(1 + cos²2θ) / (sin²θ cosθ), pymatgen's factor; NumPy array or torch tensor of θ (radians)."""
+    xp = torch if isinstance(theta_rad, torch.Tensor) else np
+    return (1 + xp.cos(2 * theta_rad) ** 2) / (xp.sin(theta_rad) ** 2 * xp.cos(theta_rad))
+
+
+@dataclass(frozen=True, eq=False)
+class Sticks:
+    """Stick pattern at one wavelength: 2θ (degrees, increasing), intensity (max 100, LP included)."""
+
+    two_theta: np.ndarray
+    intensity: np.ndarray
+    reflections: Reflections
+    wavelength_A: float
+
+    d = property(lambda self: self.reflections.d, doc="d (Å)")
+    hkl = property(lambda self: self.reflections.hkl, doc="(n, 3) representative hkl")
+    multiplicity = property(lambda self: self.reflections.multiplicity)
+    f2 = property(lambda self: self.reflections.f2, doc="mean |F|² (e²)")
+
+    def __len__(self) -> int:
+        return self.two_theta.size
+
+    def write_csv(self, path: str | Path) -> None:
+        """CSV with columns two_theta,intensity,d,h,k,l,multiplicity, written atomically."""
+        with atomic_write(path) as out:
+            out.write("two_theta,intensity,d,h,k,l,multiplicity\n")
+            for tt, inten, d, (h, k, l), m in zip(self.two_theta, self.intensity, self.d,
+                                                  self.hkl, self.multiplicity):
+                out.write(f"{tt:.5f},{inten:.4f},{d:.6f},{h},{k},{l},{m}\n")
+
+
+def sticks(structure: Structure, wavelength: Wavelength | float,
+           two_theta_range: tuple[float, float] = (0, 90),
+           biso: float | dict[str, float] | None = None) -> Sticks:
+    """Sticks at Kα1 (or the single wavelength) in two_theta_range, as XRDCalculator.get_pattern."""
+    lam = (wavelength if isinstance(wavelength, Wavelength) else Wavelength(float(wavelength))).ka1
+    lo, hi = (float(t) for t in two_theta_range)
+    if not (0 <= lo < hi <= 180):
+        raise InputError(None, f"2θ range {lo:g}–{hi:g}° must satisfy 0 ≤ min < max ≤ 180")
+    refl = reflections(structure, lam / (2 * min(math.sin(math.radians(hi / 2)), 1.0)), biso)
+    theta = np.arcsin(np.minimum(lam / (2 * refl.d), 1.0))
+    two_theta = np.degrees(2 * theta)
+    intensity = refl.multiplicity * refl.f2 * lorentz_polarisation(theta)
+    in_range = (two_theta >= lo) & (two_theta <= hi)
+    intensity = 100 * intensity / intensity[in_range].max() if in_range.any() else intensity
+    keep = in_range & (intensity > AbstractDiffractionPatternCalculator.SCALED_INTENSITY_TOL)
+    return Sticks(two_theta[keep], intensity[keep], refl.subset(keep), lam)
+
+
+@dataclass(frozen=True)
+class ProfileParams:
+    """Instrument and sample conditions of a simulated pattern.
+
+    Widths (Thompson–Cox–Hastings): Gaussian FWHM² = u·tan²θ + v·tanθ + w (deg²), Lorentzian
+    FWHM = x/cosθ + y·tanθ (deg). zero: 2θ zero shift (deg, added to every peak). Sample
+    displacement s (mm) on a goniometer of radius R (mm) shifts peaks by −2·s·cosθ/R (rad).
+    ka2: include Kα2 where the Wavelength has a doublet (False: Kα1-monochromated instrument).
+    background: Chebyshev coefficients over the scan (2θ mapped to −1…1), as fractions of the
+    strongest peak. March–Dollase ratio r along reciprocal direction po_direction (1 = random).
+    scale: height of the strongest point; counts: Poisson counts at that point (None = no noise).
+    """
+
+    u: float = 0.01
+    v: float = -0.005
+    w: float = 0.004
+    x: float = 0.02
+    y: float = 0.01
+    zero: float = 0.0
+    displacement_mm: float = 0.0
+    goniometer_radius_mm: float = 240.0
+    ka2: bool = True
+    background: tuple[float, ...] = (0.03, -0.01, 0.005)
+    po_ratio: float = 1.0
+    po_direction: tuple[int, int, int] = (0, 0, 1)
+    scale: float = 1000.0
+    counts: float | None = None
+
+    def __post_init__(self):
+        values = [self.u, self.v, self.w, self.x, self.y, self.zero, self.displacement_mm,
+                  self.goniometer_radius_mm, self.po_ratio, self.scale, *self.background]
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(None, "profile parameters must be finite")
+        if self.w <= 0 or self.u < 0 or (self.v < 0 and self.v ** 2 >= 4 * self.u * self.w):
+            raise InputError(None, f"u, v, w = {self.u:g}, {self.v:g}, {self.w:g} give a "
+                                   "non-positive Gaussian width")
+        if self.x < 0 or self.y < 0:
+            raise InputError(None, "Lorentzian widths x, y must be ≥ 0")
+        if self.po_ratio <= 0 or not any(self.po_direction):
+            raise InputError(None, "March–Dollase ratio must be > 0 along a non-zero direction")
+        if self.goniometer_radius_mm <= 0 or self.scale <= 0:
+            raise InputError(None, "goniometer radius and scale must be > 0")
+        if self.counts is not None and not (self.counts > 0 and math.isfinite(self.counts)):
+            raise InputError(None, f"counts {self.counts!r} must be a positive number or None")
+
+
+def random_lab_params(rng: np.random.Generator) -> ProfileParams:
+    """Randomised but realistic laboratory conditions, for training augmentation and benchmarks."""
+    u = rng.uniform(0.0, 0.03)
+    w = rng.uniform(0.001, 0.015)
+    v = -rng.uniform(0.0, 0.9) * 2 * math.sqrt(u * w)  # keeps u·t² + v·t + w > 0
+    c0 = rng.uniform(0.0, 0.3)
+    shape = rng.uniform(-1, 1, size=int(rng.integers(0, 5)))
+    shape *= c0 / max(1.0, np.abs(shape).sum() / 0.8)  # |Σ cₖTₖ| < c0: background stays ≥ 0
+    oriented = rng.random() < 0.5
+    return ProfileParams(
+        u=u, v=v, w=w, x=rng.uniform(0.0, 0.08), y=rng.uniform(0.0, 0.08),
+        zero=rng.uniform(-0.05, 0.05), displacement_mm=rng.normal(0.0, 0.05),
+        ka2=bool(rng.random() < 0.8), background=(c0, *shape.tolist()),
+        po_ratio=float(np.exp(rng.uniform(-0.4, 0.4))) if oriented else 1.0,
+        po_direction=[(0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1)][rng.integers(5)],
+        scale=1000.0, counts=float(10 ** rng.uniform(2.5, 5.5)),
+    )
+
+
+def march_dollase(refl: Reflections, ratio: float, direction: tuple[int, int, int]) -> np.ndarray:
+    """(R,) March–Dollase factor (r²cos²α + sin²α/r)^(−3/2), averaged over each line's members.
+
+    α is the angle between a member's scattering vector and the reciprocal-lattice direction.
+    """
+    if ratio == 1.0 or len(refl) == 0:
+        return np.ones(len(refl))
+    reciprocal = np.linalg.inv(refl.lattice).T
+    g = metric_family(refl.hkl, refl.lattice) @ reciprocal
+    n = np.asarray(direction, dtype=float) @ reciprocal
+    cos2 = (g @ n) ** 2 / (np.einsum("rsi,rsi->rs", g, g) * (n @ n))
+    return np.mean((ratio ** 2 * cos2 + (1 - cos2) / ratio) ** -1.5, axis=1)
+
+
+def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
+                 dtype=torch.float32, device=None) -> dict[str, torch.Tensor]:
+    """The (B,) tensors profile_torch takes (background (B, K)), from one ProfileParams per row.
+
+    Preferred orientation is not among them: it depends on hkl, so it goes into the weights
+    (multiply by ``march_dollase``).
+    """
+    doublet = [p.ka2 and w.has_doublet for p, w in zip(params, wavelengths)]
+    columns = {
+        **{k: [getattr(p, k) for p in params] for k in ("u", "v", "w", "x", "y", "zero")},
+        "shift_cos": [math.degrees(-2 * p.displacement_mm / p.goniometer_radius_mm) for p in params],
+        "ka2_ratio": [w.ratio if on else 0.0 for w, on in zip(wavelengths, doublet)],
+        "ka2_over_ka1": [w.ka2 / w.ka1 if on else 1.0 for w, on in zip(wavelengths, doublet)],
+        "counts": [p.counts or 0.0 for p in params],
+    }
+    out = {k: torch.tensor(v, dtype=dtype, device=device) for k, v in columns.items()}
+    n_background = max(len(p.background) for p in params)
+    out["background"] = torch.tensor([list(p.background) + [0.0] * (n_background - len(p.background))
+                                      for p in params], dtype=dtype, device=device)
+    return out
+
+
+def profile_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor,
+                  wavelength_A: torch.Tensor, params: dict[str, torch.Tensor],
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, G) profiles on two_theta (G,) degrees, each normalised to max 1 (before noise).
+
+    d (B, R) Å and weight (B, R) = multiplicity·|F|² (times any preferred-orientation factor),
+    0 for padding; wavelength_A (B,) is Kα1. params: (B,) tensors u, v, w (deg²), x, y, zero
+    (deg), ka2_ratio (I(Kα2)/I(Kα1), 0 = none), ka2_over_ka1 (λ ratio); optional shift_cos
+    (deg, peak shift ×cosθ from sample displacement), background (B, K) Chebyshev coefficients
+    relative to the strongest peak, counts (B,) Poisson counts at the maximum (0 = no noise).
+    Differentiable in d, weight and every parameter except counts.
+    """
+    two_theta = two_theta.to(d.dtype)
+    peaks = _peaks(d, weight, wavelength_A, two_theta, params)
+    ka2 = params["ka2_ratio"]
+    if bool((ka2 > 0).any()):
+        peaks = peaks + _peaks(d, weight * ka2[:, None], wavelength_A * params["ka2_over_ka1"],
+                               two_theta, params)
+    y = peaks / peaks.amax(1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
+    if "background" in params:
+        y = y + _chebyshev(two_theta, params["background"].to(d.dtype))
+        y = y / y.amax(1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
+    if "counts" in params and bool((params["counts"] > 0).any()):
+        counts = params["counts"].to(d.dtype)[:, None]
+        safe = torch.where(counts > 0, counts, torch.ones_like(counts))
+        noisy = torch.poisson((y * safe).detach().clamp_min(0), generator=generator) / safe
+        y = torch.where(counts > 0, noisy, y)
+    return y
+
+
+def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
+    """Σ_reflections weight·LP·pseudo-Voigt at one wavelength: (B, G)."""
+    lam = wavelength_A.to(d.dtype)[:, None]
+    valid = (weight > 0) & (d > 0) & (lam / (2 * d.clamp_min(1e-12)) < _SIN_THETA_MAX)
+    sin_theta = lam / (2 * torch.where(valid, d, lam))  # padding sits harmlessly at 2θ = 60°
+    theta = torch.arcsin(sin_theta)
+    cos_theta, tan_theta = torch.cos(theta), torch.tan(theta)
+    amplitude = torch.where(valid, weight, torch.zeros_like(weight)) * lorentz_polarisation(theta)
+
+    col = {k: p[k].to(d.dtype)[:, None] for k in ("u", "v", "w", "x", "y", "zero")}
+    shift = p["shift_cos"].to(d.dtype)[:, None] * cos_theta if "shift_cos" in p else 0.0
+    centre = torch.rad2deg(2 * theta) + col["zero"] + shift
+    fwhm_g = (col["u"] * tan_theta ** 2 + col["v"] * tan_theta + col["w"]).clamp_min(1e-10).sqrt()
+    fwhm_l = (col["x"] / cos_theta + col["y"] * tan_theta).clamp_min(0)
+    fwhm, eta = _tch(fwhm_g, fwhm_l)
+
+    batch, n_refl = d.shape
+    rows = max(1, _CHUNK // max(1, batch * two_theta.numel()))
+    total = torch.zeros(batch, two_theta.numel(), dtype=d.dtype, device=d.device)
+    for i in range(0, n_refl, rows):
+        cut = slice(i, i + rows)
+        h, e = fwhm[:, cut, None], eta[:, cut, None]
+        z = 4 * ((two_theta - centre[:, cut, None]) / h) ** 2
+        lorentz = 2 / (math.pi * h * (1 + z))
+        gauss = (2 / h) * math.sqrt(math.log(2) / math.pi) * torch.exp(-math.log(2) * z)
+        total = total + ((e * lorentz + (1 - e) * gauss) * amplitude[:, cut, None]).sum(1)
+    return total
+
+
+def _tch(fwhm_g: torch.Tensor, fwhm_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thompson–Cox–Hastings total FWHM and Lorentzian fraction η of the pseudo-Voigt."""
+    g, l = fwhm_g, fwhm_l
+    fwhm = (g ** 5 + 2.69269 * g ** 4 * l + 2.42843 * g ** 3 * l ** 2 + 4.47163 * g ** 2 * l ** 3
+            + 0.07842 * g * l ** 4 + l ** 5) ** 0.2
+    q = l / fwhm
+    return fwhm, 1.36603 * q - 0.47719 * q ** 2 + 0.11116 * q ** 3
+
+
+def _chebyshev(two_theta: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """(B, G) Σₖ cₖ·Tₖ(x), x = 2θ mapped linearly onto −1…1 over the scan."""
+    span = (two_theta[-1] - two_theta[0]).clamp_min(1e-12)
+    x = 2 * (two_theta - two_theta[0]) / span - 1
+    terms = [torch.ones_like(x), x]
+    while len(terms) < coeffs.shape[1]:
+        terms.append(2 * x * terms[-1] - terms[-2])
+    return coeffs @ torch.stack(terms[:coeffs.shape[1]])
+
+
+def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
+            wavelength: Wavelength, params: ProfileParams | None = None,
+            rng: np.random.Generator | None = None) -> np.ndarray:
+    """Full profile (strongest point = params.scale) of the reflections on two_theta (degrees).
+
+    Each reflection appears at Kα1 and, when the wavelength has a doublet and params.ka2, at Kα2;
+    ``rng`` draws the Poisson noise when params.counts is set.
+    """
+    params = params or ProfileParams()
+    refl = getattr(sticks_or_reflections, "reflections", sticks_or_reflections)
+    weight = refl.multiplicity * refl.f2 * march_dollase(refl, params.po_ratio, params.po_direction)
+    generator = None
+    if params.counts is not None:
+        rng = rng if rng is not None else np.random.default_rng()
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+    with torch.no_grad():
+        y = profile_torch(torch.from_numpy(refl.d.astype(float))[None],
+                          torch.from_numpy(weight.astype(float))[None],
+                          torch.from_numpy(np.asarray(two_theta, dtype=float)),
+                          torch.tensor([wavelength.ka1], dtype=torch.float64),
+                          params_torch([params], [wavelength], dtype=torch.float64),
+                          generator)
+    return params.scale * y[0].numpy()
+
+
+def simulate_pattern(structure: Structure, wavelength: Wavelength, two_theta: np.ndarray,
+                     params: ProfileParams | None = None, rng: np.random.Generator | None = None,
+                     biso: float | dict[str, float] | None = None) -> Pattern:
+    """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees)."""
+    params = params or ProfileParams()
+    two_theta = np.asarray(two_theta, dtype=float)
+    if two_theta.ndim != 1 or two_theta.size < 2 or np.any(np.diff(two_theta) <= 0):
+        raise InputError(None, "2θ grid must be strictly increasing with at least 2 points")
+    if two_theta[0] < 0 or two_theta[-1] >= 180:
+        raise InputError(None, f"2θ {two_theta[0]:g}–{two_theta[-1]:g}° is outside 0–180°")
+    longest = max(wavelength.ka1, wavelength.ka2 or 0.0)
+    reach = math.radians(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5) / 2)
+    refl = reflections(structure, longest / (2 * math.sin(reach)), biso)
+    intensity = profile(two_theta, refl, wavelength, params, rng)
+    metadata = {"formula": structure.composition.reduced_formula, "profile": dataclasses.asdict(params)}
+    return Pattern(two_theta, intensity, wavelength=wavelength,
+                   provenance=Provenance(format="simulated", metadata=metadata))
