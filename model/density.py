@@ -127,7 +127,7 @@ def cmed(structure: Structure, n: int = 32, biso: float | None = None,
         f_hkl[n // 2, :, :] = 0
         f_hkl[:, n // 2, :] = 0
         f_hkl[:, :, n // 2] = 0
-    values = np.fft.irfftn(f_hkl, s=(n, n, n)) * (n**3 / structure.volume)
+    values = np.fft.irfftn(f_hkl, s=(n, n, n), axes=(0, 1, 2)) * (n**3 / structure.volume)
     return Density(values.astype(np.float32), lattice, structure)
 
 
