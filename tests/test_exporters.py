@@ -1,0 +1,207 @@
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.common import VolumetricData
+from pymatgen.io.vasp import Chgcar
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from model.density import Density, cmed
+from model.errors import InputError
+from model.exporters import BOHR_A, EXPORTERS, export, exporter_for, file_filter, kind_of
+from model.pattern import ANODES, Pattern, Provenance
+from model.result import Fit, Site, SolveResult
+
+N = 12
+PEAK = (3, 6, 9)  # Cu at fractional (0.25, 0.5, 0.75) on a 12³ grid
+
+
+@pytest.fixture(scope="module")
+def density():
+    """A triclinic cell, so a swapped axis or a transposed lattice shows up."""
+    structure = Structure(Lattice.from_parameters(4.0, 5.0, 6.0, 80, 95, 105), ["Cu", "O"],
+                          [[0.25, 0.5, 0.75], [0.6, 0.1, 0.3]])
+    return cmed(structure, n=N, conventional=False)
+
+
+def peak(values):
+    return tuple(int(i) for i in np.unravel_index(np.argmax(values), values.shape))
+
+
+def no_leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.endswith(".part")] == []
+
+
+def read_xsf(path):
+    """Lattice (PRIMVEC), atoms (Z, Cartesian Å) and the periodic DATAGRID_3D of an XSF file."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    primvec = np.array([lines[i].split() for i in range(lines.index("PRIMVEC") + 1,
+                                                         lines.index("PRIMVEC") + 4)], dtype=float)
+    count = int(lines[lines.index("PRIMCOORD") + 1].split()[0])
+    atoms = [(int(line.split()[0]), np.array(line.split()[1:4], dtype=float))
+             for line in lines[lines.index("PRIMCOORD") + 2: lines.index("PRIMCOORD") + 2 + count]]
+    start = next(i for i, line in enumerate(lines) if line.startswith("BEGIN_DATAGRID_3D"))
+    shape = tuple(int(v) for v in lines[start + 1].split())
+    origin = np.array(lines[start + 2].split(), dtype=float)
+    span = np.array([lines[start + 3 + i].split() for i in range(3)], dtype=float)
+    end = lines.index("END_DATAGRID_3D")
+    data = np.array(" ".join(lines[start + 6: end]).split(), dtype=float)
+    return primvec, atoms, origin, span, data.reshape(shape, order="F")
+
+
+def test_cube_round_trip_with_pymatgen(density, tmp_path):
+    path = tmp_path / "rho.cube"
+    assert export(path, density).name == "Gaussian cube"
+    read = VolumetricData.from_cube(path)
+    values = read.data["total"] / BOHR_A**3  # e/Bohr³ → e/Å³
+    np.testing.assert_allclose(values, density.values, atol=1e-4 * density.values.max())
+    assert peak(values) == PEAK
+    np.testing.assert_allclose(read.structure.lattice.matrix, density.lattice, atol=1e-5)
+    np.testing.assert_allclose(read.structure.frac_coords, density.structure.frac_coords, atol=1e-5)
+    assert [s.symbol for s in read.structure.species] == ["Cu", "O"]
+
+
+def test_xsf_round_trip(density, tmp_path):
+    path = tmp_path / "rho.xsf"
+    export(path, density)
+    primvec, atoms, origin, span, grid = read_xsf(path)
+    assert grid.shape == (N + 1,) * 3
+    np.testing.assert_allclose(primvec, density.lattice, atol=1e-6)
+    np.testing.assert_allclose(span, density.lattice, atol=1e-6)
+    np.testing.assert_allclose(origin, 0)
+    assert [z for z, _ in atoms] == [29, 8]
+    np.testing.assert_allclose(atoms[0][1], density.structure[0].coords, atol=1e-6)
+    np.testing.assert_allclose(grid[:N, :N, :N], density.values, atol=1e-4 * density.values.max())
+    np.testing.assert_array_equal(grid[N], grid[0])  # periodic grid: last plane repeats the first
+    np.testing.assert_array_equal(grid[:, :, N], grid[:, :, 0])
+    assert peak(grid[:N, :N, :N]) == PEAK
+
+
+@pytest.mark.parametrize("name", ["CHGCAR", "rho.vasp", "Cu_O.chgcar"])
+def test_chgcar_round_trip_with_pymatgen(density, tmp_path, name):
+    path = tmp_path / name
+    assert export(path, density).name == "VASP CHGCAR"
+    read = Chgcar.from_file(str(path))
+    values = read.data["total"] / read.structure.volume  # VASP stores ρ·V
+    np.testing.assert_allclose(values, density.values, rtol=1e-6, atol=1e-6 * density.values.max())
+    assert peak(values) == PEAK
+    np.testing.assert_allclose(read.structure.lattice.matrix, density.lattice, atol=1e-6)
+    assert read.structure.composition == density.structure.composition
+
+
+def test_numpy_formats_round_trip(density, tmp_path):
+    export(tmp_path / "rho.npy", density)
+    np.testing.assert_array_equal(np.load(tmp_path / "rho.npy"), density.values)
+    export(tmp_path / "rho.npz", density)
+    with np.load(tmp_path / "rho.npz") as archive:
+        np.testing.assert_array_equal(archive["values"], density.values)
+        np.testing.assert_array_equal(archive["lattice"], density.lattice)
+
+
+def test_density_without_atoms(density, tmp_path):
+    bare = Density(density.values, density.lattice)
+    export(tmp_path / "bare.cube", bare)
+    np.testing.assert_allclose(VolumetricData.from_cube(tmp_path / "bare.cube").data["total"] / BOHR_A**3,
+                               density.values, atol=1e-4 * density.values.max())
+    export(tmp_path / "bare.xsf", bare)
+    assert "PRIMCOORD" not in (tmp_path / "bare.xsf").read_text()
+    with pytest.raises(InputError, match="CHGCAR needs the atoms"):
+        export(tmp_path / "CHGCAR", bare)
+    assert not (tmp_path / "CHGCAR").exists() and no_leftovers(tmp_path)
+
+
+def test_partial_occupancy_written_as_majority_element(tmp_path):
+    structure = Structure(Lattice.cubic(3.6), [{"Cu": 0.75, "Au": 0.25}], [[0, 0, 0]])
+    density = cmed(structure, n=8, conventional=False)
+    export(tmp_path / "CHGCAR", density)
+    assert Chgcar.from_file(str(tmp_path / "CHGCAR")).structure.composition.reduced_formula == "Cu"
+    export(tmp_path / "alloy.cube", density)
+    assert VolumetricData.from_cube(tmp_path / "alloy.cube").structure.species[0].symbol == "Cu"
+
+
+@pytest.fixture
+def pattern():
+    two_theta = np.linspace(10, 80, 71)
+    return Pattern(two_theta, 100 + 50 * np.sin(two_theta), sigma=np.full(71, 3.0),
+                   wavelength=ANODES["CuKa"], provenance=Provenance("scan.raw", "bruker"))
+
+
+def test_pattern_xy_and_csv(pattern, tmp_path):
+    export(tmp_path / "p.xy", pattern)
+    text = (tmp_path / "p.xy").read_text()
+    assert "# wavelength_A: 1.540593" in text and "scan.raw" in text
+    table = np.loadtxt(tmp_path / "p.xy")
+    np.testing.assert_allclose(table, np.column_stack([pattern.two_theta, pattern.intensity, pattern.sigma]),
+                               rtol=1e-9)
+    export(tmp_path / "p.csv", pattern)
+    table = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)
+    assert table.dtype.names == ("two_theta", "intensity", "sigma")
+    np.testing.assert_allclose(table["intensity"], pattern.intensity, rtol=1e-9)
+
+
+def test_fit_xy_and_csv(tmp_path):
+    x = np.linspace(5, 60, 56)
+    fit = Fit(x, np.cos(x) + 2, np.cos(x) + 1.9, np.full(56, 0.5))
+    export(tmp_path / "fit.csv", fit)
+    table = np.genfromtxt(tmp_path / "fit.csv", delimiter=",", names=True)
+    assert table.dtype.names == ("two_theta", "obs", "calc", "background", "diff")
+    np.testing.assert_allclose(table["diff"], fit.difference, rtol=1e-9, atol=1e-12)
+    export(tmp_path / "fit.xy", fit)
+    table = np.loadtxt(tmp_path / "fit.xy")
+    assert table.shape == (56, 5)
+    np.testing.assert_allclose(table[:, 2], fit.calculated, rtol=1e-9)
+
+
+def test_cif_keeps_the_symmetry(tmp_path):
+    structure = Structure.from_spacegroup("P6_3/mmc", Lattice.hexagonal(3.2, 5.2), ["Mg"],
+                                          [[1 / 3, 2 / 3, 0.25]])
+    export(tmp_path / "mg.cif", structure)
+    text = (tmp_path / "mg.cif").read_text()
+    assert "P6_3/mmc" in text
+    read = Structure.from_file(tmp_path / "mg.cif")
+    assert SpacegroupAnalyzer(read).get_space_group_number() == 194
+    assert read.composition == structure.composition
+
+
+def test_cif_from_solve_result(tmp_path):
+    result = SolveResult((5.64, 5.64, 5.64, 90, 90, 90), "Fm-3m", 225, "cubic",
+                         [Site("Na", (0, 0, 0)), Site("Cl", (0.5, 0.5, 0.5), occupancy=0.5)],
+                         rwp=9.0, rp=7.0, gof=1.1)
+    export(tmp_path / "solved.cif", result)
+    read = Structure.from_file(tmp_path / "solved.cif")
+    assert read.lattice.a == pytest.approx(5.64)
+    assert read.composition.get_el_amt_dict() == {"Na": 1.0, "Cl": 0.5}
+
+
+def test_registry_choices_and_errors(density, pattern, tmp_path):
+    assert {e.kind for e in EXPORTERS} == {"density", "pattern", "structure"}
+    assert exporter_for("x/y/CHGCAR", "density").name == "VASP CHGCAR"
+    assert exporter_for("RHO.CUBE", "density").name == "Gaussian cube"
+    assert kind_of(density) == "density" and kind_of(pattern) == "pattern"
+    with pytest.raises(TypeError):
+        kind_of(object())
+    with pytest.raises(InputError, match=r"\.cube"):
+        export(tmp_path / "rho.png", density)
+    with pytest.raises(InputError, match="pattern"):
+        export(tmp_path / "p.cube", pattern)
+    with pytest.raises(InputError, match="export kind"):
+        exporter_for("a.cube", "figure")
+    (tmp_path / "folder.cube").mkdir()
+    with pytest.raises(InputError, match="cannot write"):
+        export(tmp_path / "folder.cube", density)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.cube"]
+
+
+def test_file_filter():
+    assert file_filter("density").split(";;")[0] == "Gaussian cube (*.cube)"
+    assert "VASP CHGCAR (*.vasp *chgcar)" in file_filter("density")
+    assert file_filter("structure") == "CIF (*.cif)"
+    with pytest.raises(InputError):
+        file_filter("nothing")
+
+
+def test_failed_write_leaves_the_old_file(density, tmp_path):
+    path = tmp_path / "CHGCAR"
+    path.write_text("previous")
+    with pytest.raises(InputError):
+        export(path, Density(density.values, density.lattice))
+    assert path.read_text() == "previous" and no_leftovers(tmp_path)
