@@ -1,0 +1,248 @@
+"""Train a density network: ``python -m model.train --data DIR --model {ours,seed} --out RUN``.
+
+DIR is a data set built by ``python -m model.data build`` (shards of CMEDs and reflections);
+patterns are made on the fly from the reflections (``model.nets.synth``). Each step queries
+``--points`` random voxels per crystal. Loss: L1 + L2 between predicted and true density (both in
+units of the mean atomic number of the input composition) plus the seed's KL term; for "ours" the
+loss is the minimum over the equivalent descriptions of the truth (origin shifts, inversion,
+holohedry), for "seed" the truth as stored, as in the paper. Adam with cosine warm restarts.
+RUN gets ``checkpoint.pt`` every few minutes (``--resume`` continues from it), ``log.jsonl`` and
+``best.safetensors`` + card whenever the validation SSIM improves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.files import atomic_write
+from model.metrics import CRYSTAL_SYSTEMS, best_equivalent_ssim, equivalent_index_maps
+from model.nets import build, predict_grids
+from model.nets.inputs import mean_atomic_number
+from model.nets.synth import ours_patterns, seed_patterns
+from model.weights import save_weights
+
+GRID = 32
+REFLECTION_KEYS = ("refl_d", "refl_f2", "refl_mult", "refl_hkl")
+
+
+def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """Stack fixed-size arrays; pad the reflection lists with zeros (multiplicity 0 = padding)."""
+    out = {}
+    for key in samples[0]:
+        values = [torch.as_tensor(np.asarray(s[key])) for s in samples]
+        if key in REFLECTION_KEYS:
+            out[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True)
+        elif values[0].dtype.is_floating_point or values[0].dtype in (torch.int8, torch.int16,
+                                                                       torch.int32, torch.int64):
+            out[key] = torch.stack(values)
+    return out
+
+
+def partial_composition(composition: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compositions as a user may know them: fractions (half the rows) or the element set only,
+    and in 30 % of multi-element rows one element dropped. → (fractions (B, 119), known flag (B,))."""
+    out, known = composition.clone(), torch.ones(composition.shape[0])
+    for i, row in enumerate(out):
+        present = torch.nonzero(row > 0).flatten()
+        if present.numel() > 1 and rng.random() < 0.3:
+            row[present[rng.integers(present.numel())]] = 0
+        if rng.random() < 0.5:
+            row.copy_((row > 0).float())
+            known[i] = 0
+        row /= row.sum()
+    return out, known
+
+
+def training_inputs(kind: str, batch: dict[str, torch.Tensor], rng: np.random.Generator,
+                    augment: bool, realistic: float) -> dict[str, torch.Tensor]:
+    composition = batch["composition"].float()
+    if kind == "seed":
+        generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        return {"pattern": seed_patterns(batch, augment, generator), "composition": composition}
+    lattice = batch["lattice"].float()
+    known = torch.ones(composition.shape[0])
+    if augment:  # indexing error and partly known chemistry, as at solve time
+        lattice = torch.cat([lattice[:, :3] * (1 + 0.003 * torch.from_numpy(
+            rng.standard_normal((lattice.shape[0], 3))).float()), lattice[:, 3:]], 1)
+        composition, known = partial_composition(composition, rng)
+    return {"pattern_q": ours_patterns(batch, realistic, rng), "composition": composition,
+            "composition_known": known, "lattice": lattice, "system": batch["crystal_system"].long()}
+
+
+def density_loss(pred: torch.Tensor, truth: torch.Tensor, systems: torch.Tensor, voxels: torch.Tensor,
+                 invariant: bool) -> torch.Tensor:
+    """(B,) L1 + L2 of pred (B, P) against truth (B, n³) at voxels (B, P); with invariant, the
+    minimum over the truth's equivalent descriptions (metrics.equivalent_index_maps)."""
+    losses = torch.empty(pred.shape[0], device=pred.device)
+    for code in systems.unique().tolist():
+        rows = torch.nonzero(systems == code).flatten()
+        if invariant:
+            maps = equivalent_index_maps(CRYSTAL_SYSTEMS[code], round(truth.shape[1] ** (1 / 3))).to(pred.device)
+        else:
+            maps = torch.arange(truth.shape[1], device=pred.device)[None]
+        idx = maps[:, voxels[rows]].permute(1, 0, 2)  # (b, E, P)
+        target = torch.take_along_dim(truth[rows][:, None, :], idx, dim=2)
+        diff = pred[rows][:, None, :] - target
+        losses[rows] = (diff.abs().mean(-1) + (diff ** 2).mean(-1)).amin(1)
+    return losses
+
+
+def choose_device(name: str | None) -> torch.device:
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def validate(kind: str, net: torch.nn.Module, batches: list[tuple[dict, dict]], device) -> float:
+    """Mean best-equivalent SSIM (25³) of the mean prediction on fixed validation inputs."""
+    scores = []
+    for batch, inputs in batches:
+        grids = predict_grids(net, {k: v.to(device) for k, v in inputs.items()}, GRID, sample=False)
+        for grid, truth, code in zip(grids.float().cpu(), batch["cmed"].float(), batch["crystal_system"]):
+            scores.append(best_equivalent_ssim(grid.numpy(), truth.reshape(GRID, GRID, GRID).numpy(),
+                                               CRYSTAL_SYSTEMS[int(code)])[0])
+    net.train()
+    return float(np.mean(scores))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, type=Path, help="data set folder (manifest.csv, shards/)")
+    p.add_argument("--model", choices=("ours", "seed"), default="ours")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--config", type=json.loads, default={},
+                   help='network config as JSON, e.g. \'{"width": 128}\' (default: full size)')
+    p.add_argument("--device", help="cuda, cuda:1 or cpu (default: CUDA when present)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--points", type=int, default=1000, help="query voxels per crystal per step")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--restart-epochs", type=int, default=10, help="cosine warm-restart period")
+    p.add_argument("--kl-weight", type=float, default=0.05)
+    p.add_argument("--realistic", type=float, default=0.75,
+                   help="fraction of 'ours' training patterns with random lab conditions")
+    p.add_argument("--val", type=int, default=32, help="validation crystals")
+    p.add_argument("--val-every", type=int, default=200, help="steps between validations")
+    p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    return p.parse_args(argv)
+
+
+def load_data(directory: Path, split: str):
+    from model.data import CMEDDataset  # the data builder's reader of DIR/shards
+
+    return CMEDDataset(directory, split)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    device = choose_device(args.device)
+    train_set, val_set = load_data(args.data, "train"), load_data(args.data, "val")
+    return run(args, train_set, val_set, device, rng)
+
+
+def run(args, train_set, val_set, device: torch.device, rng: np.random.Generator) -> int:
+    """The training loop over given datasets; returns 0. Separate from main() for tests."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    net = build(args.model, args.config).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
+    steps_per_epoch = max(1, len(train_set) // args.batch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        optimizer, T_0=args.restart_epochs * steps_per_epoch, eta_min=args.lr * 0.01)
+    state = {"step": 0, "epoch": 0, "seconds": 0.0, "best_ssim": -1.0}
+    checkpoint = args.out / "checkpoint.pt"
+    if args.resume and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = saved["state"]
+        rng = np.random.default_rng([args.seed, state["step"]])
+    loader = torch.utils.data.DataLoader(train_set, batch_size=args.batch, shuffle=True, drop_last=True,
+                                         collate_fn=collate, num_workers=args.workers)
+    val_rng = np.random.default_rng(12345)
+    val_batches = []
+    for start in range(0, min(args.val, len(val_set)), args.batch):
+        batch = collate([val_set[i] for i in range(start, min(start + args.batch, args.val, len(val_set)))])
+        val_batches.append((batch, training_inputs(args.model, batch, val_rng, augment=False,
+                                                   realistic=args.realistic)))
+    amp = device.type == "cuda"
+    last_checkpoint = time.monotonic()
+    started = time.monotonic() - state["seconds"]
+    log = open(args.out / "log.jsonl", "a", encoding="utf-8")
+    net.train()
+    out_of_time = False
+    for epoch in range(state["epoch"], args.epochs):
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr, leave=False)
+        for batch in bar:
+            inputs = {k: v.to(device) for k, v in training_inputs(args.model, batch, rng, True,
+                                                                   args.realistic).items()}
+            b = batch["cmed"].shape[0]
+            voxels = torch.randint(0, GRID ** 3, (b, args.points), device=device)
+            points = torch.stack(torch.unravel_index(voxels, (GRID,) * 3), -1).float() / GRID
+            truth = batch["cmed"].to(device).float().reshape(b, -1)
+            truth = truth / mean_atomic_number(inputs["composition"])[:, None]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                cond, kl = net.encode(inputs, sample=True)
+                pred = net.decode(cond, inputs, points).float()
+            recon = density_loss(pred, truth, inputs.get("system", batch["crystal_system"]).to(device),
+                                 voxels, invariant=args.model == "ours").mean()
+            loss = recon + args.kl_weight * kl.float()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            bar.set_postfix(loss=f"{recon.item():.4f}", kl=f"{kl.item():.3f}")
+            record = {"step": state["step"], "epoch": epoch, "loss": recon.item(), "kl": kl.item(),
+                      "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - started}
+            if state["step"] % args.val_every == 0 and val_batches:
+                record["val_ssim"] = validate(args.model, net, val_batches, device)
+                if record["val_ssim"] > state["best_ssim"]:
+                    state["best_ssim"] = record["val_ssim"]
+                    save_weights(args.out / "best.safetensors", net, {
+                        "data": str(args.data), "step": state["step"], "epoch": epoch,
+                        "val_ssim_mean": record["val_ssim"], "train_seconds": record["seconds"],
+                        "device": str(device)})
+                tqdm.write(f"step {state['step']}: val SSIM {record['val_ssim']:.4f} "
+                           f"(best {state['best_ssim']:.4f})", file=sys.stderr)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            state["seconds"] = record["seconds"]
+            out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
+            if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
+                _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
+                last_checkpoint = time.monotonic()
+            if out_of_time:
+                break
+        if out_of_time:
+            break
+        state["epoch"] = epoch + 1
+        _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
+    log.close()
+    return 0
+
+
+def _save_checkpoint(path: Path, net, optimizer, scheduler, state: dict) -> None:
+    with atomic_write(path, "wb") as handle:
+        torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "state": state}, handle)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
