@@ -11,6 +11,7 @@ needs its gradient, and the NumPy entry points call it on CPU tensors.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,15 +36,17 @@ _CHUNK = 1 << 21
 
 def form_factor_coeffs(symbols: list[str]) -> np.ndarray:
     """(A, 9) rows [Z, a₁…a₄, b₁…b₄] of pymatgen's table for each element symbol (b in Å²)."""
-    rows = []
-    for symbol in symbols:
-        try:
-            pairs = np.asarray(ATOMIC_SCATTERING_PARAMS[symbol], dtype=float)
-            z = Element(symbol).Z
-        except (KeyError, ValueError):
-            raise InputError(None, f"no X-ray form factor for element {symbol!r}") from None
-        rows.append(np.concatenate([[z], pairs[:, 0], pairs[:, 1]]))
-    return np.array(rows, dtype=float).reshape(len(rows), 9)
+    return np.array([_element_coeffs(symbol) for symbol in symbols], dtype=float).reshape(-1, 9)
+
+
+@functools.lru_cache(maxsize=None)
+def _element_coeffs(symbol: str) -> tuple[float, ...]:
+    try:
+        pairs = np.asarray(ATOMIC_SCATTERING_PARAMS[symbol], dtype=float)
+        z = Element(symbol).Z
+    except (KeyError, ValueError):
+        raise InputError(None, f"no X-ray form factor for element {symbol!r}") from None
+    return (float(z), *pairs[:, 0], *pairs[:, 1])
 
 
 def structure_factor_sq_torch(hkl: torch.Tensor, d: torch.Tensor, frac: torch.Tensor,
@@ -58,7 +61,9 @@ def structure_factor_sq_torch(hkl: torch.Tensor, d: torch.Tensor, frac: torch.Te
     elements, element_of_atom = torch.unique(form_factor_coeffs, dim=0, return_inverse=True)
     z, a, b = elements[:, 0], elements[:, 1:5], elements[:, 5:9]
     f_element = z - _MOTT_BETHE * s2[:, None] * (a * torch.exp(-b * s2[:, None, None])).sum(-1)
-    f = f_element[:, element_of_atom] * occupancy * torch.exp(-s2[:, None] * biso)
+    f = f_element[:, element_of_atom] * occupancy
+    if biso.requires_grad or bool(biso.any()):
+        f = f * torch.exp(-s2[:, None] * biso)
     phase = (2.0 * torch.pi) * (hkl.to(frac.dtype) @ frac.T)
     return (f * torch.cos(phase)).sum(1) ** 2 + (f * torch.sin(phase)).sum(1) ** 2
 
