@@ -6,7 +6,7 @@ against the DIFFRAC-AT, DIFFRAC-plus and DIFFRAC.SUITE sample files:
 - v1: ranges follow each other, each a 156-byte header (+4 steps, +8 step
   time, +12 step, +24 start 2θ, +40 sample[32], +72 Kα1, +76 Kα2, +152 more
   ranges follow) and the counts.
-- v2: 256-byte file header (+4 range count u16, +8 sample, +168 date,
+- v2: 256-byte file header (+4 range count u16, +8 sample[32], +40 comment, +168 date,
   +188 anode[2], +190 Kα1, +194 Kα2, +198 ratio), then per range a header
   (+0 length u16, +2 steps u16, +8 step time, +12 step, +16 start 2θ) and counts.
 - v3: 712-byte file header (+12 range count, +16 date, +326 sample, +608 anode,
@@ -28,7 +28,7 @@ import numpy as np
 
 from model.errors import InputError
 from model.pattern import Pattern
-from model.readers.scan import build_pattern, wavelength_of
+from model.readers.scan import build_pattern, c_string, float32_value, wavelength_of
 
 _MAGIC = (b"RAW ", b"RAW2", b"RAW1.01", b"RAW4.00")
 
@@ -53,9 +53,10 @@ def _v1(source: str, data: bytes) -> list[Pattern]:
         if data[offset:offset + 4] == b"RAW ":  # later ranges of early files may omit it
             offset += 4
         steps, step_time, step = struct.unpack_from("<Iff", data, offset)
-        start = struct.unpack_from("<f", data, offset + 20)[0]
-        sample = _text(data[offset + 36:offset + 68])
-        ka1, ka2 = (_single(v) for v in struct.unpack_from("<ff", data, offset + 68))
+        step_time, step = float32_value(step_time), float32_value(step)
+        start = float32_value(struct.unpack_from("<f", data, offset + 20)[0])
+        sample = c_string(data[offset + 36:offset + 68])
+        ka1, ka2 = (float32_value(v) for v in struct.unpack_from("<ff", data, offset + 68))
         more = struct.unpack_from("<I", data, offset + 148)[0] > 0
         offset += 152
         counts = _counts(source, data, offset, steps)
@@ -68,15 +69,15 @@ def _v1(source: str, data: bytes) -> list[Pattern]:
 
 def _v2(source: str, data: bytes) -> list[Pattern]:
     n_ranges = struct.unpack_from("<H", data, 4)[0]
-    ka1, ka2, ratio = (_single(v) for v in struct.unpack_from("<fff", data, 190))
-    anode = _text(data[188:190])
+    ka1, ka2, ratio = (float32_value(v) for v in struct.unpack_from("<fff", data, 190))
+    anode = c_string(data[188:190])
     wavelength = wavelength_of(source, ka1, ka2, ratio, anode)
-    file_meta = {"version": "RAW v2", "sample": _text(data[8:68]), "date": _text(data[168:188]),
-                 "anode": anode}
+    file_meta = {"version": "RAW v2", "sample": c_string(data[8:40]), "comment": c_string(data[40:168]),
+                 "date": f"{c_string(data[168:178])} {c_string(data[178:188])}", "anode": anode}
     patterns, offset = [], 256
     for n in range(n_ranges):
         header_len, steps = struct.unpack_from("<HH", data, offset)
-        step_time, step, start = struct.unpack_from("<fff", data, offset + 8)
+        step_time, step, start = (float32_value(v) for v in struct.unpack_from("<fff", data, offset + 8))
         counts = _counts(source, data, offset + header_len, steps)
         offset += header_len + 4 * steps
         metadata = {**file_meta, "step_time_s": step_time, "step_deg": step}
@@ -86,12 +87,12 @@ def _v2(source: str, data: bytes) -> list[Pattern]:
 
 def _v3(source: str, data: bytes) -> list[Pattern]:
     n_ranges = struct.unpack_from("<I", data, 12)[0]
-    anode = _text(data[608:612])
+    anode = c_string(data[608:612])
     ka1, ka2, _, ratio = struct.unpack_from("<dddd", data, 624)
     wavelength = wavelength_of(source, ka1, ka2, ratio, anode)
-    file_meta = {"version": "RAW v3", "date": f"{_text(data[16:26])} {_text(data[26:36])}",
-                 "user": _text(data[36:108]), "site": _text(data[108:326]),
-                 "sample": _text(data[326:386]), "comment": _text(data[386:546]), "anode": anode}
+    file_meta = {"version": "RAW v3", "date": f"{c_string(data[16:26])} {c_string(data[26:36])}",
+                 "user": c_string(data[36:108]), "site": c_string(data[108:326]),
+                 "sample": c_string(data[326:386]), "comment": c_string(data[386:546]), "anode": anode}
     patterns, offset = [], 712
     for n in range(n_ranges):
         header_len, steps = struct.unpack_from("<II", data, offset)
@@ -117,17 +118,17 @@ def _v4(source: str, data: bytes) -> list[Pattern]:
         if length < 8:
             raise InputError(source, f"corrupt RAW v4 record at byte {offset}")
         if kind == 10:
-            file_meta[_text(data[offset + 12:offset + 36]).lower()] = _text(data[offset + 36:offset + length])
+            file_meta[c_string(data[offset + 12:offset + 36]).lower()] = c_string(data[offset + 36:offset + length])
         elif kind == 30:
             ka1, ka2, _, ratio = struct.unpack_from("<dddd", data, offset + 80)
-            anode = _text(data[offset + 116:offset + 120])
+            anode = c_string(data[offset + 116:offset + 120])
             file_meta["anode"] = anode
             wavelength = wavelength_of(source, ka1, ka2, ratio, anode)
         offset += length
     patterns = []
     while offset < len(data):
         steps = struct.unpack_from("<I", data, offset + 4)[0]
-        scan = _text(data[offset + 32:offset + 56])
+        scan = c_string(data[offset + 32:offset + 56])
         start, step = struct.unpack_from("<dd", data, offset + 72)
         extra = struct.unpack_from("<I", data, offset + 140)[0]
         offset += 160 + extra
@@ -150,12 +151,3 @@ def _pattern(source, start, step, counts, wavelength, metadata, index) -> Patter
     tth = start + step * np.arange(counts.size)
     return build_pattern(source, "bruker raw", tth, counts, None, wavelength, metadata,
                          f"range {index + 1}")
-
-
-def _single(value: float) -> float:
-    """A float32 header value to the 7 digits it holds (1.5405999422 → 1.5406)."""
-    return float(f"{value:.7g}")
-
-
-def _text(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("latin-1").strip()

@@ -53,6 +53,16 @@ def anode_wavelength(text: str) -> Wavelength | None:
     return ANODES[f"{match.group(1).capitalize()}Ka"] if match else None
 
 
+def float32_value(value: float) -> float:
+    """A float32 header value to the 7 digits it holds (1.5405999422 → 1.5406)."""
+    return float(f"{value:.7g}")
+
+
+def c_string(raw: bytes) -> str:
+    """A NUL-padded fixed-width text field of a binary header."""
+    return raw.split(b"\0", 1)[0].decode("latin-1").strip()
+
+
 def _positive(value) -> float | None:
     try:
         number = float(value)

@@ -16,7 +16,7 @@ import numpy as np
 
 from model.errors import InputError
 from model.pattern import Pattern
-from model.readers.scan import build_pattern
+from model.readers.scan import build_pattern, c_string, float32_value
 
 _RANGE_HEADER = 2048
 _DATA = 2560
@@ -32,16 +32,13 @@ def read(source: str, data: bytes) -> list[Pattern]:
     if len(data) < _DATA:
         raise unsupported
     n = struct.unpack_from("<H", data, _RANGE_HEADER + 34)[0]
-    start, end, step = (struct.unpack_from("<f", data, _RANGE_HEADER + k)[0] for k in (44, 52, 60))
+    start, end, step = (float32_value(struct.unpack_from("<f", data, _RANGE_HEADER + k)[0])
+                        for k in (44, 52, 60))
     consistent = (n >= 2 and np.isfinite([start, end, step]).all() and step > 0
                   and abs(start + (n - 1) * step - end) < 0.5 * step)
     if not consistent or _DATA + 4 * n > len(data):
         raise unsupported
     counts = np.frombuffer(data, "<i4", n, _DATA).astype(float)
-    metadata = {"version": data[:8].decode("latin-1"), "date": _text(data[16:32]),
-                "title": _text(data[32:112]), "step_deg": step}
+    metadata = {"version": data[:8].decode("latin-1"), "date": c_string(data[16:32]),
+                "title": c_string(data[32:112]), "step_deg": step}
     return [build_pattern(source, "stoe raw", start + step * np.arange(n), counts, None, None, metadata)]
-
-
-def _text(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("latin-1").strip()
