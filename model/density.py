@@ -2,9 +2,10 @@
 
 Independent-atom model: ρ(r) = Σ_atoms occ·ρ_Z(r − r_j) over the lattice, ρ_Z the Fourier transform
 of the atom's X-ray form factor times the Debye–Waller factor exp(−B s²), s = sinθ/λ = 1/(2d) in Å⁻¹.
-The form factor is the one pymatgen's XRDCalculator uses, from the same table, so densities and
-simulated patterns agree: f(s) = Z − 41.78214 s² Σᵢ aᵢ exp(−bᵢ s²) (Mott–Bethe formula applied to
-4-Gaussian electron form factors; it has no separate constant, the Z term plays that part).
+The form factor is the one pymatgen's XRDCalculator and model.scattering use, from the same table
+(``model.scattering.form_factor_coeffs``), so densities and simulated patterns agree:
+f(s) = Z − 41.78214 s² Σᵢ aᵢ exp(−bᵢ s²) (Mott–Bethe formula applied to 4-Gaussian electron
+form factors; it has no separate constant, the Z term plays that part).
 
 The grid is the Fourier series of ρ: F(hkl) for every |h|, |k|, |l| < N/2, then one inverse FFT.
 Consequences worth knowing:
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-from pymatgen.analysis.diffraction.xrd import ATOMIC_SCATTERING_PARAMS
-from pymatgen.core import Element, Structure
+from pymatgen.core import Structure
 
 from model.errors import InputError
+from model.scattering import form_factor_coeffs
 from model.structure import check_structure, conventional_standard
 
 GRID_LIMITS = (4, 512)
@@ -119,10 +120,11 @@ def cmed(structure: Structure, n: int = 32, biso: float | None = None,
     phase_ab = (phase_a[:, :, None] * phase_b[:, None, :]).reshape(len(frac), n * n)
 
     f_hkl = np.zeros((n, n, h_half.size), dtype=np.complex64)
-    for symbol in dict.fromkeys(symbols):
+    elements = list(dict.fromkeys(symbols))
+    for symbol, coeffs in zip(elements, form_factor_coeffs(elements)):
         rows = np.flatnonzero(symbols == symbol)
         partial = (phase_ab[rows].T * occupancy[rows].astype(np.float32)) @ phase_c[rows]
-        f_hkl += _form_factor(symbol, s2, b) * partial.reshape(f_hkl.shape)
+        f_hkl += _form_factor(coeffs, s2, b) * partial.reshape(f_hkl.shape)
     if n % 2 == 0:  # h = −N/2 has no +N/2 partner: keeping it would break the symmetry
         f_hkl[n // 2, :, :] = 0
         f_hkl[:, n // 2, :] = 0
@@ -136,10 +138,7 @@ def _atoms(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     symbols, frac, occupancy = [], [], []
     for site in structure:
         for specie, occ in site.species.items():
-            symbol = specie.symbol  # Species("Fe", 2).symbol is "Fe"
-            if symbol not in ATOMIC_SCATTERING_PARAMS:
-                raise InputError(None, f"no X-ray form factor for element {symbol!r}")
-            symbols.append(symbol)
+            symbols.append(specie.symbol)  # Species("Fe", 2).symbol is "Fe"
             frac.append(site.frac_coords)
             occupancy.append(occ)
     return np.array(symbols), np.array(frac, dtype=float), np.array(occupancy, dtype=float)
@@ -153,11 +152,10 @@ def _s_squared(reciprocal: np.ndarray, h_full: np.ndarray, h_half: np.ndarray) -
     return (0.25 * np.einsum("abcx,abcx->abc", k_cart, k_cart)).astype(np.float32)
 
 
-def _form_factor(symbol: str, s2: np.ndarray, biso: float) -> np.ndarray:
-    """f(s)·exp(−B s²) with pymatgen's parametrisation (see the module docstring)."""
-    coeffs = np.asarray(ATOMIC_SCATTERING_PARAMS[symbol], dtype=np.float32)
-    f = np.float32(Element(symbol).Z) * np.exp(-np.float32(biso) * s2)
-    for a, b in coeffs:
+def _form_factor(coeffs: np.ndarray, s2: np.ndarray, biso: float) -> np.ndarray:
+    """f(s)·exp(−B s²) from a [Z, a₁…a₄, b₁…b₄] row (see the module docstring), float32."""
+    f = np.float32(coeffs[0]) * np.exp(-np.float32(biso) * s2)
+    for a, b in zip(coeffs[1:5], coeffs[5:9]):
         if a:
             f -= np.float32(MOTT_BETHE * a) * s2 * np.exp(-np.float32(b + biso) * s2)
     return f
