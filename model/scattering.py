@@ -12,6 +12,7 @@ needs its gradient, and the NumPy entry points call it on CPU tensors.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,7 +134,9 @@ def metric_family(hkl: np.ndarray, lattice: np.ndarray) -> np.ndarray:
 
 def _laue_rotations(lattice, frac, types) -> np.ndarray:
     """(S, 3, 3) integer rotations of the Laue group (point group plus inversion), spglib's."""
-    symmetry = spglib.get_symmetry((lattice, frac, types), symprec=_SYMPREC)
+    with warnings.catch_warnings():  # spglib warns about its own error-handling switch
+        warnings.simplefilter("ignore", DeprecationWarning)
+        symmetry = spglib.get_symmetry((lattice, frac, types), symprec=_SYMPREC)
     rotations = np.eye(3, dtype=int)[None] if symmetry is None else symmetry["rotations"]
     return np.unique(np.concatenate([rotations, -rotations]), axis=0)
 

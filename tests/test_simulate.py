@@ -1,0 +1,246 @@
+import csv
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.analysis.diffraction.xrd import XRDCalculator
+from pymatgen.core import DummySpecies, Lattice, Structure
+
+from model.errors import InputError
+from model.pattern import ANODES, Wavelength
+from model.scattering import form_factor_coeffs, reflections, structure_factor_sq_torch
+from model.simulate import (ProfileParams, march_dollase, params_torch, profile, profile_torch,
+                            random_lab_params, simulate_pattern, sticks)
+
+CU = ANODES["CuKa"]
+
+
+@pytest.fixture(scope="module")
+def copper() -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.615), ["Cu"], [[0, 0, 0]])
+
+
+@pytest.fixture(scope="module")
+def rutile() -> Structure:
+    return Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
+                                     [[0, 0, 0], [0.3049, 0.3049, 0]])
+
+
+def _load(path) -> Structure:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Structure.from_file(path)
+
+
+def _agreement(reference, mine) -> tuple[int, int]:
+    """(peaks above 1 %, of which within 0.01° and 1.5 % of the strongest)."""
+    x, y = np.array(reference.x), np.array(reference.y)
+    strong = y > 1
+    nearest = np.abs(mine.two_theta[None] - x[strong, None]).argmin(1)
+    ok = (np.abs(mine.two_theta[nearest] - x[strong]) <= 0.01) & (np.abs(mine.intensity[nearest] - y[strong]) <= 1.5)
+    return int(strong.sum()), int(ok.sum())
+
+
+def test_sticks_agree_with_xrdcalculator_on_shared_structures(shared_data):
+    rows = list(csv.DictReader(open(shared_data / "structures" / "manifest.csv")))[::10]
+    total = good = 0
+    for i, row in enumerate(rows):
+        structure = _load(shared_data / "structures" / row["file"])
+        wavelength, span = (1.540593, (0, 90)) if i % 2 else (0.709319, (5, 60))
+        n, ok = _agreement(XRDCalculator(wavelength).get_pattern(structure, two_theta_range=span),
+                           sticks(structure, wavelength, span))
+        total, good = total + n, good + ok
+    assert len(rows) >= 20 and total > 500
+    assert good / total >= 0.99
+
+
+def test_multiplicities_match_pymatgen_families(rutile):
+    reference = XRDCalculator(1.540593).get_pattern(rutile)
+    mine = sticks(rutile, 1.540593)
+    assert np.allclose(mine.two_theta, reference.x, atol=1e-6)
+    assert [sum(f["multiplicity"] for f in fam) for fam in reference.hkls] == mine.multiplicity.tolist()
+    assert mine.intensity.max() == pytest.approx(100)
+    assert tuple(mine.hkl[0]) == (1, 1, 0)
+
+
+def test_biso_matches_pymatgen_debye_waller(rutile):
+    biso = {"Ti": 0.6, "O": 1.1}
+    reference = XRDCalculator(1.540593, debye_waller_factors=biso).get_pattern(rutile)
+    mine = sticks(rutile, 1.540593, biso=biso)
+    assert np.allclose(mine.intensity, reference.y, atol=1e-6)
+    assert mine.intensity[-1] < sticks(rutile, 1.540593).intensity[-1]
+
+
+def test_reflections_are_wavelength_free(copper):
+    cu, mo = sticks(copper, CU, (0, 150)), sticks(copper, ANODES["MoKa"], (0, 60))
+    n = min(len(cu), len(mo))
+    assert np.allclose(cu.d[:n], mo.d[:n]) and np.allclose(cu.f2[:n], mo.f2[:n])
+    refl = reflections(copper, 1.0)
+    assert refl.hkl.tolist()[:3] == [[1, 1, 1], [2, 0, 0], [2, 2, 0]]
+    assert refl.multiplicity.tolist()[:3] == [8, 6, 12]
+    assert refl.d[0] == pytest.approx(3.615 / math.sqrt(3))
+    # F(111) of fcc Cu = 4 f(s)
+    s2 = (0.5 / refl.d[0]) ** 2
+    z, a, b = 29, np.array([1.579, 1.82, 1.658, 0.532]), np.array([62.94, 12.453, 2.504, 0.333])
+    f = z - 41.78214 * s2 * np.sum(a * np.exp(-b * s2))
+    assert refl.f2[0] == pytest.approx((4 * f) ** 2, rel=1e-3)
+
+
+def test_sticks_csv_columns(copper, tmp_path):
+    path = tmp_path / "sticks.csv"
+    sticks(copper, CU).write_csv(path)
+    rows = list(csv.DictReader(open(path)))
+    assert list(rows[0]) == ["two_theta", "intensity", "d", "h", "k", "l", "multiplicity"]
+    assert (rows[0]["h"], rows[0]["k"], rows[0]["l"], rows[0]["multiplicity"]) == ("1", "1", "1", "8")
+    assert [p.name for p in tmp_path.iterdir()] == ["sticks.csv"]
+
+
+def test_bad_inputs_raise_input_error(copper):
+    with pytest.raises(InputError, match="2θ range"):
+        sticks(copper, CU, (50, 10))
+    with pytest.raises(InputError, match="form factor"):
+        form_factor_coeffs(["Xx"])
+    dummy = Structure(Lattice.cubic(4), [DummySpecies("X")], [[0, 0, 0]])
+    with pytest.raises(InputError):
+        reflections(dummy, 1.0)
+    with pytest.raises(InputError, match="Gaussian width"):
+        ProfileParams(u=0.0, v=-0.01, w=0.001)
+
+
+def _narrow(**changes) -> ProfileParams:
+    base = dict(u=0.0, v=0.0, w=1e-4, x=0.0, y=0.0, background=(), counts=None)
+    return ProfileParams(**{**base, **changes})
+
+
+def _local_maxima(x, y, threshold):
+    inner = (y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:]) & (y[1:-1] > threshold)
+    return x[1:-1][inner], y[1:-1][inner]
+
+
+def test_ka2_doublet_position_and_ratio(copper):
+    two_theta = np.arange(42.0, 44.0, 0.001)
+    y = profile(two_theta, reflections(copper, 1.5), CU, _narrow())
+    x, h = _local_maxima(two_theta, y, 10)
+    d111 = 3.615 / math.sqrt(3)
+    expected = [2 * math.degrees(math.asin(lam / (2 * d111))) for lam in (CU.ka1, CU.ka2)]
+    assert x == pytest.approx(expected, abs=0.002)
+    lp = [(1 + math.cos(math.radians(t)) ** 2) / (math.sin(math.radians(t / 2)) ** 2 * math.cos(math.radians(t / 2)))
+          for t in expected]
+    assert h[1] / h[0] == pytest.approx(0.5 * lp[1] / lp[0], rel=0.02)
+    single = profile(two_theta, reflections(copper, 1.5), CU, _narrow(ka2=False))
+    assert len(_local_maxima(two_theta, single, 10)[0]) == 1
+
+
+def test_zero_shift_and_displacement_move_peaks(copper):
+    two_theta = np.arange(40.0, 46.0, 0.002)
+    refl = reflections(copper, 1.5)
+    mono = CU.monochromatic()
+    base = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow()))]
+    shifted = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow(zero=0.1)))]
+    assert shifted - base == pytest.approx(0.1, abs=0.003)
+    displaced = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow(displacement_mm=0.2)))]
+    theta = math.radians(base / 2)
+    assert displaced - base == pytest.approx(math.degrees(-2 * 0.2 * math.cos(theta) / 240), abs=0.003)
+
+
+def test_poisson_noise_statistics(copper):
+    two_theta = np.arange(20.0, 100.0, 0.01)
+    refl = reflections(copper, 1.0)
+    params = ProfileParams(counts=2000.0, background=(0.2,))
+    clean = profile(two_theta, refl, CU, ProfileParams(background=(0.2,)))
+    noisy = profile(two_theta, refl, CU, params, np.random.default_rng(1))
+    counts_clean, counts_noisy = clean / params.scale * 2000, noisy / params.scale * 2000
+    assert np.allclose(counts_noisy, np.round(counts_noisy))
+    z = (counts_noisy - counts_clean) / np.sqrt(counts_clean)
+    assert abs(z.mean()) < 0.05 and z.std() == pytest.approx(1.0, abs=0.05)
+    again = profile(two_theta, refl, CU, params, np.random.default_rng(1))
+    assert np.array_equal(noisy, again)
+
+
+def test_background_and_preferred_orientation(rutile, copper):
+    two_theta = np.arange(10.0, 80.0, 0.02)
+    refl = reflections(rutile, 1.2)
+    flat = profile(two_theta, refl, CU, _narrow(background=(0.5,)))
+    assert flat.min() == pytest.approx(flat.max() * 0.5 / 1.5, rel=0.01)
+    factor = march_dollase(refl, 0.7, (0, 0, 1))
+    lines = {tuple(h): f for h, f in zip(refl.hkl, factor)}
+    assert lines[(0, 0, 2)] == pytest.approx(0.7 ** -3)
+    assert lines[(2, 0, 0)] == pytest.approx(0.7 ** 1.5)
+    # a cubic {100} line averages 2 members along the direction and 4 across it
+    cubic = reflections(copper, 1.5)
+    assert march_dollase(cubic, 0.7, (0, 0, 1))[1] == pytest.approx((2 * 0.7 ** -3 + 4 * 0.7 ** 1.5) / 6)
+
+
+def test_torch_batch_equals_numpy_profile(copper, rutile):
+    two_theta = np.arange(10.0, 90.0, 0.02)
+    params = [ProfileParams(zero=0.03), ProfileParams(u=0.02, x=0.05, background=(0.1, 0.02, 0.01))]
+    waves = [CU, ANODES["CoKa"]]
+    refls = [reflections(copper, 0.9), reflections(rutile, 0.9)]
+    expected = [profile(two_theta, r, w, p) / p.scale for r, w, p in zip(refls, waves, params)]
+    width = max(len(r) for r in refls)
+    d = torch.zeros(2, width, dtype=torch.float64)
+    weight = torch.zeros(2, width, dtype=torch.float64)
+    for i, r in enumerate(refls):
+        d[i, :len(r)] = torch.from_numpy(r.d)
+        weight[i, :len(r)] = torch.from_numpy(r.multiplicity * r.f2)
+    batch = profile_torch(d, weight, torch.from_numpy(two_theta),
+                          torch.tensor([w.ka1 for w in waves], dtype=torch.float64),
+                          params_torch(params, waves, dtype=torch.float64))
+    assert batch.shape == (2, two_theta.size)
+    assert np.allclose(batch.numpy(), np.stack(expected), atol=1e-10)
+    single = profile_torch(d.float(), weight.float(), torch.from_numpy(two_theta).float(),
+                           torch.tensor([w.ka1 for w in waves]), params_torch(params, waves))
+    assert np.allclose(single.numpy(), batch.numpy(), atol=1e-4)
+
+
+def test_profile_torch_gradients_are_finite(copper):
+    refl = reflections(copper, 1.0)
+    two_theta = torch.arange(30.0, 100.0, 0.05, dtype=torch.float64)
+    params = params_torch([ProfileParams()], [CU], dtype=torch.float64)
+    for key in ("u", "w", "x", "zero"):
+        params[key].requires_grad_(True)
+    d = torch.from_numpy(refl.d)[None].requires_grad_(True)
+    y = profile_torch(d, torch.from_numpy(refl.multiplicity * refl.f2)[None], two_theta,
+                      torch.tensor([CU.ka1], dtype=torch.float64), params)
+    y.square().sum().backward()
+    grads = [d.grad] + [params[k].grad for k in ("u", "w", "x", "zero")]
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_structure_factor_gradient_matches_finite_differences(rutile):
+    refl = reflections(rutile, 1.0)
+    frac = torch.tensor(rutile.frac_coords, dtype=torch.float64, requires_grad=True)
+    biso = torch.full((len(rutile),), 0.5, dtype=torch.float64, requires_grad=True)
+    coeffs = torch.from_numpy(form_factor_coeffs([s.specie.symbol for s in rutile]))
+    occupancy = torch.ones(len(rutile), dtype=torch.float64)
+    hkl, d = torch.from_numpy(refl.hkl), torch.from_numpy(refl.d)
+    frac_shift = frac.detach() + 0.01 * torch.randn(frac.shape, generator=torch.Generator().manual_seed(0),
+                                                    dtype=torch.float64)
+    frac_shift.requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda x, b: structure_factor_sq_torch(hkl, d, x, coeffs, occupancy, b), (frac_shift, biso))
+    f2 = structure_factor_sq_torch(hkl, d, frac.detach(), coeffs, occupancy, torch.zeros(len(rutile),
+                                                                                         dtype=torch.float64))
+    assert np.allclose(f2.numpy(), refl.f2, rtol=1e-9)
+
+
+def test_random_lab_params_are_valid_and_reproducible(copper):
+    rng = np.random.default_rng(3)
+    drawn = [random_lab_params(rng) for _ in range(50)]
+    assert drawn[:5] == [random_lab_params(r) for r in [np.random.default_rng(3)] * 5]
+    assert len({p.ka2 for p in drawn}) == 2 and len({p.po_ratio == 1 for p in drawn}) == 2
+    assert all(abs(p.zero) <= 0.05 and p.counts > 0 for p in drawn)
+    two_theta = np.arange(5.0, 120.0, 0.02)
+    pattern = simulate_pattern(copper, CU, two_theta, drawn[0], np.random.default_rng(0))
+    assert pattern.provenance.format == "simulated" and pattern.wavelength == CU
+    assert np.all(np.isfinite(pattern.intensity)) and pattern.intensity.min() >= 0
+    assert pattern.intensity.max() == pytest.approx(drawn[0].scale, rel=0.2)
+
+
+def test_simulate_pattern_rejects_bad_grid(copper):
+    with pytest.raises(InputError):
+        simulate_pattern(copper, CU, np.array([10.0, 9.0, 11.0]))
+    with pytest.raises(InputError):
+        simulate_pattern(copper, Wavelength(1.54), np.array([10.0, 190.0]))
