@@ -1,0 +1,130 @@
+"""Pattern preprocessing: background, peak search and peak-profile fits (positions with errors).
+
+Angles in degrees 2θ. Background by pybaselines (SNIP); peaks located by scipy.signal.find_peaks on
+the background-subtracted pattern and each fitted by a pseudo-Voigt (as a Kα1 + Kα2 pair where
+the wavelength has a doublet, so positions are Kα1 positions and Kα2 shoulders are not peaks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from pybaselines import Baseline
+from scipy.optimize import curve_fit
+from scipy.signal import find_peaks as _scipy_find_peaks
+
+from model.pattern import Pattern
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A fitted peak: Kα1 position ± standard error (deg 2θ), height above background, FWHM (deg)."""
+
+    two_theta: float
+    two_theta_err: float
+    height: float
+    fwhm: float
+    eta: float
+
+
+def background(pattern: Pattern, excluded: Sequence[tuple[float, float]] = ()) -> np.ndarray:
+    """SNIP background; the clipping window spans ~2° so peaks (and Kα doublets) are cut off."""
+    window = max(int(round(2.0 / pattern.step)), 5)
+    fitter = Baseline(pattern.two_theta)
+    base, _ = fitter.snip(pattern.intensity, max_half_window=window, decreasing=True, smooth_half_window=1)
+    return base
+
+
+def _included(pattern: Pattern, excluded: Sequence[tuple[float, float]]) -> np.ndarray:
+    keep = np.ones(len(pattern), dtype=bool)
+    for low, high in excluded:
+        keep &= ~((pattern.two_theta >= low) & (pattern.two_theta <= high))
+    return keep
+
+
+def noise_level(net: np.ndarray) -> float:
+    """Robust standard deviation of point-to-point differences (σ of the noise, same units as net)."""
+    diff = np.diff(net)
+    return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)) or 1e-12
+
+
+def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), min_snr: float = 4.0,
+               max_peaks: int = 60) -> list[Peak]:
+    """Peaks sorted by 2θ, at most ``max_peaks`` of the strongest, each profile-fitted."""
+    net = pattern.intensity - background(pattern, excluded)
+    keep = _included(pattern, excluded)
+    sigma = noise_level(net)
+    step = pattern.step
+    smooth = np.convolve(net, np.ones(3) / 3, mode="same")
+    index, props = _scipy_find_peaks(np.where(keep, smooth, 0.0), prominence=min_snr * sigma,
+                                     distance=max(1, int(0.04 / step)))
+    order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
+    wavelength = pattern.wavelength
+    peaks = [p for p in (_fit_peak(pattern.two_theta, net, i, step, wavelength, sigma) for i in index[order])
+             if p is not None]
+    peaks = _drop_ka2_shadows(peaks, wavelength)
+    peaks.sort(key=lambda p: -p.height)
+    return sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
+
+
+def estimate_start(pattern: Pattern):
+    """Starting profile for refinement from the median FWHM of the strongest fitted peaks."""
+    from model.refine import ProfileStart
+
+    peaks = sorted(find_peaks(pattern, max_peaks=20), key=lambda p: -p.height)[:10]
+    fwhm = float(np.median([p.fwhm for p in peaks])) if peaks else 10 * pattern.step
+    return ProfileStart.from_fwhm(max(fwhm, 2 * pattern.step))
+
+
+def _pseudo_voigt(x, center, height, fwhm, eta):
+    dx = (x - center) / fwhm
+    return height * (eta / (1 + 4 * dx**2) + (1 - eta) * np.exp(-4 * np.log(2) * dx**2))
+
+
+def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
+    doublet = wavelength is not None and wavelength.has_doublet
+    half = max(int(0.35 / step), 6)
+    lo, hi = max(i - half, 0), min(i + half + 1, x.size)
+    xs, ys = x[lo:hi], y[lo:hi]
+    if xs.size < 6:
+        return None
+
+    def model(xv, center, height, fwhm, eta, c0, c1):
+        out = _pseudo_voigt(xv, center, height, fwhm, eta) + c0 + c1 * (xv - x[i])
+        if doublet:
+            theta = np.radians(center) / 2
+            shifted = 2 * np.degrees(np.arcsin(np.clip(np.sin(theta) * wavelength.ka2 / wavelength.ka1, -1, 1)))
+            out = out + _pseudo_voigt(xv, shifted, height * wavelength.ratio, fwhm, eta)
+        return out
+
+    p0 = [x[i], max(y[i], sigma), 4 * step, 0.5, 0.0, 0.0]
+    bounds = ([x[i] - 5 * step, 0, step / 2, 0, -np.inf, -np.inf], [x[i] + 5 * step, np.inf, 0.25 / 0.35 * (xs[-1] - xs[0]), 1, np.inf, np.inf])
+    try:
+        popt, pcov = curve_fit(model, xs, ys, p0=p0, bounds=bounds, maxfev=400)
+    except (RuntimeError, ValueError):
+        return None
+    err = float(np.sqrt(abs(pcov[0, 0]))) if np.all(np.isfinite(pcov)) else step
+    if popt[1] < 3 * sigma:
+        return None
+    return Peak(float(popt[0]), err, float(popt[1]), float(popt[2]), float(popt[3]))
+
+
+def _drop_ka2_shadows(peaks: list[Peak], wavelength) -> list[Peak]:
+    """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak."""
+    peaks = sorted(peaks, key=lambda p: -p.height)
+    kept: list[Peak] = []
+    for peak in peaks:
+        shadow = False
+        for strong in kept:
+            if abs(peak.two_theta - strong.two_theta) < 0.5 * strong.fwhm:
+                shadow = True
+            elif wavelength is not None and wavelength.has_doublet:
+                theta = np.radians(strong.two_theta) / 2
+                ka2 = 2 * np.degrees(np.arcsin(min(np.sin(theta) * wavelength.ka2 / wavelength.ka1, 1.0)))
+                if abs(peak.two_theta - ka2) < 0.5 * strong.fwhm and peak.height < strong.height:
+                    shadow = True
+        if not shadow:
+            kept.append(peak)
+    return kept
