@@ -22,7 +22,8 @@ def build_pattern(source: str, fmt: str, two_theta, intensity, sigma=None,
     tth = np.asarray(two_theta, dtype=float)
     inten = np.asarray(intensity, dtype=float)
     sig = None if sigma is None else np.asarray(sigma, dtype=float)
-    if tth.size >= 2 and tth.shape == inten.shape and np.all(np.diff(tth) < 0):
+    if (tth.size >= 2 and tth.shape == inten.shape and np.all(np.isfinite(tth))
+            and np.all(np.diff(tth) < 0)):
         tth, inten = tth[::-1], inten[::-1]
         sig = None if sig is None else sig[::-1]
     provenance = Provenance(source, fmt, dict(metadata or {}))

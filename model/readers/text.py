@@ -79,12 +79,17 @@ def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list
 
 def _range_bounds(x: np.ndarray) -> list[tuple[int, int]]:
     """Row slices of the scan ranges: exported files often concatenate ranges, each
-    starting at or below the previous one's end. A wholly reversed scan is one range."""
+    starting at or below the previous one's end."""
+    if not np.all(np.isfinite(x)):
+        return [(0, x.size)]  # one range, so the Pattern check names the bad values
     steps = np.diff(x)
-    if np.all(steps < 0):
-        return [(0, x.size)]
     cuts = [0, *(np.nonzero(steps <= 0)[0] + 1).tolist(), x.size]
-    return list(zip(cuts[:-1], cuts[1:]))
+    bounds = list(zip(cuts[:-1], cuts[1:]))
+    # Runs of single points are duplicated or shuffled rows, not ranges: one range, so the
+    # Pattern check says 2θ is not increasing. A wholly reversed scan is turned round later.
+    if np.all(steps < 0) or any(hi - lo < 2 for lo, hi in bounds):
+        return [(0, x.size)]
+    return bounds
 
 
 def _numbers(line: str) -> list[float] | None:
