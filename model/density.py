@@ -32,6 +32,7 @@ from model.scattering import form_factor_coeffs
 from model.structure import check_structure, conventional_standard
 
 GRID_LIMITS = (4, 512)
+PHASE_BLOCK = 1 << 22  # atoms × N² phase factors held at once (32 MB of complex64)
 MOTT_BETHE = 41.78214  # Å⁻² e; pymatgen's constant, so f(s) matches its XRDCalculator
 
 
@@ -113,18 +114,11 @@ def cmed(structure: Structure, n: int = 32, biso: float | None = None,
     h_half = h_full[: n // 2 + 1]  # last axis of a real FFT
     s2 = _s_squared(structure.lattice.reciprocal_lattice_crystallographic.matrix, h_full, h_half)
 
-    # e^{−2πi h·x} factorises over the three axes; a matrix product sums over atoms.
-    phase_a = np.exp(-2j * np.pi * np.outer(frac[:, 0], h_full)).astype(np.complex64)
-    phase_b = np.exp(-2j * np.pi * np.outer(frac[:, 1], h_full)).astype(np.complex64)
-    phase_c = np.exp(-2j * np.pi * np.outer(frac[:, 2], h_half)).astype(np.complex64)
-    phase_ab = (phase_a[:, :, None] * phase_b[:, None, :]).reshape(len(frac), n * n)
-
     f_hkl = np.zeros((n, n, h_half.size), dtype=np.complex64)
     elements = list(dict.fromkeys(symbols))
     for symbol, coeffs in zip(elements, form_factor_coeffs(elements)):
-        rows = np.flatnonzero(symbols == symbol)
-        partial = (phase_ab[rows].T * occupancy[rows].astype(np.float32)) @ phase_c[rows]
-        f_hkl += _form_factor(coeffs, s2, b) * partial.reshape(f_hkl.shape)
+        rows = symbols == symbol
+        f_hkl += _form_factor(coeffs, s2, b) * _phase_sum(frac[rows], occupancy[rows], h_full, h_half)
     if n % 2 == 0:  # h = −N/2 has no +N/2 partner: keeping it would break the symmetry
         f_hkl[n // 2, :, :] = 0
         f_hkl[:, n // 2, :] = 0
@@ -141,15 +135,36 @@ def _atoms(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             symbols.append(specie.symbol)  # Species("Fe", 2).symbol is "Fe"
             frac.append(site.frac_coords)
             occupancy.append(occ)
-    return np.array(symbols), np.array(frac, dtype=float), np.array(occupancy, dtype=float)
+    return np.array(symbols), np.array(frac, dtype=float), np.array(occupancy, dtype=np.float32)
 
 
 def _s_squared(reciprocal: np.ndarray, h_full: np.ndarray, h_half: np.ndarray) -> np.ndarray:
-    """s² = |h a* + k b* + l c*|² / 4 (Å⁻²) on the half grid of a real FFT."""
-    k_cart = (h_full[:, None, None, None] * reciprocal[0]
-              + h_full[None, :, None, None] * reciprocal[1]
-              + h_half[None, None, :, None] * reciprocal[2])
-    return (0.25 * np.einsum("abcx,abcx->abc", k_cart, k_cart)).astype(np.float32)
+    """s² = |h a* + k b* + l c*|² / 4 (Å⁻²) on the half grid of a real FFT, float32."""
+    g = (reciprocal @ reciprocal.T).astype(np.float32)  # reciprocal metric tensor
+    h = h_full.astype(np.float32)[:, None, None]
+    k = h_full.astype(np.float32)[None, :, None]
+    l = h_half.astype(np.float32)[None, None, :]
+    return 0.25 * (g[0, 0] * h * h + g[1, 1] * k * k + g[2, 2] * l * l
+                   + 2 * (g[0, 1] * h * k + g[0, 2] * h * l + g[1, 2] * k * l))
+
+
+def _phase_sum(frac: np.ndarray, occupancy: np.ndarray, h_full: np.ndarray,
+               h_half: np.ndarray) -> np.ndarray:
+    """Σ_j occ_j e^{−2πi h·x_j} on the half grid of a real FFT.
+
+    The phase factorises over the three axes, so a matrix product sums over atoms (a block of
+    atoms at a time, to bound memory on large grids).
+    """
+    n = h_full.size
+    total = np.zeros((n * n, h_half.size), dtype=np.complex64)
+    block = max(1, PHASE_BLOCK // (n * n))
+    for start in range(0, len(frac), block):
+        x = frac[start:start + block]
+        phase_a, phase_b, phase_c = (np.exp(-2j * np.pi * np.outer(x[:, axis], h)).astype(np.complex64)
+                                     for axis, h in enumerate((h_full, h_full, h_half)))
+        weighted_ab = phase_a[:, :, None] * (phase_b * occupancy[start:start + block, None])[:, None, :]
+        total += weighted_ab.reshape(len(x), n * n).T @ phase_c
+    return total.reshape(n, n, h_half.size)
 
 
 def _form_factor(coeffs: np.ndarray, s2: np.ndarray, biso: float) -> np.ndarray:
