@@ -1,0 +1,1 @@
+"""Controllers connect models to widgets and run user intents (open, solve, export)."""

@@ -1,0 +1,77 @@
+"""File › Export: structure, density, fitted pattern (model.exporters), figures and the solve report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog
+
+from cmedgui.app.figures import rgba_image, save_image, save_pattern_figure
+from cmedgui.app.models import PatternModel, SettingsModel, SolveModel
+from cmedgui.app.report import write_report
+from cmedgui.app.widgets.main_window import MainWindow
+from model import exporters
+from model.errors import InputError
+
+FIGURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"
+DIALOG = {  # key → (title, filter, default file name)
+    "cif": ("Export structure", exporters.file_filter("structure"), "structure.cif"),
+    "density": ("Export density", exporters.file_filter("density"), "density.cube"),
+    "fit": ("Export fitted pattern", exporters.file_filter("pattern"), "fit.xy"),
+    "pattern_figure": ("Export pattern figure", FIGURE_FILTER, "pattern.png"),
+    "density_figure": ("Export 3D view", FIGURE_FILTER, "density.png"),
+    "report": ("Export solve report", "HTML report (*.html)", "report.html"),
+}
+
+
+class ExportController:
+    def __init__(self, patterns: PatternModel, solve: SolveModel, settings: SettingsModel, window: MainWindow):
+        self.patterns, self.solve, self.settings, self.window = patterns, solve, settings, window
+        for key, action in window.export_actions.items():
+            action.triggered.connect(lambda _=False, k=key: self.export_dialog(k))
+
+    def export_dialog(self, key: str) -> None:
+        title, file_filter, name = DIALOG[key]
+        path, _ = QFileDialog.getSaveFileName(self.window, title, str(Path(self.settings.last_folder) / name),
+                                              file_filter)
+        if path:
+            self.export(key, path)
+
+    def export(self, key: str, path: str | Path) -> Path | None:
+        """Write one export; a problem becomes one line in the window and None."""
+        try:
+            written = self._write(key, Path(path))
+        except InputError as error:
+            self.window.show_error(str(error))
+            return None
+        self.settings.last_folder = str(written.parent)
+        self.window.show_message(f"Wrote {written}")
+        return written
+
+    def _write(self, key: str, path: Path) -> Path:
+        result, view = self.solve.result, self.window.density_view
+        if key == "cif":
+            structure = result if result is not None else self.solve.structure
+            if structure is None:
+                raise InputError(path, "no structure to export: solve first or open a CIF")
+            exporters.export(path, structure, "structure")
+        elif key == "density":
+            if self.solve.density is None:
+                raise InputError(path, "no density to export: solve first or open a CIF")
+            exporters.export(path, self.solve.density, "density")
+        elif key == "fit":
+            data = self.patterns.fit or self.patterns.pattern
+            if data is None:
+                raise InputError(path, "no pattern to export")
+            exporters.export(path, data, "pattern")
+        elif key == "pattern_figure":
+            save_pattern_figure(self.window.pattern_widget, path)
+        elif key == "density_figure":
+            save_image(rgba_image(view.render()), path)
+        elif key == "report":
+            if result is None:
+                raise InputError(path, "no solve result to report: press Solve first")
+            write_report(path, result, self.patterns.pattern, self.window.pattern_widget, view)
+        else:
+            raise ValueError(f"unknown export {key!r}")
+        return path

@@ -1,0 +1,134 @@
+"""Solve and Refine through the job runner; results fill the pattern, the 3D view and the results panel."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from cmedgui.app.jobs import JobRunner
+from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
+from cmedgui.app.widgets.main_window import MainWindow
+from model.density import cmed, fourier_upsample
+from model.errors import InputError
+from model.exporters import solve_result_structure
+from model.pattern import Pattern
+from model.result import Progress
+
+DISPLAY_GRID = 64  # the 3D view shows densities Fourier-upsampled to at least this many points per axis
+SOLVE_SAMPLES = 4
+
+
+def without_excluded(pattern: Pattern, keep: np.ndarray) -> Pattern:
+    """The pattern with excluded points dropped (for jobs that take no excluded regions)."""
+    sigma = pattern.sigma[keep] if pattern.sigma is not None else None
+    return dataclasses.replace(pattern, two_theta=pattern.two_theta[keep], intensity=pattern.intensity[keep],
+                               sigma=sigma)
+
+
+class SolveController:
+    def __init__(self, patterns: PatternModel, composition: CompositionModel, solve: SolveModel,
+                 settings: SettingsModel, window: MainWindow, runner: JobRunner):
+        self.patterns, self.composition, self.solve = patterns, composition, solve
+        self.settings, self.window, self.runner = settings, window, runner
+        window.solve_action.triggered.connect(self.start_solve)
+        window.refine_action.triggered.connect(self.start_refine)
+        window.cancel_action.triggered.connect(self.cancel)
+        window.results_panel.solution_selected.connect(solve.set_current)
+        runner.started.connect(lambda name: window.show_busy(name, 0.0))
+        runner.progress.connect(self._progress)
+        runner.finished.connect(self._finished)
+        runner.failed.connect(self._failed)
+        runner.cancelled.connect(self._cancelled)
+        solve.results_changed.connect(self._show_results)
+        solve.current_changed.connect(self._show_solution)
+        solve.density_changed.connect(self._draw_density)
+        solve.structure_changed.connect(self._structure_changed)
+
+    # -- intents ---------------------------------------------------------------------------------
+    def start_solve(self) -> None:
+        pattern = self.patterns.pattern
+        if pattern is None:
+            self.window.show_error("Open a pattern first (File › Open or drop a file on the window)")
+            return
+        elements = self.composition.known + self.composition.possible
+        if not elements:
+            self.window.show_error("Tick the elements in the sample first (periodic table, left)")
+            return
+        from model.solve import solve
+
+        data = without_excluded(pattern, self.patterns.included_mask(pattern))
+        self.runner.submit("Solve", solve, data, elements, formula=self.composition.formula or None,
+                           system=self.window.crystal_system.currentText(), samples=SOLVE_SAMPLES,
+                           device=self.settings.device)
+
+    def start_refine(self) -> None:
+        pattern, structure = self.patterns.pattern, self.solve.structure
+        if pattern is None or structure is None:
+            self.window.show_error("Refine needs a pattern and a structure: solve first or open a CIF")
+            return
+        from model.refine import refine_structure
+
+        self.runner.submit("Refine", refine_structure, pattern, structure, excluded=list(self.patterns.excluded))
+
+    def cancel(self) -> None:
+        if self.runner.busy:
+            self.window.show_message(f"Cancelling {self.runner.current}…")
+            self.runner.cancel()
+
+    # -- job events ------------------------------------------------------------------------------
+    def _progress(self, name: str, step: Progress) -> None:
+        self.window.show_busy(f"{name}: {step.stage}", step.fraction)
+        if step.message:
+            self.window.show_message(f"{name}: {step.stage} — {step.message}")
+
+    def _finished(self, name: str, value) -> None:
+        self.window.show_busy(None)
+        results = value if isinstance(value, list) else [value]
+        results = sorted(results, key=lambda r: r.rwp)
+        self.solve.set_results(results)
+        best = results[0]
+        self.window.show_message(f"{name} done: {best.space_group}, Rwp {best.rwp:.2f} %"
+                                 + (f" — {best.message}" if best.message else ""))
+
+    def _failed(self, name: str, message: str) -> None:
+        self.window.show_busy(None)
+        self.window.show_error(f"{name} failed: {message}")
+
+    def _cancelled(self, name: str) -> None:
+        self.window.show_busy(None)
+        self.window.show_message(f"{name} cancelled")
+
+    # -- results → views -------------------------------------------------------------------------
+    def _show_results(self) -> None:
+        self.window.results_panel.show_results(self.solve.results, self.solve.current)
+
+    def _show_solution(self, index: int) -> None:
+        self.window.results_panel.show_results(self.solve.results, index)
+        result = self.solve.result
+        if result is None:
+            return
+        self.patterns.set_fit(result.fit, result.reflections)
+        try:
+            self.solve.set_structure(solve_result_structure(result))
+        except (ValueError, InputError) as error:
+            self.window.show_error(f"solution {index + 1}: cannot build its cell ({error})")
+
+    def _structure_changed(self) -> None:
+        structure = self.solve.structure
+        view = self.window.density_view
+        if structure is None:
+            view.set_atoms([], np.zeros((0, 3)))
+            return
+        view.set_atoms([site.specie.symbol for site in structure], structure.frac_coords,
+                       structure.lattice.matrix)
+        if self.solve.density is None:  # an opened structure: show its own (IAM) density
+            self.solve.set_density(cmed(structure))
+
+    def _draw_density(self) -> None:
+        density = self.solve.density
+        if density is None:
+            self.window.density_view.set_density(None, None)
+            return
+        if density.n < DISPLAY_GRID:
+            density = fourier_upsample(density, DISPLAY_GRID)
+        self.window.density_view.set_density(density.values, density.lattice)

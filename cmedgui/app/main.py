@@ -1,0 +1,124 @@
+"""Building the window (models, widgets, controllers) and the scripted mode of `cmedgui`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from cmedgui.app.controllers.composition_controller import CompositionController
+from cmedgui.app.controllers.export_controller import ExportController
+from cmedgui.app.controllers.file_controller import FileController
+from cmedgui.app.controllers.pattern_controller import PatternController
+from cmedgui.app.controllers.solve_controller import SolveController
+from cmedgui.app.figures import save_image, window_image
+from cmedgui.app.jobs import JobRunner
+from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
+from cmedgui.app.widgets.main_window import MainWindow
+from model.errors import InputError
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
+EXAMPLE = EXAMPLES / "CeO2_CuKa.xy"
+EXAMPLE_ELEMENTS = ("Ce", "O")
+
+
+class App:
+    """One window with its models and controllers."""
+
+    def __init__(self, settings: QSettings | None = None, inline_jobs: bool = False):
+        self.patterns = PatternModel()
+        self.composition = CompositionModel()
+        self.solve = SolveModel()
+        self.settings = SettingsModel(settings)
+        self.runner = JobRunner(inline=inline_jobs)
+        self.window = MainWindow()
+        self.files = FileController(self.patterns, self.solve, self.settings, self.window)
+        self.pattern_view = PatternController(self.patterns, self.window)
+        self.elements = CompositionController(self.composition, self.window)
+        self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
+                                      self.runner)
+        self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.window.restoreGeometry(geometry)
+        if state is not None:
+            self.window.restoreState(state)
+        self.window.closing.connect(self.close)
+
+    def show_device(self) -> None:
+        """Device and model version in the status bar (imports torch, so after the window shows)."""
+        try:
+            from model.predict import Predictor
+
+            predictor = Predictor.load()
+            text = f"{predictor.device} · model {predictor.version}"
+        except ImportError:
+            text = "no network in this build"
+        except InputError as error:
+            text = f"no model: {error.problem}"
+        self.window.device_label.setText(text)
+
+    def screenshot(self, path: str | Path) -> Path:
+        view = self.window.density_view
+        return save_image(window_image(self.window, [(view.canvas.native, view.render())]), path)
+
+    def close(self) -> None:
+        """Stop a running job and remember the layout."""
+        if self.runner.busy:
+            self.runner.cancel()
+            self.runner.wait(5000)
+        self.settings.save_window_state(self.window.saveGeometry(), self.window.saveState())
+        self.settings.sync()
+
+
+def run_window(args: argparse.Namespace) -> int:
+    """`cmedgui` [--open FILE…] [--elements E…] [--solve] [--screenshot PNG] [--quit]."""
+    qt_app = QApplication.instance() or QApplication(sys.argv[:1])
+    qt_app.setApplicationName("cmedgui")
+    qt_app.setOrganizationName("cmedgui")
+    qt_app.setStyle("Fusion")  # the same look on every platform, and in screenshots
+    app = App()
+    window = app.window
+    window.show()
+    files = args.open_files or [str(EXAMPLE)]
+    added = app.files.open_paths(files)
+    elements = args.elements or ([] if args.open_files else list(EXAMPLE_ELEMENTS))
+    exit_code = 0 if added else 2
+    try:
+        app.composition.set_known(elements)
+    except InputError as error:
+        window.show_error(str(error))
+        exit_code = 2
+    QTimer.singleShot(0, app.show_device)
+
+    def finish() -> None:
+        if args.screenshot:
+            qt_app.processEvents()
+            path = app.screenshot(args.screenshot)
+            print(f"screenshot: {path}")
+        if args.quit:
+            window.close()
+            qt_app.quit()
+
+    failed: list[str] = []
+
+    def solve_then_finish() -> None:
+        app.solver.start_solve()
+        if not app.runner.busy:  # refused (no elements, …): the reason is in the status bar
+            failed.append(window.message.text())
+            finish()
+
+    if args.solve and added:
+        app.runner.failed.connect(lambda name, message: failed.append(message))
+        app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
+        app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
+        QTimer.singleShot(500, solve_then_finish)
+    elif args.screenshot or args.quit:
+        QTimer.singleShot(800, finish)
+    code = qt_app.exec()
+    for message in failed:
+        print(f"cmedgui: {message}", file=sys.stderr)
+    return exit_code or (1 if failed else code)

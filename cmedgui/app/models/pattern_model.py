@@ -1,0 +1,129 @@
+"""Loaded patterns, the current one, display units and excluded 2θ regions."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from model.pattern import Pattern, Wavelength, q_to_two_theta, two_theta_to_q
+from model.result import Fit, Reflection
+
+X_UNITS = ("2theta", "q", "d")  # degrees 2θ, Å⁻¹, Å
+SCALINGS = ("linear", "sqrt", "log")
+
+
+def to_x(two_theta: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
+    """Degrees 2θ → the display unit; Q and d need the wavelength (Kα1, Å)."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    if unit == "2theta":
+        return two_theta
+    if wavelength_A is None:
+        raise ValueError("Q and d need a wavelength")
+    q = two_theta_to_q(two_theta, wavelength_A)
+    if unit == "q":
+        return q
+    with np.errstate(divide="ignore"):
+        return 2.0 * np.pi / q
+
+
+def from_x(x: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
+    """The display unit → degrees 2θ (inverse of to_x)."""
+    x = np.asarray(x, dtype=float)
+    if unit == "2theta":
+        return x
+    q = x if unit == "q" else 2.0 * np.pi / x
+    return q_to_two_theta(q, wavelength_A)
+
+
+class PatternModel(QObject):
+    """The patterns on screen. Excluded regions are (low, high) in degrees 2θ."""
+
+    patterns_changed = Signal()
+    current_changed = Signal(int)
+    x_unit_changed = Signal(str)
+    scaling_changed = Signal(str)
+    excluded_changed = Signal()
+    fit_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.patterns: list[Pattern] = []
+        self.current = -1
+        self.x_unit = "2theta"
+        self.scaling = "linear"
+        self.excluded: list[tuple[float, float]] = []
+        self.fit: Fit | None = None
+        self.reflections: list[Reflection] = []
+
+    @property
+    def pattern(self) -> Pattern | None:
+        return self.patterns[self.current] if 0 <= self.current < len(self.patterns) else None
+
+    def add(self, patterns: list[Pattern]) -> None:
+        """Append patterns; the first new one becomes current."""
+        if not patterns:
+            return
+        first = len(self.patterns)
+        self.patterns.extend(patterns)
+        self.patterns_changed.emit()
+        self.set_current(first)
+
+    def remove(self, index: int) -> None:
+        del self.patterns[index]
+        self.patterns_changed.emit()
+        self.set_current(min(self.current, len(self.patterns) - 1), force=True)
+
+    def set_current(self, index: int, force: bool = False) -> None:
+        if index == self.current and not force:
+            return
+        self.current = index
+        self.excluded = []
+        self.set_fit(None)
+        self.excluded_changed.emit()
+        self.current_changed.emit(index)
+
+    def replace_current(self, pattern: Pattern) -> None:
+        """Swap the current pattern for an edited copy (e.g. with a wavelength given by the user)."""
+        self.patterns[self.current] = pattern
+        self.patterns_changed.emit()
+        self.current_changed.emit(self.current)
+
+    def set_wavelength(self, wavelength: Wavelength) -> None:
+        if self.pattern is not None and self.pattern.wavelength != wavelength:
+            self.replace_current(self.pattern.with_wavelength(wavelength))
+
+    def set_x_unit(self, unit: str) -> None:
+        if unit not in X_UNITS:
+            raise ValueError(f"x unit {unit!r} is not one of {X_UNITS}")
+        if unit != self.x_unit:
+            self.x_unit = unit
+            self.x_unit_changed.emit(unit)
+
+    def set_scaling(self, scaling: str) -> None:
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling {scaling!r} is not one of {SCALINGS}")
+        if scaling != self.scaling:
+            self.scaling = scaling
+            self.scaling_changed.emit(scaling)
+
+    def add_excluded(self, low: float, high: float) -> None:
+        low, high = sorted((float(low), float(high)))
+        if high > low:
+            self.excluded.append((low, high))
+            self.excluded_changed.emit()
+
+    def set_excluded(self, regions: list[tuple[float, float]]) -> None:
+        self.excluded = [tuple(sorted(map(float, r))) for r in regions if r[1] != r[0]]
+        self.excluded_changed.emit()
+
+    def included_mask(self, pattern: Pattern) -> np.ndarray:
+        """True where a point of ``pattern`` lies outside every excluded region."""
+        keep = np.ones(len(pattern), dtype=bool)
+        for low, high in self.excluded:
+            keep &= ~((pattern.two_theta >= low) & (pattern.two_theta <= high))
+        return keep
+
+    def set_fit(self, fit: Fit | None, reflections: list[Reflection] | None = None) -> None:
+        self.fit = fit
+        self.reflections = list(reflections or [])
+        self.fit_changed.emit()

@@ -1,0 +1,247 @@
+"""The 3D view (vispy SceneCanvas in the Qt window): CMED isosurface with a live level slider,
+unit-cell box and axes, atoms as spheres in element colours with labels, 1–3 cells per axis,
+and a slice plane drawn as a 2D colour map."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import vispy
+
+vispy.use("pyside6")
+from PySide6.QtCore import Qt, Signal  # noqa: E402  (vispy must pick its Qt backend first)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,  # noqa: E402
+                               QVBoxLayout, QWidget)
+from skimage.measure import marching_cubes  # noqa: E402
+from vispy import scene  # noqa: E402
+from vispy.visuals.transforms import MatrixTransform  # noqa: E402
+
+ISO_COLOUR = (0.25, 0.55, 0.95, 0.85)
+AXIS_COLOURS = ((0.85, 0.1, 0.1, 1), (0.1, 0.6, 0.1, 1), (0.1, 0.2, 0.9, 1))
+BOX_EDGES = [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7)]
+
+
+@functools.cache
+def element_colours() -> dict[str, tuple[float, float, float]]:
+    """Jmol element colours (RGB 0–1), from the table pymatgen ships."""
+    import pymatgen.vis
+    from monty.serialization import loadfn
+
+    table = loadfn(Path(pymatgen.vis.__file__).parent / "ElementColorSchemes.yaml")["Jmol"]
+    return {symbol: tuple(c / 255 for c in rgb) for symbol, rgb in table.items()}
+
+
+def tile(values: np.ndarray, cells: int) -> np.ndarray:
+    """The grid repeated ``cells`` times per axis plus the closing plane, so that grid index
+    i sits at fractional coordinate i/N from 0 to ``cells`` inclusive."""
+    tiled = np.tile(values, (cells, cells, cells))
+    return np.pad(tiled, ((0, 1), (0, 1), (0, 1)), mode="wrap")
+
+
+def isosurface_mesh(values: np.ndarray, lattice: np.ndarray, level: float, cells: int = 1):
+    """Vertices (Cartesian Å) and faces of the ``level`` (e/Å³) surface over ``cells``³ cells;
+    empty arrays when the level lies outside the values."""
+    grid = tile(np.asarray(values, dtype=np.float32), cells)
+    if not grid.min() < level < grid.max():
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint32)
+    n = np.array(values.shape, dtype=float)
+    vertices, faces, _, _ = marching_cubes(grid, level)
+    to_cart = np.asarray(lattice, dtype=float) / n[:, None]  # index units → fractional → Cartesian
+    return (vertices @ to_cart).astype(np.float32), faces.astype(np.uint32)
+
+
+def cell_edges(lattice: np.ndarray, cells: int) -> np.ndarray:
+    """Segment end points (2·12·cells³, 3) of every cell's box, Cartesian Å."""
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float)
+    segments = []
+    for offset in np.ndindex(cells, cells, cells):
+        frac = corners + offset
+        for start, end in BOX_EDGES:
+            segments += [frac[start], frac[end]]
+    return np.array(segments) @ np.asarray(lattice, dtype=float)
+
+
+def atoms_in_cells(frac: np.ndarray, cells: int, tol: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional positions of atoms in ``cells``³ cells, with the images on the far faces;
+    returns (positions, index of the source atom)."""
+    frac = np.mod(np.asarray(frac, dtype=float), 1.0)
+    shifts = np.array(list(np.ndindex(cells + 1, cells + 1, cells + 1)), dtype=float)
+    positions = frac[:, None, :] + shifts[None, :, :]
+    inside = np.all(positions <= cells + tol, axis=2)
+    source = np.broadcast_to(np.arange(len(frac))[:, None], inside.shape)
+    return positions[inside], source[inside]
+
+
+class DensityView(QWidget):
+    """Draws a density grid and atoms; controls emit nothing outside, they only change the drawing."""
+
+    level_changed = Signal(float)  # e/Å³
+
+    SLIDER_STEPS = 1000
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.canvas = scene.SceneCanvas(keys=None, bgcolor="white", size=(500, 400))
+        self.view = self.canvas.central_widget.add_view()
+        self.view.camera = scene.TurntableCamera(fov=30, elevation=20, azimuth=-60)
+        self.mesh = scene.visuals.Mesh(color=ISO_COLOUR, shading="smooth", parent=self.view.scene)
+        self.box = scene.visuals.Line(connect="segments", color=(0.3, 0.3, 0.3, 1), width=1.5,
+                                      parent=self.view.scene)
+        self.axes = scene.visuals.Line(connect="segments", width=3, parent=self.view.scene)
+        self.axis_labels = scene.visuals.Text(font_size=12, bold=True, parent=self.view.scene)
+        self.atoms = scene.visuals.Markers(scaling="scene", spherical=True, parent=self.view.scene)
+        self.atom_labels = scene.visuals.Text(font_size=9, color="black", parent=self.view.scene)
+        self.slice = scene.visuals.Image(cmap="viridis", parent=self.view.scene)
+        self.slice.transform = MatrixTransform()
+        self.slice.visible = False
+        self._values: np.ndarray | None = None
+        self._lattice = np.eye(3)
+        self._atoms: tuple[list[str], np.ndarray] = ([], np.zeros((0, 3)))
+        self.level = 0.0
+
+        self.level_slider = QSlider(Qt.Orientation.Horizontal)
+        self.level_slider.setRange(1, self.SLIDER_STEPS - 1)
+        self.level_slider.setValue(self.SLIDER_STEPS // 12)
+        self.level_slider.setToolTip("Isosurface level")
+        self.level_slider.valueChanged.connect(self._slider_moved)
+        self.level_label = QLabel("—")
+        self.level_label.setMinimumWidth(110)
+        self.cells = QSpinBox()
+        self.cells.setRange(1, 3)
+        self.cells.setPrefix("cells ")
+        self.cells.valueChanged.connect(self.redraw)
+        self.show_atoms = QCheckBox("atoms")
+        self.show_atoms.setChecked(True)
+        self.show_atoms.toggled.connect(self._draw_atoms)
+        self.slice_axis = QComboBox()
+        self.slice_axis.addItems(["no slice", "slice ⟂ a", "slice ⟂ b", "slice ⟂ c"])
+        self.slice_axis.currentIndexChanged.connect(self._draw_slice)
+        self.slice_position = QSlider(Qt.Orientation.Horizontal)
+        self.slice_position.setRange(0, 100)
+        self.slice_position.setValue(50)
+        self.slice_position.setToolTip("Slice position along its axis (fraction of the cell)")
+        self.slice_position.valueChanged.connect(self._draw_slice)
+        reset = QPushButton("Reset view")
+        reset.clicked.connect(self.reset_view)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Level"))
+        controls.addWidget(self.level_slider, 2)
+        controls.addWidget(self.level_label)
+        controls.addWidget(self.cells)
+        controls.addWidget(self.show_atoms)
+        controls.addWidget(self.slice_axis)
+        controls.addWidget(self.slice_position, 1)
+        controls.addWidget(reset)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.canvas.native, 1)
+        layout.addLayout(controls)
+
+    # -- what the controller hands over -------------------------------------------------------
+    def set_density(self, values: np.ndarray | None, lattice: np.ndarray | None) -> None:
+        """A density grid (N,N,N) in e/Å³ on the cell with rows a, b, c (Å); None clears the view."""
+        self._values = None if values is None else np.asarray(values, dtype=np.float32)
+        if lattice is not None:
+            self._lattice = np.asarray(lattice, dtype=float)
+        self.redraw()
+        self.reset_view()
+
+    def set_atoms(self, symbols: list[str], frac: np.ndarray, lattice: np.ndarray | None = None) -> None:
+        self._atoms = (list(symbols), np.asarray(frac, dtype=float).reshape(-1, 3))
+        if lattice is not None:
+            self._lattice = np.asarray(lattice, dtype=float)
+        self.redraw()
+
+    def set_level_fraction(self, fraction: float) -> None:
+        """Move the level slider to ``fraction`` of the density range (0–1)."""
+        self.level_slider.setValue(int(round(np.clip(fraction, 0, 1) * self.SLIDER_STEPS)))
+
+    # -- drawing ------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        cells = self.cells.value()
+        edges = cell_edges(self._lattice, cells)
+        self.box.set_data(pos=edges)
+        origin = np.zeros(3)
+        ends = self._lattice * 0.25 + origin  # short axes so they do not hide the first cell's box
+        self.axes.set_data(pos=np.array([[origin, end] for end in ends]).reshape(-1, 3),
+                           color=np.repeat(np.array(AXIS_COLOURS), 2, axis=0))
+        self.axis_labels.text = ["a", "b", "c"]
+        self.axis_labels.pos = ends * 1.15
+        self.axis_labels.color = np.array(AXIS_COLOURS)
+        self._draw_surface()
+        self._draw_atoms()
+        self._draw_slice()
+
+    def _slider_moved(self) -> None:
+        self._draw_surface()
+
+    def _draw_surface(self) -> None:
+        if self._values is None:
+            self.mesh.visible = False
+            self.level_label.setText("no density")
+            return
+        low, high = float(self._values.min()), float(self._values.max())
+        self.level = low + (high - low) * self.level_slider.value() / self.SLIDER_STEPS
+        self.level_label.setText(f"{self.level:.3g} e/Å³")
+        vertices, faces = isosurface_mesh(self._values, self._lattice, self.level, self.cells.value())
+        self.mesh.visible = len(faces) > 0  # vispy cannot take an empty mesh
+        if len(faces):
+            self.mesh.set_data(vertices=vertices, faces=faces, color=ISO_COLOUR)
+        self.canvas.update()
+        self.level_changed.emit(self.level)
+
+    def _draw_atoms(self) -> None:
+        symbols, frac = self._atoms
+        if not self.show_atoms.isChecked() or not symbols:
+            self.atoms.visible = self.atom_labels.visible = False
+            return
+        positions, source = atoms_in_cells(frac, self.cells.value())
+        colours = element_colours()
+        face = np.array([(*colours.get(symbols[i], (0.8, 0.2, 0.8)), 1.0) for i in source])
+        cart = positions @ self._lattice
+        size = 0.07 * float(np.cbrt(abs(np.linalg.det(self._lattice))))  # scene units (Å)
+        self.atoms.set_data(cart, size=size, face_color=face, edge_width=0)
+        self.atoms.visible = self.atom_labels.visible = True
+        first = np.all(positions < 1.0 - 1e-3, axis=1)  # label each atom once, in the first cell
+        self.atom_labels.text = [symbols[i] for i in source[first]] or [""]
+        self.atom_labels.pos = cart[first] + size * 0.6 if first.any() else np.zeros((1, 3))
+
+    def _draw_slice(self) -> None:
+        axis = self.slice_axis.currentIndex() - 1
+        if axis < 0 or self._values is None:
+            self.slice.visible = False
+            self.canvas.update()
+            return
+        cells = self.cells.value()
+        n = self._values.shape[axis]
+        t = self.slice_position.value() / 100.0
+        plane = np.take(self._values, int(round(t * n)) % n, axis=axis)
+        plane = np.tile(plane, (cells, cells))
+        u, v = [i for i in range(3) if i != axis]
+        # Image pixel (x, y) is data[y, x] covering [x, x+1]; its centre is grid point x along u.
+        nu, nv = self._values.shape[u], self._values.shape[v]
+        matrix = np.eye(4)
+        matrix[0, :3] = self._lattice[u] / nu
+        matrix[1, :3] = self._lattice[v] / nv
+        matrix[2, :3] = 0.0
+        matrix[3, :3] = -0.5 * self._lattice[u] / nu - 0.5 * self._lattice[v] / nv + t * self._lattice[axis]
+        self.slice.set_data(np.ascontiguousarray(plane.T))
+        self.slice.clim = (float(self._values.min()), float(self._values.max()))
+        self.slice.transform.matrix = matrix
+        self.slice.visible = True
+        self.canvas.update()
+
+    def reset_view(self) -> None:
+        cells = self.cells.value()
+        centre = 0.5 * cells * self._lattice.sum(axis=0)
+        self.view.camera.center = tuple(centre)
+        self.view.camera.elevation, self.view.camera.azimuth = 20.0, -60.0
+        self.view.camera.scale_factor = 1.2 * cells * float(np.linalg.norm(self._lattice.sum(axis=0)))
+        self.canvas.update()
+
+    def render(self) -> np.ndarray:
+        """The 3D view as an RGBA uint8 image (H, W, 4), drawn off screen."""
+        return self.canvas.render(alpha=True)

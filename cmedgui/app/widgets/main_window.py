@@ -1,0 +1,202 @@
+"""The main window's layout, menus and status bar; files dropped on it are emitted as paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QMainWindow, QMenu,
+                               QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
+
+from cmedgui.app.widgets.density_view import DensityView
+from cmedgui.app.widgets.file_list import FileList
+from cmedgui.app.widgets.pattern_widget import PatternWidget
+from cmedgui.app.widgets.periodic_table import PeriodicTable
+from cmedgui.app.widgets.results_panel import ResultsPanel
+from model.pattern import ANODES
+
+ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
+CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic", "monoclinic",
+                   "triclinic")
+FROM_FILE = "from file"
+
+
+def icon(name: str) -> QIcon:
+    return QIcon(str(ICONS / f"{name}.svg"))
+
+
+class MainWindow(QMainWindow):
+    files_dropped = Signal(list)  # paths as str
+    closing = Signal()
+
+    def __init__(self):
+        super().__init__()
+        self.setWindowTitle("cmedgui — crystal structures from powder diffraction")
+        self.setWindowIcon(icon("cmedgui"))
+        self.setAcceptDrops(True)
+        self.resize(1560, 960)
+
+        self.pattern_widget = PatternWidget()
+        self.density_view = DensityView()
+        self.file_list = FileList()
+        self.periodic_table = PeriodicTable()
+        self.results_panel = ResultsPanel()
+
+        self.wavelength = QComboBox()
+        self.wavelength.setEditable(True)
+        self.wavelength.addItems([FROM_FILE, *(f"{name} ({w.ka1:.5f} Å)" for name, w in ANODES.items())])
+        self.wavelength.setToolTip("Used when the file states no wavelength: an anode or a value in Å")
+        self.crystal_system = QComboBox()
+        self.crystal_system.addItems(CRYSTAL_SYSTEMS)
+        self.solve_button = QPushButton(icon("solve"), "Solve")
+        self.refine_button = QPushButton("Refine")
+        sample = QWidget()
+        form = QFormLayout(sample)
+        form.addRow("Wavelength", self.wavelength)
+        form.addRow("Crystal system", self.crystal_system)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.solve_button)
+        buttons.addWidget(self.refine_button)
+        form.addRow(buttons)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(2, 2, 2, 2)
+        left_layout.addWidget(QLabel("Patterns (drop files here)"))
+        left_layout.addWidget(self.file_list, 1)
+        left_layout.addWidget(self.periodic_table)
+        left_layout.addWidget(sample)
+        self._dock("Sample", left, Qt.DockWidgetArea.LeftDockWidgetArea)
+        results = self._dock("Results", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        results.setMaximumWidth(380)
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.pattern_widget)
+        self.splitter.addWidget(self.density_view)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        self.setCentralWidget(self.splitter)
+
+        self.message = QLabel()
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(260)
+        self.progress.setFormat("%p%")
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.hide()
+        self.device_label = QLabel()
+        status = self.statusBar()
+        status.addWidget(self.message, 1)
+        status.addPermanentWidget(self.progress)
+        status.addPermanentWidget(self.cancel_button)
+        status.addPermanentWidget(self.device_label)
+        self._build_menus()
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title)
+        dock.setObjectName(f"dock_{title}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = file_menu.addAction(icon("open"), "&Open…")
+        self.open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        export = file_menu.addMenu("&Export")
+        self.export_actions: dict[str, QAction] = {}
+        for key, text in (("cif", "Structure (CIF)…"), ("density", "Density (.cube / .xsf / CHGCAR)…"),
+                          ("fit", "Fitted pattern (.xy / .csv)…"), ("pattern_figure", "Pattern figure…"),
+                          ("density_figure", "3D view figure…"), ("report", "Solve report…")):
+            self.export_actions[key] = export.addAction(text)
+        file_menu.addSeparator()
+        self.quit_action = file_menu.addAction("&Quit")
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+
+        view = bar.addMenu("&View")
+        self.x_unit_actions = self._choice(view, {"2theta": "2θ (°)", "q": "Q (Å⁻¹)", "d": "d (Å)"})
+        view.addSeparator()
+        self.scaling_actions = self._choice(view, {"linear": "Linear intensity", "sqrt": "√ intensity",
+                                                   "log": "Log intensity"})
+        view.addSeparator()
+        self.exclude_action = view.addAction("Drag to exclude regions (or Shift-drag)")
+        self.exclude_action.setCheckable(True)
+        self.reset_action = view.addAction("Reset view")
+        self.reset_action.setShortcut("Ctrl+0")
+
+        solve = bar.addMenu("&Solve")
+        self.solve_action = solve.addAction(icon("solve"), "Solve")
+        self.solve_action.setShortcut("Ctrl+R")
+        self.refine_action = solve.addAction("Refine")
+        self.cancel_action = solve.addAction("Cancel")
+        self.cancel_action.setShortcut("Esc")
+        self.solve_button.clicked.connect(self.solve_action.trigger)
+        self.refine_button.clicked.connect(self.refine_action.trigger)
+        self.cancel_button.clicked.connect(self.cancel_action.trigger)
+
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("toolbar_main")
+        toolbar.addAction(self.open_action)
+        toolbar.addAction(self.solve_action)
+        toolbar.addAction(self.reset_action)
+
+    def _choice(self, menu: QMenu, options: dict[str, str]) -> dict[str, QAction]:
+        group = QActionGroup(self)
+        actions = {}
+        for key, text in options.items():
+            action = menu.addAction(text)
+            action.setCheckable(True)
+            group.addAction(action)
+            actions[key] = action
+        next(iter(actions.values())).setChecked(True)
+        return actions
+
+    # -- status ----------------------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+
+    def show_error(self, text: str) -> None:
+        """One plain line (file and problem) in the status bar: never a traceback box."""
+        self.message.setStyleSheet("color: #b00020;")
+        self.message.setText(text.splitlines()[0] if text else "")
+
+    def show_busy(self, stage: str | None, fraction: float = 0.0) -> None:
+        """A running job's stage and fraction (0–1); None hides the progress bar."""
+        running = stage is not None
+        self.progress.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.solve_action.setEnabled(not running)
+        self.refine_action.setEnabled(not running)
+        self.solve_button.setEnabled(not running)
+        self.refine_button.setEnabled(not running)
+        if running:
+            self.progress.setValue(int(round(fraction * 1000)))
+            self.progress.setFormat(f"{stage} %p%")
+
+    def set_recent(self, paths: list[str]) -> list[QAction]:
+        self.recent_menu.clear()
+        actions = [self.recent_menu.addAction(path) for path in paths]
+        self.recent_menu.setEnabled(bool(paths))
+        return actions
+
+    def closeEvent(self, event):
+        self.closing.emit()
+        event.accept()
+
+    # -- drag and drop ---------------------------------------------------------------------------
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)

@@ -1,0 +1,170 @@
+"""The pattern plot (pyqtgraph): observed points, calculated line, background, difference below,
+hkl ticks with hkl on hover, excluded regions dragged out with Shift (or in exclude mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+# Colour-blind-safe (Okabe–Ito) colours for overlaid patterns, first is the current one.
+OVERLAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
+CALC_COLOUR, BG_COLOUR, DIFF_COLOUR, TICK_COLOUR = "#D55E00", "#7f7f7f", "#009E73", "#CC79A7"
+EXCLUDED_BRUSH = (200, 60, 60, 50)
+
+X_LABELS = {"2theta": ("2θ", "°"), "q": ("Q", "Å⁻¹"), "d": ("d", "Å")}
+Y_LABELS = {"linear": "Intensity", "sqrt": "√Intensity", "log": "log₁₀ Intensity"}
+
+
+def scale_intensity(y: np.ndarray, scaling: str) -> np.ndarray:
+    """Display transform of intensities: linear, signed square root, or log10 (floored at 1e-3·max)."""
+    y = np.asarray(y, dtype=float)
+    if scaling == "sqrt":
+        return np.sign(y) * np.sqrt(np.abs(y))
+    if scaling == "log":
+        floor = max(float(np.max(np.abs(y), initial=0.0)) * 1e-3, 1e-12)
+        return np.log10(np.maximum(y, floor))
+    return y
+
+
+class _DragViewBox(pg.ViewBox):
+    """A ViewBox whose Shift-drag (or any left drag in exclude mode) outlines an x range."""
+
+    range_dragged = Signal(float, float)
+
+    def __init__(self):
+        super().__init__()
+        self.exclude_mode = False
+        self._band = pg.LinearRegionItem(brush=EXCLUDED_BRUSH, movable=False)
+        self._band.setZValue(-5)
+        self._band.hide()
+        self.addItem(self._band, ignoreBounds=True)
+
+    def mouseDragEvent(self, event, axis=None):
+        wants = event.button() == Qt.MouseButton.LeftButton and (
+            self.exclude_mode or event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if not wants:
+            super().mouseDragEvent(event, axis)
+            return
+        event.accept()
+        start = self.mapSceneToView(event.buttonDownScenePos()).x()
+        now = self.mapSceneToView(event.scenePos()).x()
+        self._band.setRegion((start, now))
+        self._band.show()
+        if event.isFinish():
+            self._band.hide()
+            self.range_dragged.emit(min(start, now), max(start, now))
+
+
+class PatternWidget(pg.GraphicsLayoutWidget):
+    """Draws patterns handed to it in display units; emits the user's edits of excluded regions."""
+
+    excluded_added = Signal(float, float)  # display x units
+    excluded_edited = Signal(list)  # all regions after a move/removal, display x units
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("w")
+        self._viewbox = _DragViewBox()
+        self.main = self.addPlot(row=0, col=0, viewBox=self._viewbox)
+        self.tick_plot = self.addPlot(row=1, col=0)
+        self.diff = self.addPlot(row=2, col=0)
+        self.ci.layout.setRowStretchFactor(0, 5)
+        self.ci.layout.setRowStretchFactor(2, 2)
+        self.tick_plot.setMaximumHeight(28)
+        self.tick_plot.hideAxis("bottom")
+        self.tick_plot.getAxis("left").setTicks([[]])
+        self.tick_plot.setYRange(0, 1, padding=0)
+        self.tick_plot.setMouseEnabled(x=True, y=False)
+        for plot in (self.tick_plot, self.diff):
+            plot.setXLink(self.main)
+            plot.getAxis("left").setWidth(60)
+        self.main.getAxis("left").setWidth(60)
+        self.main.showGrid(x=True, y=True, alpha=0.15)
+        self.diff.showGrid(x=True, y=True, alpha=0.15)
+        self.main.addLegend(offset=(-10, 10))
+        for plot in (self.main, self.diff):
+            plot.setClipToView(True)
+            plot.setDownsampling(auto=True, mode="peak")
+        self.main.hideAxis("bottom")
+        self.diff.setLabel("left", "Obs − Calc")
+        self._viewbox.range_dragged.connect(self.excluded_added)
+        self._curves: list[pg.PlotDataItem] = []
+        self._calc = self.main.plot([], [], pen=pg.mkPen(CALC_COLOUR, width=1.5), name="calculated")
+        self._background = self.main.plot([], [], pen=pg.mkPen(BG_COLOUR, width=1, style=Qt.PenStyle.DashLine),
+                                          name="background")
+        self._difference = self.diff.plot([], [], pen=pg.mkPen(DIFF_COLOUR, width=1))
+        self._ticks = pg.ScatterPlotItem(symbol="|", size=14, pen=pg.mkPen(TICK_COLOUR, width=1.5),
+                                         brush=None, hoverable=True, tip="{data}".format,
+                                         hoverPen=pg.mkPen("k", width=2))
+        self.tick_plot.addItem(self._ticks)
+        self._regions: list[pg.LinearRegionItem] = []
+        self.set_axes("2theta", "linear")
+
+    @property
+    def exclude_mode(self) -> bool:
+        return self._viewbox.exclude_mode
+
+    def set_exclude_mode(self, on: bool) -> None:
+        self._viewbox.exclude_mode = on
+
+    def set_axes(self, x_unit: str, scaling: str) -> None:
+        name, unit = X_LABELS[x_unit]
+        self.diff.setLabel("bottom", name, units=unit)
+        self.main.setLabel("left", Y_LABELS[scaling])
+
+    def set_patterns(self, curves: list[tuple[str, np.ndarray, np.ndarray]], current: int) -> None:
+        """(name, x, y) per pattern, already in display units; the current one is drawn on top as points."""
+        for item in self._curves:
+            self.main.removeItem(item)
+        self._curves = []
+        for index, (name, x, y) in enumerate(curves):
+            colour = OVERLAY_COLOURS[index % len(OVERLAY_COLOURS)]
+            if index == current:
+                item = pg.PlotDataItem(x, y, pen=None, symbol="o", symbolSize=3, symbolPen=None,
+                                       symbolBrush=colour, name=f"{name} (observed)")
+                item.setZValue(2)
+            else:
+                item = pg.PlotDataItem(x, y, pen=pg.mkPen(colour, width=1), name=name)
+            self.main.addItem(item)  # takes the plot's clip-to-view and downsampling
+            self._curves.append(item)
+
+    def set_fit(self, x: np.ndarray | None, calculated=None, background=None, difference=None) -> None:
+        """Calculated and background (display units, already scaled) and the unscaled difference."""
+        empty = np.zeros(0)
+        if x is None:
+            x = calculated = background = difference = empty
+        self._calc.setData(x, calculated)
+        self._background.setData(x, background)
+        self._difference.setData(x, difference)
+
+    def set_ticks(self, x: np.ndarray, labels: list[str]) -> None:
+        """hkl ticks at display x in the strip between the panels; hovering one shows its label."""
+        self._ticks.setData(x=np.asarray(x, dtype=float), y=np.full(len(labels), 0.5), data=labels)
+
+    def set_excluded(self, regions: list[tuple[float, float]]) -> None:
+        for item in self._regions:
+            self.main.removeItem(item)
+        self._regions = []
+        for low, high in regions:
+            item = pg.LinearRegionItem((low, high), brush=EXCLUDED_BRUSH)
+            item.setToolTip("Excluded region: drag edges to adjust, right-click to remove")
+            item.sigRegionChangeFinished.connect(self._emit_regions)
+            item.mouseClickEvent = lambda event, it=item: self._remove_region(event, it)
+            self.main.addItem(item)
+            self._regions.append(item)
+
+    def _remove_region(self, event, item) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            event.accept()
+            self._regions.remove(item)
+            self.main.removeItem(item)
+            self._emit_regions()
+
+    def _emit_regions(self) -> None:
+        self.excluded_edited.emit([tuple(item.getRegion()) for item in self._regions])
+
+    def reset_view(self) -> None:
+        self.main.enableAutoRange()
+        self.diff.enableAutoRange()
+        self.tick_plot.setYRange(0, 1, padding=0)
