@@ -81,10 +81,10 @@ def grid_biso(lattice: np.ndarray, n: int) -> float:
 
     B = 8π²Δ², Δ the longest voxel edge (longest cell edge / n): the atom's core Gaussian then has
     σ = Δ, and at the nearest face of the Fourier box (s = 1/(4Δ)) the form factor has fallen to
-    exp(−π²/2) ≈ 0.7 % of its value at s = 0, so band-limiting hardly changes ρ (measured on shared
-    structures at 32³: grid values within 0.6 % of the peak density of exact point samples). Atoms therefore
-    look alike in grid units whatever the cell size (a 32³ grid of a 4 Å cell gets B ≈ 1.2 Å²,
-    of a 10 Å cell B ≈ 7.7 Å²).
+    exp(−π²/2) ≈ 0.7 % of its value at s = 0, so band-limiting hardly changes ρ (on the shared
+    structures at 32³ the grid is within 0.6 % of the peak density of exact point samples).
+    Atoms therefore look alike in grid units whatever the cell size (a 32³ grid of a 4 Å cell
+    gets B ≈ 1.2 Å², of a 10 Å cell B ≈ 7.7 Å²).
     """
     longest = float(np.max(np.linalg.norm(np.asarray(lattice, dtype=float), axis=1)))
     return 8.0 * math.pi**2 * (longest / n) ** 2

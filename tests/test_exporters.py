@@ -205,3 +205,14 @@ def test_failed_write_leaves_the_old_file(density, tmp_path):
     with pytest.raises(InputError):
         export(path, Density(density.values, density.lattice))
     assert path.read_text() == "previous" and no_leftovers(tmp_path)
+
+
+def test_pattern_files_read_back_with_the_app_readers(pattern, tmp_path):
+    from model.readers import read_patterns
+
+    for name in ("p.xy", "p.csv"):
+        export(tmp_path / name, pattern)
+        (read,) = read_patterns(tmp_path / name)
+        np.testing.assert_allclose(read.two_theta, pattern.two_theta, rtol=1e-9)
+        np.testing.assert_allclose(read.intensity, pattern.intensity, rtol=1e-9)
+    assert read_patterns(tmp_path / "p.xy")[0].wavelength.ka1 == pytest.approx(pattern.wavelength.ka1)
