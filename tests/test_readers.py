@@ -114,6 +114,24 @@ def test_pdcif_sigma_from_esd_or_weight(shared_data):
     assert neutron.provenance.metadata["diffrn_radiation_type"] == "neutron"
 
 
+def test_pdcif_esd_unknown_points_and_wavelength_loop(tmp_path):
+    path = tmp_path / "p.cif"
+    path.write_text("data_structure\n_cell_length_a 5.0\n"
+                    "loop_\n_diffrn_radiation_wavelength\n_diffrn_radiation_wavelength_wt\n"
+                    "1.540593 1.0\n1.544414 0.5\n"
+                    "data_profile\n_pd_meas_2theta_range_min 10.0\n_pd_meas_2theta_range_max 10.3\n"
+                    "_pd_meas_2theta_range_inc 0.1\n"
+                    "loop_\n_pd_meas_counts_total\n1234(35)\n.\n12.5(12)\n2.5E+02(3)\n")
+    p, = read_patterns(path)
+    np.testing.assert_allclose(p.two_theta, [10.0, 10.2, 10.3])
+    np.testing.assert_allclose(p.intensity, [1234, 12.5, 250])
+    np.testing.assert_allclose(p.sigma, [35, 1.2, 30])
+    assert p.wavelength == Wavelength(1.540593, 1.544414, 0.5)
+    path.write_text("data_x\nloop_\n_pd_proc_2theta_corrected\n_pd_proc_intensity_net\n10 1\n11 abc\n")
+    with pytest.raises(InputError, match="'abc' \\(point 2\\) is not a number"):
+        read_patterns(path)
+
+
 def test_compressed_files_open_transparently(tmp_path):
     text = "".join(f"{10 + 0.02 * i:.2f} {100 + i}\n" for i in range(50)).encode()
     plain = tmp_path / "p.xy"

@@ -79,6 +79,10 @@ def _profile(source, name, items, others, label) -> Pattern:
     else:
         two_theta = _range(source, items, key.split("_")[2], intensity.size, where)
     sigma = esd if esd is not None else _sigma_from_weight(items, intensity.size)
+    if two_theta.size == intensity.size:  # points the file leaves unknown (".", "?") are left out
+        known = ~(np.isnan(two_theta) | np.isnan(intensity))
+        two_theta, intensity = two_theta[known], intensity[known]
+        sigma = None if sigma is None else sigma[known]
     wavelength = _wavelength(source, items)
     for other in others:
         wavelength = wavelength or _wavelength(source, other)
@@ -92,14 +96,19 @@ def _looped(items: dict, keys: tuple[str, ...]) -> str | None:
 
 
 def _column(source, values: list[str], key: str, where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    numbers, esds = np.empty(len(values)), np.empty(len(values))
+    """Numbers (NaN where the CIF says unknown, "." or "?") and their esds (None unless all have one)."""
+    numbers, esds = np.full(len(values), np.nan), np.full(len(values), np.nan)
     for i, value in enumerate(values):
-        match = _NUMBER_ESD.match(value.strip())
+        value = value.strip()
+        if value in (".", "?"):
+            continue
+        match = _NUMBER_ESD.match(value)
         if not match:
             raise InputError(source, f"{where}{key} value {value!r} (point {i + 1}) is not a number")
         numbers[i] = float(match.group(1))
         esds[i] = _esd(match.group(1), match.group(2))
-    return numbers, (esds if np.all(np.isfinite(esds)) else None)
+    known = ~np.isnan(numbers)
+    return numbers, (esds if known.any() and not np.isnan(esds[known]).any() else None)
 
 
 def _esd(number: str, digits: str | None) -> float:
