@@ -54,6 +54,9 @@ class CompositionModel(QObject):
                 elements = [str(e) for e in Composition(text).elements]
             except (ValueError, KeyError) as error:
                 raise InputError("formula", f"cannot read {text!r}: {error}") from None
+            unknown = [e for e in elements if not Element.is_valid_symbol(e)]
+            if unknown:  # pymatgen reads unknown symbols as dummy species
+                raise InputError("formula", f"{text!r} names no element {unknown[0]!r}")
             self.states.update({symbol: "known" for symbol in elements})
         self.formula = text
         self.changed.emit()
