@@ -158,6 +158,13 @@ def test_text_variants(tmp_path):
     reverse.write_text("Angle;Counts\n30;5\n20;3\n10;1\n")
     p, = read_patterns(reverse)
     assert list(p.two_theta) == [10, 20, 30] and list(p.intensity) == [1, 3, 5]
+    european = tmp_path / "e.csv"
+    european.write_text("2Theta;Intensity\n10,5;100,25\n10,52;101\n")
+    p, = read_patterns(european)
+    assert list(p.two_theta) == [10.5, 10.52] and list(p.intensity) == [100.25, 101]
+    chi = tmp_path / "fit2d.chi"
+    chi.write_text("CeO2 title\n2-Theta Angle (Degrees)\nIntensity\n       3\n 1.0 2.0\n 1.1 2.5\n 1.2 3\n")
+    assert len(read_patterns(chi)[0]) == 3
     xye = tmp_path / "s.xye"
     xye.write_text("10 100 10\n11 121 11\n12 144 12\n")
     assert list(read_patterns(xye)[0].sigma) == [10, 11, 12]

@@ -83,9 +83,8 @@ def _profile(source, name, items, others, label) -> Pattern:
         known = ~(np.isnan(two_theta) | np.isnan(intensity))
         two_theta, intensity = two_theta[known], intensity[known]
         sigma = None if sigma is None else sigma[known]
-    wavelength = _wavelength(source, items)
-    for other in others:
-        wavelength = wavelength or _wavelength(source, other)
+    wavelength = next((w for w in map(lambda block: _wavelength(source, block), (items, *others))
+                       if w is not None), None)
     metadata = {"block": name, "intensity": key, "two_theta": tth_key or "range",
                 **{k.removeprefix("_"): _scalar(v) for k, v in _header(items, others).items()}}
     return build_pattern(source, "cif", two_theta, intensity, sigma, wavelength, metadata, label)

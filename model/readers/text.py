@@ -1,7 +1,8 @@
 """Plain column text: xy, xye, dat, csv, txt and Dioptas/Fit2D/pyFAI chi.
 
 Columns 2θ (degrees), intensity and optionally σ, separated by spaces, tabs,
-commas or semicolons; any header or comment lines before the numbers. Where
+commas or semicolons (then with decimal commas); any header or comment lines
+before the numbers. Where
 2θ falls back (concatenated scan ranges), each run is its own Pattern. A
 pyFAI/Dioptas header's "Wavelength: 4.066e-11 m" gives the wavelength, and a
 "q_nm^-1"/"q_A^-1" column label means the first column is Q, converted to 2θ.
@@ -93,6 +94,8 @@ def _range_bounds(x: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _numbers(line: str) -> list[float] | None:
+    if ";" in line:  # semicolon-separated exports (European spreadsheets) use decimal commas
+        line = line.replace(",", ".")
     fields = [f for f in _SPLIT.split(line.strip()) if f]
     if not fields:
         return None
