@@ -27,6 +27,7 @@ from model.result import Fit, SolveResult
 KINDS = ("density", "pattern", "structure")
 BOHR_A = 0.529177210903  # CODATA 2018 Bohr radius in Å (cube files are in Bohr)
 CIF_SYMPREC = 0.01  # Å, tolerance for finding the symmetry written to CIF
+NUMBERS_PER_WRITE = 1 << 18  # bounds the memory of text grids
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def _write_cube(path: Path, density: Density) -> None:
     rows = (density.values.astype(np.float64) * BOHR_A**3).reshape(-1, density.n)
     with atomic_write(path) as handle:
         handle.write("\n".join(header) + "\n")
-        handle.write(_number_lines(rows, 6, "%13.5E"))
+        _write_numbers(handle, rows, 6, "%13.5E")
 
 
 def _write_xsf(path: Path, density: Density) -> None:
@@ -91,7 +92,7 @@ def _write_xsf(path: Path, density: Density) -> None:
     periodic = np.pad(density.values, ((0, 1), (0, 1), (0, 1)), mode="wrap")
     with atomic_write(path) as handle:
         handle.write("\n".join(lines) + "\n")
-        handle.write(_number_lines(periodic.ravel(order="F")[None, :], 6, "%13.5E"))
+        _write_flat(handle, periodic.ravel(order="F"), 6, "%13.5E")
         handle.write("END_DATAGRID_3D\nEND_BLOCK_DATAGRID_3D\n")
 
 
@@ -106,7 +107,7 @@ def _write_chgcar(path: Path, density: Density) -> None:
     with atomic_write(path) as handle:
         handle.write(poscar.get_str(significant_figures=8) + "\n")
         handle.write(f"{density.n:5d}{density.n:5d}{density.n:5d}\n")
-        handle.write(_number_lines(flat[None, :], 5, "%18.11E"))
+        _write_flat(handle, flat, 5, "%18.11E")
 
 
 def _atoms(density: Density) -> list[tuple[int, np.ndarray]]:
@@ -132,12 +133,25 @@ def _vector(values: np.ndarray) -> str:
     return " ".join(f"{v:14.8f}" for v in values)
 
 
-def _number_lines(rows: np.ndarray, per_line: int, fmt: str) -> str:
+def _write_numbers(handle, rows: np.ndarray, per_line: int, fmt: str) -> None:
     """Each row of a 2-D array on its own lines, ``per_line`` numbers to a line."""
-    cells = np.char.mod(fmt, rows)
-    lines = [" ".join(row[start:start + per_line])
-             for row in cells for start in range(0, rows.shape[1], per_line)]
-    return "\n".join(lines) + "\n"
+    length = rows.shape[1]
+    line = " ".join([fmt] * per_line) + "\n"
+    rest = " ".join([fmt] * (length % per_line)) + "\n" if length % per_line else ""
+    row_format = line * (length // per_line) + rest
+    block = max(1, NUMBERS_PER_WRITE // length)
+    for start in range(0, rows.shape[0], block):
+        chunk = rows[start:start + block]
+        # one %-format over many numbers: far faster than formatting them one by one
+        handle.write((row_format * chunk.shape[0]) % tuple(chunk.ravel().tolist()))
+
+
+def _write_flat(handle, flat: np.ndarray, per_line: int, fmt: str) -> None:
+    """A 1-D array, ``per_line`` numbers to a line."""
+    whole = flat.size - flat.size % per_line
+    _write_numbers(handle, flat[:whole].reshape(-1, per_line), per_line, fmt)
+    if whole < flat.size:
+        _write_numbers(handle, flat[None, whole:], per_line, fmt)
 
 
 # ---------------------------------------------------------------- pattern
