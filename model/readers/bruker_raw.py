@@ -31,6 +31,7 @@ from model.pattern import Pattern
 from model.readers.scan import build_pattern, c_string, float32_value, wavelength_of
 
 _MAGIC = (b"RAW ", b"RAW2", b"RAW1.01", b"RAW4.00")
+_V4_RANGE_HEADER = 160
 
 
 def sniff(head: bytes) -> bool:
@@ -126,12 +127,12 @@ def _v4(source: str, data: bytes) -> list[Pattern]:
             wavelength = wavelength_of(source, ka1, ka2, ratio, anode)
         offset += length
     patterns = []
-    while offset < len(data):
+    while offset + _V4_RANGE_HEADER <= len(data):
         steps = struct.unpack_from("<I", data, offset + 4)[0]
         scan = c_string(data[offset + 32:offset + 56])
         start, step = struct.unpack_from("<dd", data, offset + 72)
         extra = struct.unpack_from("<I", data, offset + 140)[0]
-        offset += 160 + extra
+        offset += _V4_RANGE_HEADER + extra
         counts = _counts(source, data, offset, steps)
         offset += 4 * steps
         metadata = {**file_meta, "scan": scan, "step_deg": step}
