@@ -91,21 +91,21 @@ def equivalents(values: torch.Tensor, crystal_system: str) -> torch.Tensor:
 
 
 def resample_grid(values: torch.Tensor, n: int) -> torch.Tensor:
-    """Periodic Fourier resampling of (..., m, m, m) grids to (..., n, n, n), n ≤ m, at fractional i/n.
+    """Periodic Fourier resampling of (..., m, m, m) grids to (..., n, n, n), odd n < m, at fractional i/n.
 
     The same values as scipy.signal.resample along each axis for odd n; done in one batched torch
     FFT because the metric resamples hundreds of candidates per structure.
     """
     m = values.shape[-1]
-    if n > m:
-        raise ValueError(f"resample_grid only reduces grids ({m} → {n})")
+    if n > m or (n < m and n % 2 == 0):
+        raise ValueError(f"resample_grid reduces grids to an odd size (asked {m} → {n})")
     if n == m:
         return values
     k = torch.arange(n) - n // 2
     keep = torch.roll(k % m, -(n // 2))  # frequencies 0, 1, …, −1 in FFT order
-    spectrum = torch.fft.fftn(values.float(), dim=(-3, -2, -1))
-    spectrum = spectrum[..., keep, :, :][..., :, keep, :][..., :, :, keep]
-    return torch.fft.ifftn(spectrum, dim=(-3, -2, -1)).real.double() * (n / m) ** 3
+    spectrum = torch.fft.rfftn(values, dim=(-3, -2, -1))
+    spectrum = spectrum[..., keep, :, :][..., :, keep, :][..., :, :, : n // 2 + 1]
+    return torch.fft.irfftn(spectrum, s=(n, n, n), dim=(-3, -2, -1)) * (n / m) ** 3
 
 
 def _box_mean(t: torch.Tensor) -> torch.Tensor:
@@ -119,14 +119,15 @@ def _box_mean(t: torch.Tensor) -> torch.Tensor:
 
 
 def ssim3d(pred: torch.Tensor, truth: torch.Tensor, data_range: torch.Tensor | float) -> torch.Tensor:
-    """Mean 3D SSIM over (..., n, n, n) grids (broadcast); data_range broadcasts over the leading dims."""
-    x, y = torch.broadcast_tensors(pred.double(), truth.double())
+    """Mean 3D SSIM over (..., n, n, n) grids (broadcast, in their dtype); data_range broadcasts
+    over the leading dims."""
+    x, y = torch.broadcast_tensors(pred, truth)
     mx, my = _box_mean(x), _box_mean(y)
     cov_norm = _WINDOW ** 3 / (_WINDOW ** 3 - 1)
     vx = cov_norm * (_box_mean(x * x) - mx * mx)
     vy = cov_norm * (_box_mean(y * y) - my * my)
     vxy = cov_norm * (_box_mean(x * y) - mx * my)
-    dr = torch.as_tensor(data_range, dtype=torch.float64)[..., None, None, None]
+    dr = torch.as_tensor(data_range, dtype=x.dtype)[..., None, None, None]
     c1, c2 = (_K1 * dr) ** 2, (_K2 * dr) ** 2
     s = ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.mean(dim=(-3, -2, -1))
@@ -142,13 +143,15 @@ def best_equivalent_ssim(pred: np.ndarray | torch.Tensor, truth: np.ndarray | to
                          crystal_system: str, n_metric: int = METRIC_GRID) -> tuple[float, float]:
     """(SSIM, PSNR dB) of pred against the best-matching equivalent of truth, both on n_metric³.
 
-    pred and truth are CMED grids (e/Å³) of the same even size; data range is that of truth.
-    PSNR is reported for the candidate with the best SSIM.
+    truth is a CMED grid (e/Å³) of even size; pred the same size, or (S, n, n, n) several
+    predictions (latent samples), of which the best counts. The data range is that of truth;
+    PSNR is reported for the pair with the best SSIM.
     """
-    truth = torch.as_tensor(np.asarray(truth, dtype=np.float64))
-    candidates = resample_grid(equivalents(truth, crystal_system), n_metric)
-    p = resample_grid(torch.as_tensor(np.asarray(pred, dtype=np.float64)), n_metric)
+    truth = torch.as_tensor(np.asarray(truth, dtype=np.float32))
+    candidates = resample_grid(equivalents(truth, crystal_system), n_metric).float()
+    preds = resample_grid(torch.as_tensor(np.asarray(pred, dtype=np.float32)), n_metric).float()
+    preds = preds.reshape(-1, 1, n_metric, n_metric, n_metric)
     data_range = float(candidates[0].max() - candidates[0].min())
-    scores = ssim3d(p, candidates, data_range)
-    best = int(torch.argmax(scores))
-    return float(scores[best]), float(psnr(p, candidates[best], data_range))
+    scores = ssim3d(preds, candidates, data_range)
+    s, e = divmod(int(torch.argmax(scores)), scores.shape[1])
+    return float(scores[s, e]), float(psnr(preds[s, 0], candidates[e], data_range))

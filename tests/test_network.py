@@ -1,0 +1,104 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model.metrics import CRYSTAL_SYSTEMS
+from model.nets import build, predict_grids
+from model.nets.inputs import Q_GRID, composition_vector
+from model.train import collate, density_loss, parse_args, partial_composition, run, training_inputs
+from network_samples import PROTOTYPES, sample
+
+SMALL = {"seed": {"width": 32, "conv_blocks": 2, "num_freq": 32},
+         "ours": {"width": 32, "latent": 32, "conv_blocks": 2, "h_max": 2}}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return collate([sample(i) for i in range(len(PROTOTYPES))])
+
+
+@pytest.mark.parametrize("kind", ["seed", "ours"])
+def test_shapes(batch, kind):
+    torch.manual_seed(0)
+    inputs = training_inputs(kind, batch, np.random.default_rng(0), augment=True, realistic=0.5)
+    if kind == "ours":
+        assert inputs["pattern_q"].shape == (4, 2, Q_GRID.numel())
+        assert torch.all((inputs["pattern_q"] >= 0) & (inputs["pattern_q"] <= 1))
+    else:
+        assert inputs["pattern"].shape == (4, 1, 1024)
+    net = build(kind, SMALL[kind])
+    cond, kl = net.encode(inputs, sample=True)
+    assert net.decode(cond, inputs, torch.rand(4, 50, 3)).shape == (4, 50)
+    assert kl.ndim == 0 and torch.isfinite(kl)
+    grids = predict_grids(net, inputs, 16, sample=False)
+    assert grids.shape == (4, 16, 16, 16) and torch.all(torch.isfinite(grids))
+
+
+def test_ours_output_is_periodic_in_the_cell(batch):
+    inputs = training_inputs("ours", batch, np.random.default_rng(1), augment=False, realistic=0.0)
+    net = build("ours", SMALL["ours"]).eval()
+    points = torch.rand(4, 20, 3)
+    with torch.no_grad():
+        cond, _ = net.encode(inputs, sample=False)
+        a, b = net.decode(cond, inputs, points), net.decode(cond, inputs, points + torch.tensor([1.0, -1.0, 2.0]))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_invariant_loss_forgives_shift_and_inversion(batch):
+    truth = batch["cmed"].float().reshape(4, -1)
+    n = 32
+    cube = truth.reshape(4, n, n, n)
+    moved = torch.roll(torch.flip(cube, (1, 2, 3)), (1 + n // 2,) * 3, (1, 2, 3)).reshape(4, -1)
+    voxels = torch.randint(0, n ** 3, (4, 300))
+    pred = torch.take_along_dim(moved, voxels, 1)
+    invariant = density_loss(pred, truth, batch["crystal_system"], voxels, invariant=True)
+    plain = density_loss(pred, truth, batch["crystal_system"], voxels, invariant=False)
+    assert torch.all(invariant < 1e-6)
+    assert plain[0] > 1e-3  # NaCl shifted by half a cell swaps Na and Cl
+
+
+def test_partial_composition_keeps_rows_normalised():
+    comp = torch.tensor(np.stack([composition_vector({"Ba": 1, "Ti": 1, "O": 3})] * 200))
+    out, known = partial_composition(comp, np.random.default_rng(0))
+    torch.testing.assert_close(out.sum(1), torch.ones(200))
+    assert torch.all((out > 0).sum(1) >= 2)
+    assert 0.3 < known.mean() < 0.7
+    assert torch.all(out[known == 0][out[known == 0] > 0] == out[known == 0].max(1).values.repeat_interleave(
+        (out[known == 0] > 0).sum(1)))
+    assert (comp > 0).sum() > (out > 0).sum()  # some elements were dropped
+
+
+@pytest.mark.parametrize("kind", ["ours", "seed"])
+def test_tiny_training_run_lowers_the_loss(tmp_path, kind):
+    samples = [sample(i) for i in range(len(PROTOTYPES))]
+    torch.manual_seed(0)
+    args = parse_args(["--data", str(tmp_path), "--model", kind, "--out", str(tmp_path / "run"),
+                       "--config", json.dumps(SMALL[kind]), "--batch", "4", "--epochs", "40",
+                       "--points", "200", "--lr", "3e-3", "--val", "4", "--val-every", "40"])
+    run(args, samples, samples, torch.device("cpu"), np.random.default_rng(0))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log]
+    assert len(losses) == 40
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
+    assert any("val_ssim" in r for r in log)
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    samples = [sample(i) for i in range(len(PROTOTYPES))]
+    common = ["--data", str(tmp_path), "--model", "ours", "--out", str(tmp_path / "run"),
+              "--config", json.dumps(SMALL["ours"]), "--batch", "4", "--points", "100", "--val", "0"]
+    run(parse_args(common + ["--epochs", "3"]), samples, samples, torch.device("cpu"), np.random.default_rng(0))
+    run(parse_args(common + ["--epochs", "5", "--resume"]), samples, samples, torch.device("cpu"),
+        np.random.default_rng(0))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_crystal_system_codes_match_the_data_builder():
+    from model.data.systems import CRYSTAL_SYSTEMS as DATA_SYSTEMS
+
+    assert CRYSTAL_SYSTEMS == DATA_SYSTEMS
