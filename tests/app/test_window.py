@@ -1,0 +1,123 @@
+"""The window: opening every reader format, drops, element picker, axes, jobs, errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from cmedgui.app.main import EXAMPLE
+from model.pattern import two_theta_to_q
+
+
+def one_file_per_format(formats: Path) -> list[Path]:
+    return [sorted(p for p in folder.iterdir() if p.is_file())[0]
+            for folder in sorted(formats.iterdir()) if folder.is_dir()]
+
+
+def test_opens_one_file_of_every_format(app, shared_data):
+    files = one_file_per_format(shared_data / "formats")
+    assert len(files) >= 12
+    for path in files:
+        before = len(app.patterns.patterns)
+        assert app.files.open_paths([str(path)]) >= 1, app.window.message.text()
+        assert len(app.patterns.patterns) > before
+        assert app.window.file_list.count() == len(app.patterns.patterns)
+        assert "Opened" in app.window.message.text() or "wavelength" in app.window.message.text()
+
+
+def test_drop_of_several_files(app, rock_salt_cif):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(EXAMPLE)), QUrl.fromLocalFile(str(rock_salt_cif))])
+    event = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    app.window.dropEvent(event)
+    assert [p.name for p in app.patterns.patterns] == ["CeO2_CuKa.xy", "NaCl.cif"]
+    assert app.patterns.current == 1
+    # a structure CIF brings its structure and its density into the 3D view
+    assert app.solve.structure.composition.reduced_formula == "NaCl"
+    assert app.solve.density is not None
+    assert app.settings.recent[0].endswith("NaCl.cif")
+
+
+def test_bad_file_is_one_line_in_the_status_bar(app, tmp_path):
+    bad = tmp_path / "broken.xrdml"
+    bad.write_text("<xml>not a scan")
+    assert app.files.open_paths([str(bad)]) == 0
+    text = app.window.message.text()
+    assert "broken.xrdml" in text and "\n" not in text and "Traceback" not in text
+    assert app.patterns.patterns == []
+
+
+def test_element_picker_cycles_states(app, qtbot):
+    button = app.window.periodic_table.buttons["Ce"]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert app.composition.known == ["Ce"]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert app.composition.possible == ["Ce"]
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert app.composition.excluded == ["Ce"]
+    assert "excluded" in button.toolTip()
+    app.window.periodic_table.formula.setText("NaCl")
+    app.window.periodic_table.formula.editingFinished.emit()
+    assert app.composition.known == ["Na", "Cl"]
+
+
+def test_axis_switching_and_scaling(app):
+    app.files.open_paths([str(EXAMPLE)])
+    pattern = app.patterns.pattern
+    curve = app.window.pattern_widget._curves[0]
+    assert np.allclose(curve.xData, pattern.two_theta)
+    app.window.x_unit_actions["q"].trigger()
+    assert app.patterns.x_unit == "q"
+    curve = app.window.pattern_widget._curves[0]
+    assert np.allclose(curve.xData, two_theta_to_q(pattern.two_theta, pattern.wavelength.ka1))
+    assert app.window.pattern_widget.diff.getAxis("bottom").labelText == "Q"
+    app.window.x_unit_actions["d"].trigger()
+    assert np.isclose(app.window.pattern_widget._curves[0].xData[0], pattern.d[0])
+    app.window.scaling_actions["log"].trigger()
+    assert np.isclose(app.window.pattern_widget._curves[0].yData.max(), np.log10(pattern.intensity.max()))
+
+
+def test_excluded_region_dragged_in_q_is_stored_in_two_theta(app):
+    app.files.open_paths([str(EXAMPLE)])
+    app.patterns.set_x_unit("q")
+    lam = app.patterns.pattern.wavelength.ka1
+    low, high = two_theta_to_q(np.array([30.0, 35.0]), lam)
+    app.window.pattern_widget.excluded_added.emit(float(low), float(high))
+    assert np.allclose(app.patterns.excluded, [(30.0, 35.0)])
+    assert len(app.window.pattern_widget._regions) == 1
+
+
+def test_solve_without_elements_says_what_to_do(app):
+    app.files.open_paths([str(EXAMPLE)])
+    app.solver.start_solve()
+    assert not app.runner.busy
+    assert "elements" in app.window.message.text()
+
+
+@pytest.mark.slow
+def test_refine_runs_in_the_worker_and_fills_the_views(app, qtbot, rock_salt_cif):
+    app.files.open_paths([str(rock_salt_cif)])
+    with qtbot.waitSignal(app.runner.finished, timeout=120_000):
+        app.window.refine_action.trigger()
+        assert app.runner.busy and not app.window.solve_button.isEnabled()
+        assert app.window.progress.isVisible()
+    assert not app.window.progress.isVisible()
+    result = app.solve.result
+    assert result.space_group_number == 225 and result.rwp < 20
+    assert app.patterns.fit is not None and len(app.patterns.reflections) > 5
+    assert "Rwp" in app.window.results_panel.label_text("Agreement")
+    assert app.window.results_panel.sites.rowCount() == len(result.sites)
+    assert len(app.window.pattern_widget._ticks.data) == len(app.patterns.reflections)
+
+
+def test_cancel_stops_a_running_refine(app, qtbot, rock_salt_cif):
+    app.files.open_paths([str(rock_salt_cif)])
+    app.window.refine_action.trigger()
+    assert app.runner.busy
+    with qtbot.waitSignal(app.runner.cancelled, timeout=20_000):
+        app.window.cancel_button.click()
+    assert "cancelled" in app.window.message.text()
+    assert app.solve.results == [] and app.window.solve_button.isEnabled()
