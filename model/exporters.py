@@ -11,10 +11,10 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Element, Lattice, PeriodicSite, Structure
 from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 
@@ -114,15 +114,17 @@ def _atoms(density: Density) -> list[tuple[int, np.ndarray]]:
     """(Z, Cartesian Å) of each site, the majority element where a site is shared."""
     if density.structure is None:
         return []
-    return [(max(site.species.items(), key=lambda item: item[1])[0].Z, site.coords)
-            for site in density.structure]
+    return [(_majority(site).Z, site.coords) for site in density.structure]
 
 
 def _ordered(structure: Structure) -> Structure:
     """Each site given its majority element: VASP files cannot hold partial occupancy."""
-    return Structure(structure.lattice,
-                     [max(site.species.items(), key=lambda item: item[1])[0] for site in structure],
-                     structure.frac_coords)
+    return Structure(structure.lattice, [_majority(site) for site in structure], structure.frac_coords)
+
+
+def _majority(site: PeriodicSite) -> Element:
+    specie = max(site.species.items(), key=lambda item: item[1])[0]
+    return getattr(specie, "element", specie)  # Species("Fe", 2) → Element Fe
 
 
 def _formula(density: Density) -> str:
@@ -133,7 +135,7 @@ def _vector(values: np.ndarray) -> str:
     return " ".join(f"{v:14.8f}" for v in values)
 
 
-def _write_numbers(handle, rows: np.ndarray, per_line: int, fmt: str) -> None:
+def _write_numbers(handle: IO[str], rows: np.ndarray, per_line: int, fmt: str) -> None:
     """Each row of a 2-D array on its own lines, ``per_line`` numbers to a line."""
     length = rows.shape[1]
     line = " ".join([fmt] * per_line) + "\n"
@@ -146,7 +148,7 @@ def _write_numbers(handle, rows: np.ndarray, per_line: int, fmt: str) -> None:
         handle.write((row_format * chunk.shape[0]) % tuple(chunk.ravel().tolist()))
 
 
-def _write_flat(handle, flat: np.ndarray, per_line: int, fmt: str) -> None:
+def _write_flat(handle: IO[str], flat: np.ndarray, per_line: int, fmt: str) -> None:
     """A 1-D array, ``per_line`` numbers to a line."""
     whole = flat.size - flat.size % per_line
     _write_numbers(handle, flat[:whole].reshape(-1, per_line), per_line, fmt)
