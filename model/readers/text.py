@@ -20,7 +20,6 @@ from model.readers.scan import build_pattern, wavelength_of
 
 EXTENSIONS = (".xy", ".xye", ".dat", ".csv", ".txt", ".chi", ".qxy")
 
-_SPLIT = re.compile(r"[,;\s]+")
 _KEY_VALUE = re.compile(r"^[#!;'*\s]*([A-Za-z][^:=]{0,60}?)\s*[:=]\s*(.+?)\s*$")
 _WAVELENGTH = re.compile(
     r"(?:wave\s*length|lambda)[^:=\n]{0,20}[:=]\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*(nm|m|Å|A|angstroms?)?\b",
@@ -95,8 +94,8 @@ def _range_bounds(x: np.ndarray) -> list[tuple[int, int]]:
 
 def _numbers(line: str) -> list[float] | None:
     if ";" in line:  # semicolon-separated exports (European spreadsheets) use decimal commas
-        line = line.replace(",", ".")
-    fields = [f for f in _SPLIT.split(line.strip()) if f]
+        line = line.replace(",", ".").replace(";", " ")
+    fields = line.replace(",", " ").split()
     if not fields:
         return None
     try:
