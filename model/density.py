@@ -180,20 +180,22 @@ Gridded = TypeVar("Gridded", Density, np.ndarray)
 
 
 def resample_fractional(values: np.ndarray, m: int) -> np.ndarray:
-    """The grid's Fourier interpolant evaluated at fractional (i/m, j/m, k/m), shape (m, m, m).
+    """The grid's Fourier interpolant at fractional (i/m, j/m, k/m): (…, N, N, N) → (…, m, m, m).
 
     The interpolant is the trigonometric polynomial through the samples (the even-grid Nyquist term
     split evenly between ±N/2, so it is real); any m, up or down (e.g. the 25³ metric grid).
+    Leading axes are a batch.
     """
     values = np.asarray(values)
-    if values.ndim != 3:
+    if values.ndim < 3:
         raise InputError(None, f"a density grid must be 3-D, got shape {values.shape}")
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not (
             GRID_LIMITS[0] <= m <= GRID_LIMITS[1]):
         raise InputError(None, f"grid size {m!r} is outside {GRID_LIMITS[0]}–{GRID_LIMITS[1]}")
     out = values.astype(np.float64)
-    for axis, size in enumerate(values.shape):
-        out = np.moveaxis(np.tensordot(_interpolation_matrix(size, int(m)), out, axes=(1, axis)), 0, axis)
+    for axis in (-3, -2, -1):
+        matrix = _interpolation_matrix(values.shape[axis], int(m))
+        out = np.moveaxis(np.tensordot(matrix, out, axes=(1, axis)), 0, axis)
     return out.astype(values.dtype if values.dtype.kind == "f" else np.float64)
 
 

@@ -161,3 +161,13 @@ def test_resample_fractional_evaluates_a_band_limited_function_exactly(n, m):
                 + 0.25 * np.cos(2 * np.pi * (x + 7 * y)) + 0.2 * nyquist)
 
     np.testing.assert_allclose(resample_fractional(field(n), m), field(m), atol=1e-10)
+
+
+def test_resample_fractional_takes_a_batch():
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(2, 3, 10, 10, 10)).astype(np.float32)
+    resampled = resample_fractional(batch, 25)
+    assert resampled.shape == (2, 3, 25, 25, 25) and resampled.dtype == np.float32
+    np.testing.assert_allclose(resampled[1, 2], resample_fractional(batch[1, 2], 25), rtol=1e-6)
+    with pytest.raises(InputError, match="3-D"):
+        resample_fractional(np.zeros((4, 4)), 8)
