@@ -12,7 +12,8 @@ EXTENSIONS = (".xy", ".xye", ".dat", ".csv", ".chi", ".gsa", ".fxye", ".xra", ".
               ".brml", ".ras", ".rasx", ".asc", ".uxd", ".cif", ".xy.gz", ".raw.bz2", ".cif.xz",
               ".unknown", "")
 MAGICS = (b"RAW ", b"RAW2", b"RAW1.01", b"RAW4.00", b"RAW_1.06Powdat", b"PK\x03\x04",
-          b"<xrdMeasurements>", b"*RAS_DATA_START\n*RAS_INT_START\n", b"data_x\nloop_\n_pd_meas_counts_total\n",
+          b"<xrdMeasurements>", b"*RAS_DATA_START\n*RAS_INT_START\n",
+          b"data_x\nloop_\n_pd_meas_counts_total\n",
           b"title\nBANK 1 10 1 CONST 1000 2.5 0 0 STD\n", b"_FILEVERSION=2\n_DRIVE=COUPLED\n_2THETACOUNTS\n",
           b"*TYPE = Raw\n*BEGIN\n*START = 5\n*STEP = 0.1\n")
 

@@ -18,6 +18,7 @@ from typing import Callable
 
 from model.errors import InputError
 from model.pattern import Pattern, Wavelength
+from model.readers.scan import describe_error
 from model.readers import (bruker_raw, cif, fairmat, gsas, rigaku_asc, rigaku_ras, stoe_raw, text,
                            uxd, xrdml)
 
@@ -102,8 +103,7 @@ def read_patterns(path: str | Path, wavelength: Wavelength | None = None) -> lis
     # Malformed files make the parsers (ours, zipfile, XML, fairmat) fail in many ways; the
     # user needs one line saying the file is unreadable, not the parser's traceback.
     except Exception as error:
-        raise InputError(source, f"unreadable {reader.name} file ({type(error).__name__}: {error})") \
-            from error
+        raise InputError(source, f"unreadable {reader.name} file ({describe_error(error)})") from error
     if not patterns:
         raise InputError(source, f"no scan data found in this {reader.name} file")
     if wavelength is not None:
@@ -127,7 +127,8 @@ def _load(path: Path) -> tuple[str, bytes]:
         try:
             data = _DECOMPRESSORS[suffix](data)
         except (OSError, EOFError, ValueError, lzma.LZMAError) as error:
-            raise InputError(path, f"corrupt {suffix[1:]} compressed file ({error})") from None
+            raise InputError(path, f"corrupt {suffix[1:]} compressed file ({describe_error(error)})") \
+                from None
         name = name[: -len(suffix)]
     if not data.strip():
         raise InputError(path, "file is empty")

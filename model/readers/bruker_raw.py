@@ -119,7 +119,8 @@ def _v4(source: str, data: bytes) -> list[Pattern]:
         if length < 8:
             raise InputError(source, f"corrupt RAW v4 record at byte {offset}")
         if kind == 10:
-            file_meta[c_string(data[offset + 12:offset + 36]).lower()] = c_string(data[offset + 36:offset + length])
+            key = c_string(data[offset + 12:offset + 36]).lower()
+            file_meta[key] = c_string(data[offset + 36:offset + length])
         elif kind == 30:
             ka1, ka2, _, ratio = struct.unpack_from("<dddd", data, offset + 80)
             anode = c_string(data[offset + 116:offset + 120])

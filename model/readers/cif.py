@@ -26,7 +26,7 @@ from pymatgen.io.cif import CifFile
 
 from model.errors import InputError
 from model.pattern import ANODES, Pattern, Provenance, Wavelength
-from model.readers.scan import anode_wavelength, build_pattern, wavelength_of
+from model.readers.scan import anode_wavelength, build_pattern, describe_error, wavelength_of
 from model.structure import check_structure
 
 _MEASURED = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_net",
@@ -49,7 +49,7 @@ def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list
             warnings.simplefilter("ignore")
             blocks = list(CifFile.from_str(text).data.items())
     except Exception as error:  # pymatgen raises many types for malformed CIF
-        raise InputError(source, f"not a readable CIF ({type(error).__name__}: {error})") from None
+        raise InputError(source, f"not a readable CIF ({describe_error(error)})") from None
     if not blocks:
         raise InputError(source, "no data_ block in CIF")
     measured = [(name, block.data) for name, block in blocks if _looped(block.data, _MEASURED)]
@@ -198,7 +198,7 @@ def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern
             structure = Structure.from_str(text, fmt="cif")
     except Exception as error:  # pymatgen raises many types for malformed CIF
         raise InputError(source, f"CIF has neither a powder profile nor a readable structure "
-                                 f"({type(error).__name__}: {error})") from None
+                                 f"({describe_error(error)})") from None
     check_structure(structure, source)
     wavelength = wavelength or ANODES["CuKa"]
     simulated = simulate_pattern(structure, wavelength, SIMULATED_TWO_THETA)

@@ -54,6 +54,12 @@ def anode_wavelength(text: str) -> Wavelength | None:
     return ANODES[f"{match.group(1).capitalize()}Ka"] if match else None
 
 
+def describe_error(error: BaseException) -> str:
+    """'KeyError: ...' on one line, for a parser failure quoted in an InputError."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def float32_value(value: float) -> float:
     """A float32 header value to the 7 digits it holds (1.5405999422 → 1.5406)."""
     return float(f"{value:.7g}")
