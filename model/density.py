@@ -1,7 +1,8 @@
 """Electron density of a crystal on a grid of fractional coordinates: the CMED (DESIGN.md §3–4).
 
-Independent-atom model: ρ(r) = Σ_atoms occ·ρ_Z(r − r_j) over the lattice, ρ_Z the Fourier transform
-of the atom's X-ray form factor times the Debye–Waller factor exp(−B s²), s = sinθ/λ = 1/(2d) in Å⁻¹.
+Independent-atom model: ρ(r) = Σ_atoms occ·ρ_Z(r − r_j) over the lattice, ρ_Z the Fourier
+transform of the atom's X-ray form factor times the Debye–Waller factor exp(−B s²),
+s = sinθ/λ = 1/(2d) in Å⁻¹.
 The form factor is the one pymatgen's XRDCalculator and model.scattering use, from the same table
 (``model.scattering.form_factor_coeffs``), so densities and simulated patterns agree:
 f(s) = Z − 41.78214 s² Σᵢ aᵢ exp(−bᵢ s²) (Mott–Bethe formula applied to 4-Gaussian electron

@@ -46,9 +46,10 @@ def test_grid_and_biso_reach_the_density(rocksalt, tmp_path, capsys):
 
 def test_as_given_keeps_the_primitive_cell(tmp_path):
     primitive = tmp_path / "prim.cif"
-    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                              [[0, 0, 0], [0.5, 0.5, 0.5]]).get_primitive_structure().to(filename=str(primitive))
-    assert cli.main(["density", str(primitive), "--grid", "8", "--as-given", "-o", str(tmp_path / "CHGCAR")]) == 0
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    rocksalt.get_primitive_structure().to(filename=str(primitive))
+    out = tmp_path / "CHGCAR"
+    assert cli.main(["density", str(primitive), "--grid", "8", "--as-given", "-o", str(out)]) == 0
     assert len(Chgcar.from_file(str(tmp_path / "CHGCAR")).structure) == 2
 
 

@@ -91,7 +91,8 @@ def test_occupancy_weights_and_biso_keep_the_electron_count():
 
 
 def test_conventional_cell_is_used_by_default():
-    primitive = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]]).get_primitive_structure()
+    fcc = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
+    primitive = fcc.get_primitive_structure()
     assert len(primitive) == 1
     density = cmed(primitive, n=16)
     assert len(density.structure) == 4
