@@ -95,7 +95,7 @@ def test_header_figures(shared_data):
     assert (gsas.two_theta[0], gsas.two_theta[-1], gsas.step) == (10.0, 160.0, pytest.approx(0.025))
     v4, = read_patterns(shared_data / "formats/raw/bruker.raw")
     assert v4.two_theta[0] == pytest.approx(37.0001) and v4.step == pytest.approx(0.0204545, abs=1e-7)
-    assert v4.provenance.metadata["sampleid"] == "Cu-12%Ag_500C1700h_P5n5rpm1_RT"
+    assert v4.provenance.metadata["sample"] == "Cu-12%Ag_500C1700h_P5n5rpm1_RT"
     ras, = read_patterns(shared_data / "formats/ras/MB120718Si3.ras")
     assert ras.provenance.metadata["sample"] == "MB120718Si3"
     xrdml, = read_patterns(shared_data / "formats/xrdml/empyrean.xrdml")
@@ -205,6 +205,34 @@ def test_uxd_counts_block_and_non_two_theta_drive(tmp_path):
     uxd.write_text("_FILEVERSION=1\n_DRIVE='OMEGA'\n_START=5.0\n_STEPSIZE=0.5\n_COUNTS\n 10 11 12\n")
     with pytest.raises(InputError, match="OMEGA scan has no 2θ"):
         read_patterns(uxd)
+
+
+def test_rigaku_ras_ranges_shift_jis_and_attenuation(tmp_path):
+    def block(start, axis="2-Theta"):
+        rows = "".join(f"{start + 0.1 * i:.4f} {10 + i}.0000 2.0000\r\n" for i in range(3))
+        return (f'*RAS_HEADER_START\r\n*FILE_SAMPLE "試料"\r\n*MEAS_SCAN_AXIS_X "{axis}"\r\n'
+                f'*HW_XG_WAVE_LENGTH_ALPHA1 "0.709319"\r\n*RAS_HEADER_END\r\n'
+                f"*RAS_INT_START\r\n{rows}*RAS_INT_END\r\n")
+    path = tmp_path / "two.ras"
+    path.write_bytes(("*RAS_DATA_START\r\n" + block(10) + block(20) + "*RAS_DATA_END\r\n").encode("cp932"))
+    first, second = read_patterns(path)
+    assert first.provenance.metadata["sample"] == "試料" and first.wavelength.ka1 == 0.709319
+    assert list(second.intensity) == [20.0, 22.0, 24.0]  # counts × attenuator coefficient
+    path.write_bytes(("*RAS_DATA_START\r\n" + block(10, "Omega")).encode("cp932"))
+    with pytest.raises(InputError, match="Omega scan has no 2θ axis"):
+        read_patterns(path)
+
+
+def test_rigaku_asc_groups(tmp_path):
+    group = "*BEGIN\n*START = {0}\n*STOP = {1}\n*STEP = 0.5\n*COUNT = 3\n1, 2, 3\n*END\n"
+    path = tmp_path / "g.asc"
+    path.write_text("*TYPE = Raw\n*WAVE_LENGTH1 = 1.78897\n*SCAN_AXIS = 2theta/theta\n"
+                    + group.format(5, 6) + group.format(10, 11) + "*EOF\n")
+    first, second = read_patterns(path)
+    assert list(first.two_theta) == [5.0, 5.5, 6.0] and list(second.two_theta) == [10.0, 10.5, 11.0]
+    path.write_text("*TYPE = Raw\n*BEGIN\n*START = 5\n*STEP = 0.5\n*COUNT = 4\n1, 2, 3\n*END\n")
+    with pytest.raises(InputError, match="COUNT says 4 points, file holds 3"):
+        read_patterns(path)
 
 
 def test_xrdml_omega_scan_without_two_theta_axis(tmp_path):

@@ -32,6 +32,7 @@ from model.readers.scan import build_pattern, c_string, float32_value, wavelengt
 
 _MAGIC = (b"RAW ", b"RAW2", b"RAW1.01", b"RAW4.00")
 _V4_RANGE_HEADER = 160
+_V4_KEYS = {"sampleid": "sample"}  # the metadata names the other readers use
 
 
 def sniff(head: bytes) -> bool:
@@ -120,7 +121,7 @@ def _v4(source: str, data: bytes) -> list[Pattern]:
             raise InputError(source, f"corrupt RAW v4 record at byte {offset}")
         if kind == 10:
             key = c_string(data[offset + 12:offset + 36]).lower()
-            file_meta[key] = c_string(data[offset + 36:offset + length])
+            file_meta[_V4_KEYS.get(key, key)] = c_string(data[offset + 36:offset + length])
         elif kind == 30:
             ka1, ka2, _, ratio = struct.unpack_from("<dddd", data, offset + 80)
             anode = c_string(data[offset + 116:offset + 120])
