@@ -1,0 +1,39 @@
+"""Structure type of a crystal and the train/val/test split that follows from it."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+from pymatgen.analysis.prototypes import get_protostructure_label_from_spglib
+from pymatgen.core import Structure
+
+SPLIT_FRACTIONS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+
+
+def structure_type(structure: Structure) -> str:
+    """Canonical AFLOW-style prototype label from spglib (e.g. ``AB_cF8_225_a_b`` for rock salt).
+
+    The label is anonymous (stoichiometry letters, Pearson symbol, space group, Wyckoff letters
+    per species, canonicalised over equivalent origin choices), so a substituted prototype keeps
+    the label of its parent and the AFLOW library entries carry their own AFLOW label.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen's FutureWarning on its own gcd use
+        label = get_protostructure_label_from_spglib(structure)
+    return label.split(":")[0]  # drop the chemical system: types are anonymous
+
+
+def split_of(structure_type_label: str) -> str:
+    """train/val/test from a hash of the structure type, so a type never straddles two splits.
+
+    The hash does not depend on the build seed: the same type lands in the same split in every
+    build, and test always measures structure types the network has not seen.
+    """
+    digest = hashlib.sha256(structure_type_label.encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    for name, fraction in SPLIT_FRACTIONS:
+        if u < fraction:
+            return name
+        u -= fraction
+    return SPLIT_FRACTIONS[-1][0]

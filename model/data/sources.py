@@ -1,0 +1,263 @@
+"""Where candidate training structures come from, each labelled by its source.
+
+- ``prototype``: an AFLOW prototype (the library shipped in pymatgen) as published;
+- ``substitution``: an AFLOW prototype or a real template structure (../shared/data/structures,
+  used only as a template: at least one element is always replaced) with its elements substituted
+  by pymatgen's data-mined substitution probabilities (same oxidation state, so charge balance is
+  kept) or, for intermetallics, by a neighbouring metal; volume rescaled by Σr³ of the radii;
+- ``pyxtal``: a random symmetric crystal from pyxtal on a Wyckoff combination observed in the
+  Materials Project (pyxtal's spg_num_wps_mp table), 1–40 atoms in the conventional cell;
+- ``cif``: a user's CIF file (Materials Project / COD download).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import itertools
+import signal
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyxtal
+from pymatgen.analysis.prototypes._data import AFLOW_PROTOTYPE_LIBRARY
+from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
+from pymatgen.core import Element, Species, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pyxtal.symmetry import Group
+from pyxtal.tolerance import Tol_matrix
+
+from model.data.sanity import MIN_DISTANCE_FRACTION, sanity_problem
+from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code, spacegroups
+from model.structure import load_structure
+
+SHARED_STRUCTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "structures"
+MAX_PYXTAL_ATOMS = 40
+MAX_SPECIES = 4
+# pyxtal retries placements for minutes on some crowded Wyckoff sets; those draws are dropped.
+PYXTAL_TIME_LIMIT_S = 2.0
+_ANIONS = ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N", "P", "As", "H", "C")
+# Ordinary elements for random chemistry: H–Bi without noble gases and radioactive Tc, Pm.
+_ELEMENTS = tuple(e.symbol for e in Element if e.Z <= 83 and not e.is_noble_gas and e.symbol not in ("Tc", "Pm"))
+_METALS = tuple(s for s in _ELEMENTS if Element(s).is_metal)
+_CATIONS = tuple(s for s in _ELEMENTS if s not in _ANIONS and any(o > 0 for o in Element(s).common_oxidation_states))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A structure before sanity checks, with its source and where it came from (template, file)."""
+
+    structure: Structure
+    source: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    structure: Structure
+    system: str
+
+
+def _spacegroup(structure: Structure) -> int:
+    return SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number()
+
+
+@functools.cache
+def aflow_templates() -> tuple[Template, ...]:
+    """The AFLOW prototype library of pymatgen (288 ordered structure types)."""
+    out = []
+    for entry in AFLOW_PROTOTYPE_LIBRARY:
+        structure = entry["snl"].structure
+        name = entry["tags"]["aflow"]
+        out.append(Template(name, structure, CRYSTAL_SYSTEMS[crystal_system_code(_spacegroup(structure))]))
+    return tuple(out)
+
+
+@functools.cache
+def shared_templates() -> tuple[Template, ...]:
+    """The sane real structures of ../shared/data/structures (empty where that folder is absent)."""
+    if not SHARED_STRUCTURES.is_dir():
+        return ()
+    out = []
+    for path in sorted(SHARED_STRUCTURES.glob("*/*.cif")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = load_structure(path)
+        if sanity_problem(structure) is None:
+            system = CRYSTAL_SYSTEMS[crystal_system_code(_spacegroup(structure))]
+            out.append(Template(f"shared:{path.parent.name}/{path.stem}", structure, system))
+    return tuple(out)
+
+
+@functools.cache
+def evaluation_keys() -> frozenset[tuple[str, int]]:
+    """(reduced formula, space group) of every shared evaluation structure: never a training target."""
+    return frozenset((t.structure.composition.reduced_formula, _spacegroup(t.structure)) for t in shared_templates())
+
+
+def templates_by_system(systems: tuple[str, ...]) -> dict[str, tuple[Template, ...]]:
+    pool = aflow_templates() + shared_templates()
+    return {system: tuple(t for t in pool if t.system == system) for system in systems}
+
+
+def prototype(template: Template) -> Candidate:
+    return Candidate(template.structure.copy(), "prototype", template.name)
+
+
+def substitution(template: Template, rng: np.random.Generator) -> Candidate | None:
+    """Replace each element with probability 0.7 (at least one), keeping oxidation states."""
+    structure = template.structure
+    elements = [e.symbol for e in structure.composition.elements]
+    counts = [structure.composition[e] for e in elements]
+    states = charge_balanced_states(elements, counts)
+    replace = rng.random(len(elements)) < 0.7
+    replace[rng.integers(len(elements))] = True
+    mapping: dict[str, str] = {}
+    radius_ratio_num = radius_ratio_den = 0.0
+    taken = {e for e, r in zip(elements, replace) if not r}
+    for element, count, state, do in zip(elements, counts, states or [None] * len(elements), replace):
+        new = element
+        if do:
+            options = [o for o in _substitutes(element, state) if o[0] not in taken]
+            if not options:
+                return None
+            weights = np.array([w for _, w in options])
+            new = options[rng.choice(len(options), p=weights / weights.sum())][0]
+        taken.add(new)
+        mapping[element] = new
+        radius_ratio_num += count * _radius(new, state) ** 3
+        radius_ratio_den += count * _radius(element, state) ** 3
+    out = structure.copy()
+    out.replace_species(mapping)
+    out.scale_lattice(structure.volume * radius_ratio_num / radius_ratio_den)
+    return Candidate(out, "substitution", template.name)
+
+
+def charge_balanced_states(elements: list[str], counts: list[float]) -> tuple[int, ...] | None:
+    """Common oxidation states (one per element) with zero total charge, or None (e.g. metals)."""
+    if all(Element(e).is_metal for e in elements) or len(elements) > 5:
+        return None
+    choices = [Element(e).common_oxidation_states or (0,) for e in elements]
+    for states in itertools.product(*choices):
+        if abs(sum(s * c for s, c in zip(states, counts))) < 1e-6 and any(s < 0 for s in states):
+            return states
+    return None
+
+
+@functools.cache
+def _substitution_probability() -> SubstitutionProbability:
+    return SubstitutionProbability()
+
+
+@functools.cache
+def _substitutes(element: str, state: int | None) -> tuple[tuple[str, float], ...]:
+    """(element, weight) that may take ``element``'s place: same oxidation state ranked by the
+    substitution probability of Hautier et al. (2011); for a neutral metal, metals within one
+    group (same period or the next) weighted equally."""
+    if state is not None and state != 0:
+        model = _substitution_probability()
+        source = Species(element, state)
+        if source in model.species:
+            out = tuple((s.symbol, model.cond_prob(source, s)) for s in sorted(model.species)
+                        if s.oxi_state == state and s.symbol != element and s.symbol in _ELEMENTS)
+            if out:
+                return out
+    here = Element(element)
+    pool = _METALS if here.is_metal else _ELEMENTS
+    return tuple((s, 1.0) for s in pool if s != element and abs(Element(s).group - here.group) <= 1)
+
+
+def _radius(element: str, state: int | None) -> float:
+    """Ionic radius (Å) for an ion where tabulated, else the atomic radius."""
+    if state:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # missing table entries fall back below
+            radius = Species(element, state).ionic_radius
+        if radius:
+            return float(radius)
+    return float(Element(element).atomic_radius or 1.5)
+
+
+@functools.cache
+def _wyckoff_combinations() -> dict[int, tuple[tuple[tuple[int, ...], float], ...]]:
+    """Per space group: (Wyckoff indices, weight) seen in the Materials Project, ≤ 40 atoms."""
+    path = Path(pyxtal.__file__).parent / "database" / "spg_num_wps_mp.csv"
+    table: dict[int, list] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if int(row["n_atoms"]) <= MAX_PYXTAL_ATOMS:
+                indices = tuple(int(i) for i in row["wps"].split("-"))
+                # sqrt flattens the dominance of a few very common combinations
+                table.setdefault(int(row["spg"]), []).append((indices, float(row["count"]) ** 0.5))
+    return {sg: tuple(rows) for sg, rows in table.items()}
+
+
+def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
+    """A pyxtal crystal in a random space group of ``system``; None when pyxtal cannot place it."""
+    groups = [sg for sg in spacegroups(system) if sg in _wyckoff_combinations()]
+    sg = int(rng.choice(groups))
+    rows = _wyckoff_combinations()[sg]
+    weights = np.array([w for _, w in rows])
+    indices = rows[rng.choice(len(rows), p=weights / weights.sum())][0]
+    wyckoffs = Group(sg).Wyckoff_positions
+    labels = [f"{wyckoffs[i].multiplicity}{wyckoffs[i].letter}" for i in indices]
+    n_species = int(rng.integers(1, min(len(labels), MAX_SPECIES) + 1))
+    owner = np.concatenate([np.arange(n_species), rng.integers(0, n_species, len(labels) - n_species)])
+    rng.shuffle(owner)
+    sites = [[labels[i] for i in range(len(labels)) if owner[i] == s] for s in range(n_species)]
+    counts = [sum(int(label[:-1]) for label in group) for group in sites]
+    species = _random_chemistry(counts, rng)
+    crystal = pyxtal.pyxtal()
+    # pyxtal's "atomic" tolerance is 0.5·(r₁+r₂): scaled to the distance rule of model.data.sanity
+    tolerance = Tol_matrix(prototype="atomic", factor=2 * MIN_DISTANCE_FRACTION)
+    try:
+        with warnings.catch_warnings(), _time_limit(PYXTAL_TIME_LIMIT_S):
+            warnings.simplefilter("ignore")
+            crystal.from_random(3, sg, species, counts, sites=sites, tm=tolerance,
+                                random_state=int(rng.integers(2**31)))
+    except Exception:  # pyxtal raises several types when a Wyckoff set cannot be placed
+        return None
+    if not crystal.valid:
+        return None
+    return Candidate(crystal.to_pymatgen(), "pyxtal", f"{sg}:{'+'.join(labels)}")
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise TimeoutError in the calling (main) thread after ``seconds`` of wall time."""
+    def expire(signum, frame):
+        raise TimeoutError(f"over {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _random_chemistry(counts: list[int], rng: np.random.Generator) -> list[str]:
+    """Distinct elements for the species: charge-balanced cations + anions when a draw allows,
+    otherwise (and for one species) metals, as in intermetallics and elements."""
+    n = len(counts)
+    if n > 1 and rng.random() < 0.7:
+        for _ in range(20):
+            n_anions = 1 if n < 3 or rng.random() < 0.7 else 2
+            picks = list(rng.choice(_CATIONS, n - n_anions, replace=False)) + list(
+                rng.choice(_ANIONS, n_anions, replace=False))
+            picks = [str(picks[i]) for i in rng.permutation(n)]  # anions may sit on any Wyckoff set
+            if len(set(picks)) == n and charge_balanced_states(picks, counts) is not None:
+                return picks
+    return [str(e) for e in rng.choice(_METALS, n, replace=False)]
+
+
+def from_cif(path: Path) -> Candidate:
+    """A CIF file as a candidate (its first structure, disorder left to the sanity rules)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Candidate(load_structure(path), "cif", path.name)

@@ -1,0 +1,36 @@
+"""Crystal systems: the one integer code stored in data sets, and their space-group ranges."""
+
+from __future__ import annotations
+
+from model.errors import InputError
+
+# Index = the int8 ``crystal_system`` code stored per sample (0 triclinic .. 6 cubic).
+CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
+
+# Last space-group number of each system, in the order of CRYSTAL_SYSTEMS.
+_LAST_SPACEGROUP = (2, 15, 74, 142, 167, 194, 230)
+
+
+def crystal_system_code(spacegroup: int) -> int:
+    """The CRYSTAL_SYSTEMS index of an International Tables space-group number (1–230)."""
+    for code, last in enumerate(_LAST_SPACEGROUP):
+        if spacegroup <= last:
+            return code
+    raise ValueError(f"space group {spacegroup} is outside 1–230")
+
+
+def spacegroups(system: str) -> range:
+    """The space-group numbers of one crystal system."""
+    code = CRYSTAL_SYSTEMS.index(system)
+    first = _LAST_SPACEGROUP[code - 1] + 1 if code else 1
+    return range(first, _LAST_SPACEGROUP[code] + 1)
+
+
+def parse_systems(text: str) -> tuple[str, ...]:
+    """Comma-separated crystal-system names (``"cubic,trigonal"``) in CRYSTAL_SYSTEMS order."""
+    names = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(CRYSTAL_SYSTEMS))
+    if unknown or not names:
+        raise InputError("--systems", f"unknown crystal system(s) {', '.join(unknown) or '(none)'}; "
+                         f"choose from {', '.join(CRYSTAL_SYSTEMS)}")
+    return tuple(name for name in CRYSTAL_SYSTEMS if name in names)
