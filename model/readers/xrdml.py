@@ -38,11 +38,11 @@ def read(source: str, data: bytes) -> list[Pattern]:
     patterns = []
     for measurement in root.findall("xrdMeasurement"):
         used = measurement.find("usedWavelength")
+        anode = _text(measurement.find("incidentBeamPath/xRayTube/anodeMaterial"))
         wavelength = None
         if used is not None:
             values = [_text(used.find(k)) for k in ("kAlpha1", "kAlpha2", "ratioKAlpha2KAlpha1")]
-            anode = _text(measurement.find("incidentBeamPath/xRayTube/anodeMaterial")) or ""
-            wavelength = wavelength_of(source, *values, label=anode)
+            wavelength = wavelength_of(source, *values, label=anode or "")
             if wavelength is not None and used.get("intended") == "K-Alpha 1":
                 wavelength = wavelength.monochromatic()
         scans = measurement.findall("scan")
@@ -50,7 +50,7 @@ def read(source: str, data: bytes) -> list[Pattern]:
             label = f"scan {len(patterns) + 1}" if len(scans) > 1 else ""
             metadata = {"sample": _text(sample) or _text(sample_id), "scan_axis": scan.get("scanAxis"),
                         "scan_mode": scan.get("mode"), "status": scan.get("status"),
-                        "measurement_type": measurement.get("measurementType"),
+                        "measurement_type": measurement.get("measurementType"), "anode": anode,
                         "intended_wavelength": used.get("intended") if used is not None else None,
                         "counting_time_s": _text(scan.find("dataPoints/commonCountingTime"))}
             patterns.append(_scan(source, scan, wavelength, metadata, label))
