@@ -32,7 +32,7 @@ NUMBERS_PER_WRITE = 1 << 18  # bounds the memory of text grids
 
 @dataclass(frozen=True)
 class Exporter:
-    """A file format: display name, file-name endings (lower case), kind, and its writer."""
+    """A file format: display name, file-name endings (matched ignoring case), kind, and its writer."""
 
     name: str
     extensions: tuple[str, ...]
@@ -40,7 +40,7 @@ class Exporter:
     write: Callable[[Path, Any], None]
 
     def matches(self, path: str | Path) -> bool:
-        return Path(path).name.lower().endswith(self.extensions)
+        return Path(path).name.lower().endswith(tuple(ext.lower() for ext in self.extensions))
 
     @property
     def filter(self) -> str:
@@ -230,7 +230,7 @@ def solve_result_structure(result: SolveResult) -> Structure:
 EXPORTERS: list[Exporter] = [
     Exporter("Gaussian cube", (".cube",), "density", _write_cube),
     Exporter("XCrySDen XSF", (".xsf",), "density", _write_xsf),
-    Exporter("VASP CHGCAR", (".vasp", "chgcar"), "density", _write_chgcar),
+    Exporter("VASP CHGCAR", (".vasp", "CHGCAR"), "density", _write_chgcar),
     Exporter("NumPy grid with lattice", (".npz",), "density", _write_npz),
     Exporter("NumPy grid", (".npy",), "density", _write_npy),
     Exporter("Two-column text", (".xy",), "pattern", _write_xy),

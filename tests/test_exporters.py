@@ -193,7 +193,7 @@ def test_registry_choices_and_errors(density, pattern, tmp_path):
 
 def test_file_filter():
     assert file_filter("density").split(";;")[0] == "Gaussian cube (*.cube)"
-    assert "VASP CHGCAR (*.vasp *chgcar)" in file_filter("density")
+    assert "VASP CHGCAR (*.vasp *CHGCAR)" in file_filter("density")
     assert file_filter("structure") == "CIF (*.cif)"
     with pytest.raises(InputError):
         file_filter("nothing")
