@@ -89,4 +89,4 @@ class Predictor:
             if seed is not None:
                 torch.manual_seed(seed)
             grids = predict_grids(self.net, inputs, n, sample=True).float().cpu().numpy()
-        return [Density(np.maximum(g, 0.0), matrix) for g in grids]
+        return [Density(g, matrix) for g in grids]

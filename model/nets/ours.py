@@ -61,8 +61,11 @@ class OursNet(nn.Module):
 
     def decode(self, cond: torch.Tensor, inputs: dict[str, torch.Tensor], points: torch.Tensor) -> torch.Tensor:
         amplitude = torch.sqrt(intensities_at_hkl(inputs["pattern_q"], inputs["lattice"], self.hkl)[:, 0]
-                               .clamp(min=0))[:, None, :]
-        phase = 2 * math.pi * points @ self.hkl.float().T
-        c, s = torch.cos(phase), torch.sin(phase)
-        pos = self.position(torch.cat([c, s, amplitude * c, amplitude * s], -1))
+                               .clamp(min=0))
+        # position = Linear([cos, sin, A·cos, A·sin]); folding A into per-crystal weights halves the work
+        w_cos, w_sin, w_acos, w_asin = self.position.weight.chunk(4, dim=1)
+        weight = torch.cat([w_cos + w_acos * amplitude[:, None, :], w_sin + w_asin * amplitude[:, None, :]], 2)
+        phase = 2 * math.pi * points @ self.hkl.to(points.dtype).T
+        waves = torch.cat([torch.cos(phase), torch.sin(phase)], -1)
+        pos = torch.einsum("bpk,bwk->bpw", waves, weight.to(waves.dtype)) + self.position.bias
         return self.regressor(cond, pos)

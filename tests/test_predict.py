@@ -1,0 +1,116 @@
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from model.errors import InputError
+from model.nets import build
+from model.pattern import ANODES
+from model.predict import Predictor
+from model.simulate import random_lab_params, simulate_pattern
+from model.weights import BUNDLED, card_path, load_weights, save_weights
+from network_samples import structure
+
+SMALL = {"width": 32, "latent": 32, "conv_blocks": 2, "h_max": 2}
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    net = build("ours", SMALL)
+    path = tmp_path / "w.safetensors"
+    save_weights(path, net, {"data": "none", "note": "untrained, for tests"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def pattern():
+    s = structure(2)  # BaTiO3, tetragonal
+    rng = np.random.default_rng(0)
+    return s, simulate_pattern(s, ANODES["CuKa"], np.arange(5, 120, 0.02), random_lab_params(rng), rng)
+
+
+def test_round_trip_gives_identical_tensors(weights):
+    net, card = load_weights(weights)
+    assert card["kind"] == "ours" and SMALL.items() <= card["config"].items() and len(card["sha256"]) == 64
+    torch.manual_seed(0)
+    original = build("ours", SMALL).state_dict()
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(value, original[key])
+
+
+def test_changed_byte_is_refused(weights):
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="sha256"):
+        load_weights(weights)
+
+
+def test_foreign_pickle_is_refused_without_running_it(weights, tmp_path):
+    marker = tmp_path / "executed"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    weights.write_bytes(pickle.dumps(Evil()))
+    card = json.loads(card_path(weights).read_text())
+    card["sha256"] = __import__("hashlib").sha256(weights.read_bytes()).hexdigest()  # even if the card agrees
+    card_path(weights).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="safetensors"):
+        load_weights(weights)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("card_text", ["not json", json.dumps({"kind": "ours"}),
+                                       json.dumps({"kind": "transformer", "config": {}, "sha256": "0"})])
+def test_bad_card_is_refused(weights, card_text):
+    card_path(weights).write_text(card_text)
+    with pytest.raises(InputError):
+        load_weights(weights)
+
+
+def test_missing_card_and_missing_file(weights, tmp_path):
+    card_path(weights).unlink()
+    with pytest.raises(InputError, match="card"):
+        load_weights(weights)
+    with pytest.raises(InputError, match="no such"):
+        load_weights(tmp_path / "absent.safetensors")
+
+
+def test_predict_on_cpu(weights, pattern):
+    s, measured = pattern
+    predictor = Predictor.load(weights, device="cpu")
+    assert predictor.device == "cpu" and predictor.version.startswith("ours-")
+    grids = predictor.predict(measured, {"Ba": 1, "Ti": 1, "O": 3}, s.lattice.parameters, "tetragonal",
+                              samples=2, n=16, seed=1)
+    assert len(grids) == 2 and grids[0].values.shape == (16, 16, 16)
+    assert np.all(np.isfinite(grids[0].values)) and np.allclose(grids[0].lattice, s.lattice.matrix, atol=1e-6)
+    assert not np.allclose(grids[0].values, grids[1].values)  # two latent draws
+    again = predictor.predict(measured, {"Ba": 1, "Ti": 1, "O": 3}, s.lattice.parameters, "tetragonal",
+                              samples=2, n=16, seed=1)
+    np.testing.assert_array_equal(grids[1].values, again[1].values)
+
+
+@pytest.mark.parametrize("composition, lattice, system", [
+    ({"Xx": 1}, (4, 4, 4, 90, 90, 90), "cubic"),
+    ({"Ba": 0}, (4, 4, 4, 90, 90, 90), "cubic"),
+    ({"Ba": 1}, (4, 4, -4, 90, 90, 90), "cubic"),
+    ({"Ba": 1}, (4, 4, 4, 90, 90, 90), "cubical"),
+])
+def test_bad_request_raises_input_error(weights, pattern, composition, lattice, system):
+    _, measured = pattern
+    with pytest.raises(InputError):
+        Predictor.load(weights, device="cpu").predict(measured, composition, lattice, system, n=8)
+
+
+@pytest.mark.parametrize("name", ["ours", "seed"])
+def test_bundled_weights_verify(name):
+    path = BUNDLED / f"{name}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"no bundled {name} weights in this checkout")
+    net, card = load_weights(path)
+    assert card["kind"] == name and "metrics" in card and "data" in card
