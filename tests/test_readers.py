@@ -190,6 +190,9 @@ def test_gsas_esd_and_fxye_banks(tmp_path):
                     "BANK 2 2 2 CONST 2000 1 0 0 FXYE\n2000 1 1\n2001 2 1\n")
     first, second = read_patterns(fxye)
     assert list(first.two_theta) == [10.0, 10.01, 10.02] and list(second.intensity) == [1, 2]
+    raw = tmp_path / "gsas.raw"  # GSAS data often carry .raw, like Bruker's binary files
+    raw.write_bytes(fxye.read_bytes())
+    assert [p.provenance.format for p in read_patterns(raw)] == ["gsas", "gsas"]
     tof = tmp_path / "t.gsa"
     tof.write_text("title\nBANK 1 2 1 RALF 1000 10 1000 0.001 ALT\n1 2 3 4\n")
     with pytest.raises(InputError, match="time-of-flight"):
@@ -251,7 +254,7 @@ def test_xrdml_omega_scan_without_two_theta_axis(tmp_path):
 def test_structure_cif_opens_as_simulated_pattern(shared_data):
     pytest.importorskip("model.simulate")
     cif = sorted((shared_data / "structures" / "cubic").glob("*.cif"))[0]
-    p, = read_patterns(cif, ANODES["CuKa"])
+    p, = read_patterns(cif)
     assert p.provenance.format == "cif (simulated)"
     assert p.wavelength == ANODES["CuKa"]
     assert (p.two_theta[0], p.two_theta[-1], len(p)) == (5.0, 90.0, 4251)
