@@ -238,6 +238,24 @@ def test_rigaku_asc_groups(tmp_path):
         read_patterns(path)
 
 
+def test_xrdml_scans_list_positions_and_attenuation(tmp_path):
+    def scan(positions, data):
+        return (f'<scan scanAxis="2Theta"><dataPoints><positions axis="2Theta" unit="deg">{positions}'
+                f"</positions>{data}</dataPoints></scan>")
+    path = tmp_path / "two.xrdml"
+    path.write_text('<?xml version="1.0"?><xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/1.0">'
+                    '<xrdMeasurement><usedWavelength intended="K-Alpha"><kAlpha1>1.789</kAlpha1>'
+                    "<kAlpha2>1.793</kAlpha2><ratioKAlpha2KAlpha1>0.5</ratioKAlpha2KAlpha1></usedWavelength>"
+                    + scan("<listPositions>10 10.5 11</listPositions>", "<intensities>1 2 3</intensities>")
+                    + scan("<startPosition>20</startPosition><endPosition>21</endPosition>",
+                           "<beamAttenuationFactors>1 10 1</beamAttenuationFactors><counts>4 5 6</counts>")
+                    + "</xrdMeasurement></xrdMeasurements>")
+    first, second = read_patterns(path)
+    assert list(first.two_theta) == [10, 10.5, 11] and list(second.two_theta) == [20, 20.5, 21]
+    assert list(second.intensity) == [4, 50, 6]
+    assert first.wavelength == Wavelength(1.789, 1.793, 0.5, "")
+
+
 def test_xrdml_omega_scan_without_two_theta_axis(tmp_path):
     path = tmp_path / "rock.xrdml"
     path.write_text('<?xml version="1.0"?><xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/2.1">'
