@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph.exporters
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QPoint, QRectF, QSize
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QPoint, QRectF, QSize, QSizeF
 from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QWidget
@@ -59,9 +59,9 @@ def _paint_to(path: Path, size: QSize, paint) -> None:
         rect = QRectF(0, 0, size.width(), size.height())
     else:
         device = QPdfWriter(buffer)
-        device.setResolution(96)
-        device.setPageLayout(QPageLayout(QPageSize(size, QPageSize.SizeMatchPolicy.ExactMatch),
-                                         QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0)))
+        device.setResolution(72)  # one pixel of the figure = one PDF point
+        page = QPageSize(QSizeF(size), QPageSize.Unit.Point, path.stem, QPageSize.SizeMatchPolicy.ExactMatch)
+        device.setPageLayout(QPageLayout(page, QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0)))
         rect = QRectF(0, 0, size.width(), size.height())
     painter = QPainter(device)
     paint(painter, rect)

@@ -226,7 +226,8 @@ class DensityView(QWidget):
         matrix = np.eye(4)
         matrix[0, :3] = self._lattice[u] / nu
         matrix[1, :3] = self._lattice[v] / nv
-        matrix[2, :3] = 0.0
+        normal = np.cross(self._lattice[u], self._lattice[v])
+        matrix[2, :3] = normal / np.linalg.norm(normal)  # image z is 0; a unit normal keeps it invertible
         matrix[3, :3] = -0.5 * self._lattice[u] / nu - 0.5 * self._lattice[v] / nv + t * self._lattice[axis]
         self.slice.set_data(np.ascontiguousarray(plane.T))
         self.slice.clim = (float(self._values.min()), float(self._values.max()))
