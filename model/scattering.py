@@ -56,10 +56,12 @@ def structure_factor_sq_torch(hkl: torch.Tensor, d: torch.Tensor, frac: torch.Te
     """|F(hkl)|² in e² for atoms at fractional ``frac`` (A, 3); differentiable in frac and biso.
 
     hkl (R, 3), d (R,) in Å, form_factor_coeffs (A, 9) from ``form_factor_coeffs``,
-    occupancy (A,), biso (A,) in Å². Form factors are evaluated once per distinct element.
+    occupancy (A,), biso (A,) in Å². Form factors are evaluated once per element (per Z).
     """
     s2 = (0.5 / d) ** 2
-    elements, element_of_atom = torch.unique(form_factor_coeffs, dim=0, return_inverse=True)
+    # one row per element, found by Z (rows of one element are identical)
+    z_values, element_of_atom = torch.unique(form_factor_coeffs[:, 0], return_inverse=True)
+    elements = form_factor_coeffs.new_empty(len(z_values), 9).index_copy_(0, element_of_atom, form_factor_coeffs)
     z, a, b = elements[:, 0], elements[:, 1:5], elements[:, 5:9]
     f_element = z - _MOTT_BETHE * s2[:, None] * (a * torch.exp(-b * s2[:, None, None])).sum(-1)
     f = f_element[:, element_of_atom] * occupancy
@@ -105,6 +107,9 @@ def reflections(structure: Structure, d_min_A: float,
     lattice = structure.lattice.matrix.copy()
 
     hkl, g = _half_sphere(lattice, 1.0 / d_min_A)
+    if len(g) == 0:
+        return Reflections(np.zeros(0), np.zeros((0, 3), dtype=int), np.zeros(0, dtype=int),
+                           np.zeros(0), lattice)
     order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], g))
     hkl, g = hkl[order], g[order]
     # |F|² is the same for all hkl related by the Laue group: compute it once per orbit
@@ -159,14 +164,23 @@ def _orbit_key(hkl: np.ndarray, rotations: np.ndarray) -> np.ndarray:
 def _half_sphere(lattice: np.ndarray, g_max: float) -> tuple[np.ndarray, np.ndarray]:
     """hkl with 0 < |g| ≤ g_max (Å⁻¹), one of each Friedel pair (first non-zero index positive)."""
     reciprocal = np.linalg.inv(lattice).T  # rows a*, b*, c* without 2π
-    limits = np.floor(np.linalg.norm(lattice, axis=1) * g_max).astype(int)
-    h, k, l = (np.arange(-n, n + 1) for n in limits)
-    hkl = np.stack(np.meshgrid(h, k, l, indexing="ij"), -1).reshape(-1, 3)
-    half = (hkl[:, 0] > 0) | ((hkl[:, 0] == 0) & ((hkl[:, 1] > 0) | ((hkl[:, 1] == 0) & (hkl[:, 2] > 0))))
-    hkl = hkl[half]
-    g = np.linalg.norm(hkl @ reciprocal, axis=1)
-    inside = g <= g_max * (1 + 1e-12)
-    return hkl[inside], g[inside]
+    h_max, k_max, l_max = np.floor(np.linalg.norm(lattice, axis=1) * g_max).astype(int)
+    k, l = (a.ravel() for a in np.meshgrid(np.arange(-k_max, k_max + 1), np.arange(-l_max, l_max + 1),
+                                            indexing="ij"))
+    plane = np.stack([np.zeros_like(k), k, l], axis=1)
+    plane = plane[(k > 0) | ((k == 0) & (l > 0))]
+    # planes of constant h in blocks, so memory stays bounded for big cells
+    block = max(1, _CHUNK // len(k))
+    parts = [plane] + [np.concatenate([np.stack([np.full_like(k, h), k, l], axis=1)
+                                       for h in range(start, min(start + block, h_max + 1))])
+                       for start in range(1, h_max + 1, block)]
+    hkl_parts, g_parts = [], []
+    for hkl in parts:
+        g2 = np.einsum("ri,ri->r", *(2 * [hkl @ reciprocal]))
+        inside = g2 <= g_max * g_max * (1 + 1e-12)
+        hkl_parts.append(hkl[inside])
+        g_parts.append(np.sqrt(g2[inside]))
+    return np.concatenate(hkl_parts), np.concatenate(g_parts)
 
 
 def _structure_factor_sq(hkl, d, frac, coeffs, occupancy, biso) -> np.ndarray:

@@ -81,6 +81,7 @@ def test_reflections_are_wavelength_free(copper):
     assert refl.hkl.tolist()[:3] == [[1, 1, 1], [2, 0, 0], [2, 2, 0]]
     assert refl.multiplicity.tolist()[:3] == [8, 6, 12]
     assert refl.d[0] == pytest.approx(3.615 / math.sqrt(3))
+    assert len(reflections(copper, 10.0)) == 0 and len(sticks(copper, CU, (0, 5))) == 0
     # F(111) of fcc Cu = 4 f(s)
     s2 = (0.5 / refl.d[0]) ** 2
     z, a, b = 29, np.array([1.579, 1.82, 1.658, 0.532]), np.array([62.94, 12.453, 2.504, 0.333])
