@@ -44,15 +44,17 @@ def weights_for(choice: str) -> Path:
 
 
 def evaluate_structure(predictor: Predictor, path: Path, realistic: bool, samples: int,
-                       seed: int) -> dict | None:
-    """Scores of one CIF, or None when it is an artificial cell (atoms < 0.9 Å apart)."""
+                       seed: int, systems: set[str] | None = None) -> dict | str:
+    """Scores of one CIF, or why it is left out (artificial cell, crystal system not asked for)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = conventional_standard(load_structure(path))
         if len(structure) > 1 and np.min(structure.distance_matrix + 1e3 * np.eye(len(structure))) < MIN_DISTANCE_A:
-            return None
+            return f"atoms closer than {MIN_DISTANCE_A} Å"
         analyzer = SpacegroupAnalyzer(structure)
         system, spacegroup = analyzer.get_crystal_system(), analyzer.get_space_group_number()
+    if systems is not None and system not in systems:
+        return f"{system} not evaluated"
     truth = cmed(structure, n=32, conventional=False)
     rng = np.random.default_rng(seed)
     if realistic:
@@ -86,20 +88,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=2, help="latent draws per structure (best counts)")
     p.add_argument("--device", help="cuda or cpu (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--systems", help="only these crystal systems, comma-separated (default: all)")
     args = p.parse_args(argv)
     files = sorted(args.structures.rglob("*.cif"))
+    systems = set(args.systems.split(",")) if args.systems else None
     if not files:
         raise InputError(args.structures, "no CIF files found")
     predictor = Predictor.load(weights_for(args.model), args.device)
     rows, skipped = [], []
     for i, path in enumerate(tqdm(files, desc="evaluate", file=sys.stderr)):
         try:
-            row = evaluate_structure(predictor, path, args.realistic, args.samples, args.seed + i)
+            row = evaluate_structure(predictor, path, args.realistic, args.samples, args.seed + i, systems)
         except InputError as exc:
-            skipped.append({"file": str(path), "reason": str(exc)})
-            continue
-        if row is None:
-            skipped.append({"file": str(path), "reason": f"atoms closer than {MIN_DISTANCE_A} Å"})
+            row = str(exc)
+        if isinstance(row, str):
+            skipped.append({"file": str(path), "reason": row})
         else:
             rows.append(row)
     result = {"model": predictor.version, "setting": "realistic" if args.realistic else "paper",

@@ -87,3 +87,40 @@ def load_weights(weights_path: str | Path, device: str | torch.device = "cpu") -
         raise InputError(weights_path, f"tensors do not match a {card['kind']} network with this config")
     net.load_state_dict(state)
     return net.to(device).eval(), card
+
+
+def bundle(source: str | Path, name: str, updates: dict, directory: Path = BUNDLED) -> Path:
+    """Copy verified weights to DIRECTORY/NAME.safetensors with their card extended by ``updates``
+    (measured metrics, notes); the copy is verified again. Returns the new weights path."""
+    net, card = load_weights(source)
+    target = Path(directory) / f"{name}.safetensors"
+    with atomic_write(target, "wb") as handle:
+        handle.write(Path(source).read_bytes())
+    with atomic_write(card_path(target), "w", encoding="utf-8") as handle:
+        json.dump({**card, **updates, "weights": target.name}, handle, indent=2)
+    load_weights(target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m model.weights",
+                                description="Bundle trained weights with their measured metrics.")
+    p.add_argument("source", type=Path, help="trained .safetensors (with its .card.json)")
+    p.add_argument("--name", required=True, choices=sorted(NETWORKS), help="bundled name")
+    p.add_argument("--eval", type=Path, action="append", default=[],
+                   help="model.evaluate JSON output(s) to record in the card")
+    p.add_argument("--note", default="", help="what these weights are, in words")
+    args = p.parse_args(argv)
+    metrics = {}
+    for path in args.eval:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        metrics[result["setting"]] = result["per_system"]
+    target = bundle(args.source, args.name, {"metrics": metrics, "note": args.note})
+    print(target, sha256_of(target))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

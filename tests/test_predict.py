@@ -114,3 +114,11 @@ def test_bundled_weights_verify(name):
         pytest.skip(f"no bundled {name} weights in this checkout")
     net, card = load_weights(path)
     assert card["kind"] == name and "metrics" in card and "data" in card
+
+
+def test_bundle_copies_and_records_metrics(weights, tmp_path):
+    from model.weights import bundle, read_card
+
+    target = bundle(weights, "ours", {"metrics": {"paper": {"cubic": {"ssim_mean": 0.5}}}}, tmp_path / "b")
+    assert read_card(target)["metrics"]["paper"]["cubic"]["ssim_mean"] == 0.5
+    assert Predictor.load(target, device="cpu").version == Predictor.load(weights, device="cpu").version
