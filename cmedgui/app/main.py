@@ -113,6 +113,7 @@ def run_window(args: argparse.Namespace) -> int:
 
     if args.solve and added:
         app.runner.failed.connect(lambda name, message: failed.append(message))
+        app.runner.finished.connect(lambda *_: app.solve.results or failed.append(window.message.text()))
         app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
         app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
         QTimer.singleShot(500, solve_then_finish)

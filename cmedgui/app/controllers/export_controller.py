@@ -10,18 +10,25 @@ from cmedgui.app.figures import rgba_image, save_image, save_pattern_figure
 from cmedgui.app.models import PatternModel, SettingsModel, SolveModel
 from cmedgui.app.report import write_report
 from cmedgui.app.widgets.main_window import MainWindow
-from model import exporters
 from model.errors import InputError
 
 FIGURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"
-DIALOG = {  # key → (title, filter, default file name)
-    "cif": ("Export structure", exporters.file_filter("structure"), "structure.cif"),
-    "density": ("Export density", exporters.file_filter("density"), "density.cube"),
-    "fit": ("Export fitted pattern", exporters.file_filter("pattern"), "fit.xy"),
+DIALOG = {  # key → (title, filter or the model.exporters kind whose filter to use, default file name)
+    "cif": ("Export structure", "structure", "structure.cif"),
+    "density": ("Export density", "density", "density.cube"),
+    "fit": ("Export fitted pattern", "pattern", "fit.xy"),
     "pattern_figure": ("Export pattern figure", FIGURE_FILTER, "pattern.png"),
     "density_figure": ("Export 3D view", FIGURE_FILTER, "density.png"),
     "report": ("Export solve report", "HTML report (*.html)", "report.html"),
 }
+
+
+def _exporters():
+    # Imported on first use: model.exporters pulls in pymatgen's VASP I/O and torch, seconds of
+    # start-up that the window must not wait for.
+    from model import exporters
+
+    return exporters
 
 
 class ExportController:
@@ -32,6 +39,8 @@ class ExportController:
 
     def export_dialog(self, key: str) -> None:
         title, file_filter, name = DIALOG[key]
+        if "(" not in file_filter:
+            file_filter = _exporters().file_filter(file_filter)
         path, _ = QFileDialog.getSaveFileName(self.window, title, str(Path(self.settings.last_folder) / name),
                                               file_filter)
         if path:
@@ -54,16 +63,16 @@ class ExportController:
             structure = result if result is not None else self.solve.structure
             if structure is None:
                 raise InputError(path, "no structure to export: solve first or open a CIF")
-            exporters.export(path, structure, "structure")
+            _exporters().export(path, structure, "structure")
         elif key == "density":
             if self.solve.density is None:
                 raise InputError(path, "no density to export: solve first or open a CIF")
-            exporters.export(path, self.solve.density, "density")
+            _exporters().export(path, self.solve.density, "density")
         elif key == "fit":
             data = self.patterns.fit or self.patterns.pattern
             if data is None:
                 raise InputError(path, "no pattern to export")
-            exporters.export(path, data, "pattern")
+            _exporters().export(path, data, "pattern")
         elif key == "pattern_figure":
             save_pattern_figure(self.window.pattern_widget, path)
         elif key == "density_figure":

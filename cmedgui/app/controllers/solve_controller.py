@@ -8,9 +8,7 @@ import numpy as np
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
-from model.density import cmed, fourier_upsample
 from model.errors import InputError
-from model.exporters import solve_result_structure
 from model.pattern import Pattern
 from model.result import Progress
 
@@ -84,9 +82,12 @@ class SolveController:
     def _finished(self, name: str, value) -> None:
         self.window.show_busy(None)
         results = value if isinstance(value, list) else [value]
-        results = sorted(results, key=lambda r: r.rwp)
-        self.solve.set_results(results)
-        best = results[0]
+        solved = sorted((r for r in results if r.solved), key=lambda r: r.rwp)
+        if not solved:
+            self.window.show_error(f"{name}: no solution ({results[0].message or 'no candidate fits'})")
+            return
+        self.solve.set_results(solved)
+        best = solved[0]
         self.window.show_message(f"{name} done: {best.space_group}, Rwp {best.rwp:.2f} %"
                                  + (f" — {best.message}" if best.message else ""))
 
@@ -108,6 +109,8 @@ class SolveController:
         if result is None:
             return
         self.patterns.set_fit(result.fit, result.reflections)
+        from model.exporters import solve_result_structure  # torch and pymatgen I/O: load on first use
+
         try:
             self.solve.set_structure(solve_result_structure(result))
         except (ValueError, InputError) as error:
@@ -122,6 +125,8 @@ class SolveController:
         view.set_atoms([site.specie.symbol for site in structure], structure.frac_coords,
                        structure.lattice.matrix)
         if self.solve.density is None:  # an opened structure: show its own (IAM) density
+            from model.density import cmed  # torch and pymatgen: load on first use
+
             self.solve.set_density(cmed(structure))
 
     def _draw_density(self) -> None:
@@ -130,5 +135,7 @@ class SolveController:
             self.window.density_view.set_density(None, None)
             return
         if density.n < DISPLAY_GRID:
+            from model.density import fourier_upsample
+
             density = fourier_upsample(density, DISPLAY_GRID)
         self.window.density_view.set_density(density.values, density.lattice)
