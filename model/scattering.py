@@ -27,8 +27,9 @@ from model.errors import InputError
 _MOTT_BETHE = 41.78214
 # |F|² below this fraction of F(000)² is a systematic absence that did not cancel exactly.
 _ABSENT = 1e-12
-# Reflections whose 1/d differ by less than this relative amount are one powder line.
-_SAME_LINE = 1e-9
+# Reflections whose 1/d differ by less than this relative amount are one powder line: about
+# 1e-5° 2θ at mid angles, where XRDCalculator merges (and far below any instrument's resolution).
+_SAME_LINE = 1e-7
 # spglib's distance tolerance (Å) for the symmetry that lets equivalent hkl share one |F|².
 _SYMPREC = 1e-3
 # Entries of the (reflections × atoms) phase matrix evaluated at once, to bound memory.

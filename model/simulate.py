@@ -31,7 +31,10 @@ __all__ = ["Reflections", "reflections", "Sticks", "sticks", "ProfileParams", "p
 
 # Reflections outside the scan still put tails into it; simulate this far beyond its end (degrees).
 _TAIL_MARGIN_DEG = 2.0
-# Entries of the (batch × reflections × points) peak array evaluated at once, to bound memory.
+# Peaks are evaluated within ±this many FWHM of their centre, as Rietveld programs cut them off;
+# the Lorentzian part loses 1 − (2/π)·atan(40) ≈ 1.6 % of its area to the cut.
+_WINDOW_FWHM = 20.0
+# Entries of the (batch × reflections × window) peak array evaluated at once, to bound memory.
 _CHUNK = 1 << 24
 # Highest Bragg angle simulated: LP and the Lorentzian width diverge at 2θ = 180°.
 _SIN_THETA_MAX = math.sin(math.radians(179.5 / 2))
@@ -235,19 +238,30 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     fwhm, eta = _tch(fwhm_g, fwhm_l)
 
     # pseudo-Voigt = η·L + (1 − η)·G with area 1; per-reflection factors first, so the big
-    # (batch, reflections, points) arrays see few operations
+    # (batch, reflections, window) arrays see few operations
     inverse_half = 2 / fwhm
     lorentz = amplitude * eta * inverse_half / math.pi
     gauss = amplitude * (1 - eta) * inverse_half * math.sqrt(math.log(2) / math.pi)
+    reach = (_WINDOW_FWHM * fwhm).detach()
+    first = torch.searchsorted(two_theta, (centre.detach() - reach).contiguous())
+    end = torch.searchsorted(two_theta, (centre.detach() + reach).contiguous(), right=True)
     batch, n_refl = d.shape
-    rows = max(1, _CHUNK // max(1, batch * two_theta.numel()))
-    total = torch.zeros(batch, 1, two_theta.numel(), dtype=d.dtype, device=d.device)
+    total = torch.zeros(batch, two_theta.numel(), dtype=d.dtype, device=d.device)
+    width = int((end - first).max()) if n_refl else 0
+    if width == 0:
+        return total
+    offsets = torch.arange(width, device=d.device)
+    rows = max(1, _CHUNK // (batch * width))
     for i in range(0, n_refl, rows):
         cut = slice(i, i + rows)
-        z = ((two_theta - centre[:, cut, None]) * inverse_half[:, cut, None]) ** 2
-        total = total + lorentz[:, None, cut] @ (1 + z).reciprocal()
-        total = total + gauss[:, None, cut] @ torch.exp(-math.log(2) * z)
-    return total[:, 0]
+        index = first[:, cut, None] + offsets
+        inside = index < end[:, cut, None]
+        index = index.clamp_max(two_theta.numel() - 1)
+        z = ((two_theta[index] - centre[:, cut, None]) * inverse_half[:, cut, None]) ** 2
+        values = lorentz[:, cut, None] / (1 + z) + gauss[:, cut, None] * torch.exp(-math.log(2) * z)
+        values = torch.where(inside, values, torch.zeros_like(values))
+        total = total.scatter_add(1, index.reshape(batch, -1), values.reshape(batch, -1))
+    return total
 
 
 def _tch(fwhm_g: torch.Tensor, fwhm_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
