@@ -88,7 +88,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
                 if isinstance(result, str):
                     rejected[_reason_key(result)] += 1
                 elif cap is not None and types[result.structure_type] >= cap:
-                    rejected["structure type at its cap"] += 1
+                    rejected["type cap"] += 1
                 else:
                     pending.append(result)
                     types[result.structure_type] += 1
@@ -147,8 +147,7 @@ def _prepare(options: BuildOptions, files: list[Path] | None) -> None:
     global _options, _files
     _options, _files = options, files
     if files is None:
-        sources.templates_by_system(options.systems)
-        sources.evaluation_keys()
+        sources.preload(options.systems)
 
 
 def _attempt(k: int) -> Sample | str:
@@ -170,14 +169,14 @@ def _attempt(k: int) -> Sample | str:
         else:
             candidate = sources.random_crystal(system, rng)
         if candidate is None:
-            return "generation failed"
+            return "generation: pyxtal could not place the Wyckoff set, or no substitute element"
         return make_sample(f"{options.seed}-{k:09d}", candidate, options.systems, sources.evaluation_keys())
     except InputError as exc:
-        return f"unusable input: {exc.problem}"
+        return f"input: {exc.problem}"
     except Exception as exc:  # a long build must survive the odd pymatgen/spglib/pyxtal failure
-        return f"error {type(exc).__name__}"
+        return f"error: {type(exc).__name__}"
 
 
 def _reason_key(reason: str) -> str:
-    """Rejection reasons grouped by their kind (numbers and element names dropped)."""
-    return " ".join(reason.split()[:2])
+    """The rule of a rejection reason ("distance: atoms Na–Na 1.2 Å apart" → "distance")."""
+    return reason.split(":", 1)[0]

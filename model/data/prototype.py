@@ -5,14 +5,18 @@ from __future__ import annotations
 import hashlib
 import warnings
 
-from pymatgen.analysis.prototypes import get_protostructure_label_from_spglib
-from pymatgen.core import Structure
+from pymatgen.analysis.prototypes import get_protostructure_label_from_spg_analyzer
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 SPLIT_FRACTIONS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
 
 
-def structure_type(structure: Structure) -> str:
+def structure_type(analyzer: SpacegroupAnalyzer) -> str:
     """Canonical AFLOW-style prototype label from spglib (e.g. ``AB_cF8_225_a_b`` for rock salt).
+
+    ``analyzer`` is the SpacegroupAnalyzer of the structure (shared with the space-group lookup,
+    so both come from the same spglib run). Raises ValueError when the Wyckoff multiplicities
+    are inconsistent with the composition.
 
     The label is anonymous (stoichiometry letters, Pearson symbol, space group, Wyckoff letters
     per species, canonicalised over equivalent origin choices), so a substituted prototype keeps
@@ -20,7 +24,7 @@ def structure_type(structure: Structure) -> str:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen's FutureWarning on its own gcd use
-        label = get_protostructure_label_from_spglib(structure)
+        label = get_protostructure_label_from_spg_analyzer(analyzer, raise_errors=True)
     return label.split(":")[0]  # drop the chemical system: types are anonymous
 
 

@@ -51,7 +51,8 @@ class Sample:
 
 def make_sample(sample_id: str, candidate: Candidate, systems: tuple[str, ...],
                 forbidden: frozenset[tuple[str, int]] = frozenset()) -> Sample | str:
-    """The sample, or the reason the candidate is rejected (sanity, crystal system, evaluation set).
+    """The sample, or why the candidate is rejected ("rule: details"; sanity, symmetry, crystal
+    system, evaluation set).
 
     ``forbidden`` holds (reduced formula, space group) pairs that must never become targets.
     """
@@ -60,20 +61,25 @@ def make_sample(sample_id: str, candidate: Candidate, systems: tuple[str, ...],
         try:
             structure = conventional_standard(candidate.structure, symprec=SYMPREC)
         except Exception as exc:  # spglib fails on degenerate cells in several ways
-            return f"symmetry detection failed ({type(exc).__name__})"
+            return f"symmetry: detection failed ({type(exc).__name__})"
         problem = sanity_problem(structure)
         if problem:
             return problem
-        spacegroup = SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_number()
+        analyzer = SpacegroupAnalyzer(structure, symprec=SYMPREC)
+        spacegroup = analyzer.get_space_group_number()
         system = crystal_system_code(spacegroup)
         if CRYSTAL_SYSTEMS[system] not in systems:
-            return f"crystal system {CRYSTAL_SYSTEMS[system]} not requested"
+            return f"system: {CRYSTAL_SYSTEMS[system]} not requested"
         formula = structure.composition.reduced_formula
         if (formula, spacegroup) in forbidden:
-            return "an evaluation structure"
+            return f"evaluation: {formula} in space group {spacegroup} is an evaluation structure"
+        try:
+            label = structure_type(analyzer)
+        except ValueError:
+            return "symmetry: Wyckoff multiplicities do not match the composition"
         return Sample(
             id=sample_id, source=candidate.source, origin=candidate.origin,
-            structure_type=structure_type(structure), formula=formula, spacegroup=spacegroup,
+            structure_type=label, formula=formula, spacegroup=spacegroup,
             crystal_system=system, natoms=len(structure), cif=str(CifWriter(structure)),
             composition=composition_vector(structure), lattice=lattice_parameters(structure),
             cmed=cmed(structure, n=GRID, conventional=False).values.astype(np.float16),

@@ -29,14 +29,14 @@ def covalent_radius(symbol: str) -> float:
 
 
 def sanity_problem(structure: Structure) -> str | None:
-    """Why ``structure`` is not a sane training target, or None when it passes every rule."""
+    """Why ``structure`` is not a sane training target ("rule: details"), or None when it passes."""
     if not structure.is_ordered:
-        return "partial occupancy"
+        return "order: partial or mixed occupancy"
     if len(structure) > MAX_ATOMS:
-        return f"{len(structure)} atoms > {MAX_ATOMS}"
+        return f"size: {len(structure)} atoms > {MAX_ATOMS}"
     density = structure.density
     if not DENSITY_RANGE_G_CM3[0] <= density <= DENSITY_RANGE_G_CM3[1]:
-        return f"density {density:.2f} g/cm³ outside {DENSITY_RANGE_G_CM3}"
+        return f"density: {density:.2f} g/cm³ outside {DENSITY_RANGE_G_CM3}"
     radii = np.array([covalent_radius(site.specie.symbol) for site in structure])
     cutoff = max(MIN_DISTANCE_A, MIN_DISTANCE_FRACTION * 2 * radii.max())
     # numerical_tol=0 keeps zero-distance pairs, so two sites on the same point are seen.
@@ -47,6 +47,6 @@ def sanity_problem(structure: Structure) -> str | None:
     too_close = distances < limits
     if too_close.any():
         worst = np.argmin(distances - limits)
-        return (f"atoms {structure[centers[worst]].specie}–{structure[neighbors[worst]].specie} "
+        return (f"distance: atoms {structure[centers[worst]].specie}–{structure[neighbors[worst]].specie} "
                 f"{distances[worst]:.2f} Å apart (< {limits[worst]:.2f} Å)")
     return None

@@ -104,6 +104,14 @@ def templates_by_system(systems: tuple[str, ...]) -> dict[str, tuple[Template, .
     return {system: tuple(t for t in pool if t.system == system) for system in systems}
 
 
+def preload(systems: tuple[str, ...]) -> None:
+    """Load every table once (seconds), before worker processes fork and share them."""
+    templates_by_system(systems)
+    evaluation_keys()
+    _substitution_probability()
+    _wyckoff_combinations()
+
+
 def prototype(template: Template) -> Candidate:
     return Candidate(template.structure.copy(), "prototype", template.name)
 
@@ -196,6 +204,12 @@ def _wyckoff_combinations() -> dict[int, tuple[tuple[tuple[int, ...], float], ..
     return {sg: tuple(rows) for sg, rows in table.items()}
 
 
+@functools.cache
+def _wyckoff_labels(sg: int) -> tuple[str, ...]:
+    """Labels such as "4a" in pyxtal's order (index 0 = general position)."""
+    return tuple(f"{w.multiplicity}{w.letter}" for w in Group(sg).Wyckoff_positions)
+
+
 def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
     """A pyxtal crystal in a random space group of ``system``; None when pyxtal cannot place it."""
     groups = [sg for sg in spacegroups(system) if sg in _wyckoff_combinations()]
@@ -203,8 +217,7 @@ def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
     rows = _wyckoff_combinations()[sg]
     weights = np.array([w for _, w in rows])
     indices = rows[rng.choice(len(rows), p=weights / weights.sum())][0]
-    wyckoffs = Group(sg).Wyckoff_positions
-    labels = [f"{wyckoffs[i].multiplicity}{wyckoffs[i].letter}" for i in indices]
+    labels = [_wyckoff_labels(sg)[i] for i in indices]
     n_species = int(rng.integers(1, min(len(labels), MAX_SPECIES) + 1))
     owner = np.concatenate([np.arange(n_species), rng.integers(0, n_species, len(labels) - n_species)])
     rng.shuffle(owner)

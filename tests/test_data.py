@@ -1,0 +1,165 @@
+"""The training-universe builder: sanity rules, labels, storage, resume, dataset reading."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from model.data import CMEDDataset, collate
+from model.data import __main__ as cli
+from model.data import store
+from model.data.build import BuildOptions, build
+from model.data.prototype import split_of, structure_type
+from model.data.sanity import sanity_problem
+from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code, parse_systems, spacegroups
+from model.errors import InputError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "data"
+SYSTEMS = ("cubic", "trigonal", "hexagonal", "tetragonal")
+MANIFEST = ("id", "source", "structure_type", "formula", "spacegroup", "crystal_system",
+            "natoms_conventional", "split")
+
+
+def rock_salt(a: float = 5.64) -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def test_sane_structure_passes():
+    assert sanity_problem(rock_salt()) is None
+
+
+def test_atoms_half_an_angstrom_apart_are_rejected():
+    structure = Structure(Lattice.cubic(3.0), ["Na", "Cl"], [[0, 0, 0], [0.5 / 3.0, 0, 0]])
+    assert sanity_problem(structure).startswith("distance:")
+
+
+def test_overlapping_sites_are_rejected():
+    structure = Structure(Lattice.cubic(4.0), ["Cu", "Cu"], [[0, 0, 0], [0, 0, 0]])
+    assert sanity_problem(structure).startswith("distance:")
+
+
+def test_atom_too_close_to_its_own_periodic_image_is_rejected():
+    assert sanity_problem(Structure(Lattice.cubic(0.6), ["Fe"], [[0, 0, 0]])) is not None
+
+
+def test_partial_occupancy_and_unphysical_density_are_rejected():
+    disordered = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])
+    assert sanity_problem(disordered).startswith("order:")
+    assert sanity_problem(rock_salt(a=30.0)).startswith("density:")
+
+
+def test_structure_type_is_the_aflow_label_and_anonymous():
+    label = structure_type(SpacegroupAnalyzer(rock_salt(), symprec=0.01))
+    assert label == "AB_cF8_225_a_b"
+    periclase = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_type(SpacegroupAnalyzer(periclase, symprec=0.01)) == label
+
+
+def test_split_depends_only_on_the_type():
+    assert split_of("AB_cF8_225_a_b") == split_of("AB_cF8_225_a_b")
+    splits = [split_of(f"A_cP{i}_221_a") for i in range(2000)]
+    fractions = {name: splits.count(name) / len(splits) for name in ("train", "val", "test")}
+    assert 0.75 < fractions["train"] < 0.85 and 0.07 < fractions["test"] < 0.13
+
+
+def test_crystal_system_codes():
+    assert CRYSTAL_SYSTEMS[crystal_system_code(225)] == "cubic"
+    assert CRYSTAL_SYSTEMS[crystal_system_code(166)] == "trigonal"
+    assert list(spacegroups("hexagonal")) == list(range(168, 195))
+    assert parse_systems("Tetragonal, cubic") == ("tetragonal", "cubic")
+    with pytest.raises(InputError):
+        parse_systems("cubic,hexagonl")
+
+
+def test_fixture_has_the_agreed_layout():
+    with (FIXTURE / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert set(MANIFEST) <= set(rows[0])
+    assert {r["crystal_system"] for r in rows} <= set(SYSTEMS)
+    with h5py.File(store.shard_path(FIXTURE, 0), "r") as h5:
+        n = h5["id"].shape[0]
+        assert h5["cmed"].shape == (n, 32, 32, 32) and h5["cmed"].dtype == np.float16
+        assert h5["composition"].shape == (n, 119)
+        np.testing.assert_allclose(h5["composition"][:].sum(axis=1), 1.0, rtol=1e-5)
+        assert h5["lattice"].shape == (n, 6) and h5["spacegroup"].dtype == np.int16
+        assert h5["crystal_system"].dtype == np.int8
+        offsets = h5["refl_offsets"][:]
+        assert offsets.shape == (n + 1,) and offsets[-1] == h5["refl_d"].shape[0] == h5["refl_hkl"].shape[0]
+        assert h5["refl_d"][:].min() >= 0.5  # d_min Å
+        ids = [x.decode() for x in h5["id"][:]]
+        assert ids == [r["id"] for r in rows if r["shard"] == "0"]
+        structure = Structure.from_str(h5["cif"][0].decode(), fmt="cif")
+        assert len(structure) == int(rows[0]["natoms_conventional"])
+
+
+def test_dataset_items_and_collate():
+    dataset = CMEDDataset(FIXTURE, split=None)
+    item = dataset[0]
+    assert item["cmed"].shape == (32, 32, 32) and item["cmed"].dtype == torch.float16
+    volume = float(np.prod(item["lattice"][:3].numpy()))  # orthogonal axes suffice for a bound
+    assert item["cmed"].float().sum() > 0 and volume > 0
+    loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2, collate_fn=collate)
+    batch = next(iter(loader))
+    lengths = [dataset[i]["refl_d"].shape[0] for i in range(5)]
+    assert batch["refl_d"].shape == (5, max(lengths)) and batch["refl_hkl"].shape == (5, max(lengths), 3)
+    assert batch["refl_mask"].sum(1).tolist() == lengths
+    assert sum(len(CMEDDataset(FIXTURE, split)) for split in ("train", "val", "test")) == len(dataset)
+
+
+def test_small_build_is_diverse(tmp_path):
+    summary = build(tmp_path, BuildOptions(SYSTEMS, n=10, seed=2, shard_size=4), progress=False)
+    assert summary["samples"] == 10 and summary["structure_types"] == 10  # cap: 1 per type at n=10
+    rows = store.read_manifest(tmp_path)
+    assert len({r["id"] for r in rows}) == 10
+
+
+def test_killed_build_resumes_to_the_same_data_set(tmp_path, monkeypatch):
+    options = BuildOptions(SYSTEMS, n=6, seed=4, shard_size=2)
+    build(tmp_path / "whole", options, progress=False)
+
+    written = []
+    real_write = store.write_manifest
+
+    def dies_after_two_shards(directory, rows):
+        if len(written) == 2:
+            raise KeyboardInterrupt  # killed between a shard and its manifest
+        written.append(len(rows))
+        real_write(directory, rows)
+
+    monkeypatch.setattr("model.data.build.write_manifest", dies_after_two_shards)
+    with pytest.raises(KeyboardInterrupt):
+        build(tmp_path / "killed", options, progress=False)
+    monkeypatch.setattr("model.data.build.write_manifest", real_write)
+    assert store.read_state(tmp_path / "killed")["shards"] == 2
+    build(tmp_path / "killed", options, progress=False)
+    whole, resumed = store.read_manifest(tmp_path / "whole"), store.read_manifest(tmp_path / "killed")
+    assert [(r["id"], r["structure_type"]) for r in whole] == [(r["id"], r["structure_type"]) for r in resumed]
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    build(tmp_path, BuildOptions(("cubic",), n=2, seed=1, shard_size=2), progress=False)
+    with pytest.raises(InputError):
+        build(tmp_path, BuildOptions(("cubic",), n=2, seed=9, shard_size=2), progress=False)
+
+
+def test_cli_reports_bad_input_with_exit_status_2(tmp_path, capsys):
+    assert cli.main(["build", "--systems", "cubic,monoclinc", "--n", "2", "--out", str(tmp_path)]) == 2
+    assert cli.main(["build", "--systems", "cubic", "--out", str(tmp_path), "--from-cifs", str(tmp_path / "no")]) == 2
+    assert capsys.readouterr().err.count("error:") == 2
+
+
+def test_from_cifs_builds_from_real_structures(shared_data, tmp_path):
+    folder = shared_data / "structures"
+    summary = build(tmp_path, BuildOptions(tuple(CRYSTAL_SYSTEMS), n=12, seed=0, from_cifs=str(folder)),
+                    progress=False)
+    rows = store.read_manifest(tmp_path)
+    assert summary["samples"] == len(rows) >= 8
+    assert {r["source"] for r in rows} == {"cif"}
+    assert all((folder / f"{r['id']}.cif").is_file() for r in rows)
