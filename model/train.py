@@ -3,7 +3,7 @@
 DIR is a data set built by ``python -m model.data build`` (shards of CMEDs and reflections);
 patterns are made on the fly from the reflections (``model.nets.synth``). Each step queries
 ``--points`` random voxels per crystal. Loss: L1 + L2 between predicted and true density (both in
-units of the mean atomic number of the input composition) plus the seed's KL term; for "ours" the
+the network's ``density_scale`` units) plus the seed's KL term; for "ours" the
 loss is the minimum over the equivalent descriptions of the truth (origin shifts, inversion,
 holohedry), for "seed" the truth as stored, as in the paper. Adam with cosine warm restarts.
 RUN gets ``checkpoint.pt`` every few minutes (``--resume`` continues from it), ``log.jsonl`` and
@@ -26,7 +26,6 @@ from tqdm import tqdm
 from model.files import atomic_write
 from model.metrics import CRYSTAL_SYSTEMS, best_equivalent_ssim, equivalent_index_maps
 from model.nets import build, predict_grids
-from model.nets.inputs import mean_atomic_number
 from model.nets.synth import ours_patterns, seed_patterns
 from model.weights import save_weights
 
@@ -195,7 +194,7 @@ def run(args, train_set, val_set, device: torch.device, rng: np.random.Generator
             voxels = torch.randint(0, GRID ** 3, (b, args.points), device=device)
             points = torch.stack(torch.unravel_index(voxels, (GRID,) * 3), -1).float() / GRID
             truth = batch["cmed"].to(device).float().reshape(b, -1)
-            truth = truth / mean_atomic_number(inputs["composition"])[:, None]
+            truth = truth / net.density_scale(inputs)[:, None]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 cond, kl = net.encode(inputs, sample=True)
                 pred = net.decode(cond, inputs, points).float()

@@ -75,12 +75,12 @@ def test_tiny_training_run_lowers_the_loss(tmp_path, kind):
     samples = [sample(i) for i in range(len(PROTOTYPES))]
     torch.manual_seed(0)
     args = parse_args(["--data", str(tmp_path), "--model", kind, "--out", str(tmp_path / "run"),
-                       "--config", json.dumps(SMALL[kind]), "--batch", "4", "--epochs", "40",
-                       "--points", "200", "--lr", "3e-3", "--val", "4", "--val-every", "40"])
+                       "--config", json.dumps(SMALL[kind]), "--batch", "4", "--epochs", "30",
+                       "--points", "200", "--lr", "3e-3", "--val", "4", "--val-every", "30"])
     run(args, samples, samples, torch.device("cpu"), np.random.default_rng(0))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in log]
-    assert len(losses) == 40
+    assert len(losses) == 30
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8])
     assert any("val_ssim" in r for r in log)
     assert (tmp_path / "run" / "best.safetensors").is_file()

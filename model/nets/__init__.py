@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.nets.inputs import mean_atomic_number
 
 from model.nets.ours import OursNet
 from model.nets.seed import SeedNet
@@ -28,11 +27,11 @@ def grid_points(n: int, device=None) -> torch.Tensor:
 @torch.no_grad()
 def predict_grids(net: nn.Module, inputs: dict[str, torch.Tensor], n: int, sample: bool,
                   chunk: int = 8192) -> torch.Tensor:
-    """(B, n, n, n) densities in e/Å³ (network output × mean atomic number), in eval mode."""
+    """(B, n, n, n) densities in e/Å³ (network output × its density_scale), in eval mode."""
     net.eval()
     cond, _ = net.encode(inputs, sample)
     points = grid_points(n, cond.device)
     parts = [net.decode(cond, inputs, points[i:i + chunk].expand(cond.shape[0], -1, -1))
              for i in range(0, points.shape[0], chunk)]
-    scale = mean_atomic_number(inputs["composition"])[:, None]
+    scale = net.density_scale(inputs)[:, None]
     return (torch.cat(parts, dim=1) * scale).reshape(-1, n, n, n)

@@ -9,7 +9,8 @@ Differences from the seed, each for a reason:
 - the query point is encoded by the periodic waves cos/sin 2π h·x of those same hkl, alone and
   weighted by the square root of the pattern height at hkl, so the output is periodic in the cell
   and its Fourier content follows the observed reflections;
-- composition carries a flag saying whether fractions are known or only the element set.
+- composition carries a flag saying whether fractions are known or only the element set;
+- the output is in units of Z̄ electrons per 1/2048 of the cell, so targets do not scale with the cell.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import math
 import torch
 from torch import nn
 
-from model.nets.inputs import (Q_GRID, half_space_hkl, intensities_at_hkl, lattice_features,
-                               system_one_hot)
+from model.nets.inputs import (Q_GRID, cell_volume, half_space_hkl, intensities_at_hkl, lattice_features,
+                               mean_atomic_number, system_one_hot)
 from model.nets.layers import DenseConvEncoder, FiLMRegressor, Variational, mlp
 
 
@@ -50,6 +51,14 @@ class OursNet(nn.Module):
         self.cell = mlp([14, latent, latent])
         self.position = nn.Linear(4 * n_hkl, width)
         self.regressor = FiLMRegressor(4 * latent, width, regressor_blocks, layers_per_block, film_layers=3)
+
+    def density_scale(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) e/Å³ per unit of output: Z̄ electrons in 1/2048 of the cell, i.e. 16 voxels of 32³.
+
+        An atom then peaks near 1 whatever the cell size, because the CMED's Debye–Waller
+        factor makes atoms look alike in grid units (model.density.grid_biso).
+        """
+        return mean_atomic_number(inputs["composition"]) * 2048 / cell_volume(inputs["lattice"])
 
     def encode(self, inputs: dict[str, torch.Tensor], sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
         cell = torch.cat([lattice_features(inputs["lattice"]), system_one_hot(inputs["system"])], 1)

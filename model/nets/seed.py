@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from model.nets.inputs import mean_atomic_number
 from model.nets.layers import DenseConvEncoder, FiLMRegressor, Variational, mlp
 
 
@@ -42,6 +43,10 @@ class SeedNet(nn.Module):
         self.position = nn.Sequential(*mlp([2 * num_freq, width]), nn.Linear(width, width))
         self.regressor = FiLMRegressor(2 * width, width, regressor_blocks)
 
+    def density_scale(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B,) e/Å³ per unit of output: the mean atomic number (the seed knows no cell)."""
+        return mean_atomic_number(inputs["composition"])
+
     def encode(self, inputs: dict[str, torch.Tensor], sample: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """→ (conditioning (B, 2·width), KL)."""
         zp, klp = self.pattern(inputs["pattern"], sample)
@@ -49,7 +54,7 @@ class SeedNet(nn.Module):
         return torch.cat([zp, zf], dim=1), klp + klf
 
     def decode(self, cond: torch.Tensor, inputs: dict[str, torch.Tensor], points: torch.Tensor) -> torch.Tensor:
-        """points (B, P, 3) fractional → (B, P) density in units of the mean atomic number (e/Å³ per Z̄)."""
+        """points (B, P, 3) fractional → (B, P) density in units of ``density_scale``."""
         phase = 2 * math.pi * (points - 0.5) @ self.frequencies.T
         feats = torch.cat([torch.sin(phase), torch.cos(phase)], dim=-1)
         b, p, _ = feats.shape
