@@ -50,15 +50,17 @@ class App:
 
     def show_device(self) -> None:
         """Device and model version in the status bar (imports torch, so after the window shows)."""
-        try:
-            from model.predict import Predictor
+        import torch
 
-            predictor = Predictor.load()
-            text = f"{predictor.device} · model {predictor.version}"
-        except ImportError:
-            text = "no network in this build"
+        from model.predict import Predictor, default_device, device_name
+
+        chosen = self.settings.device
+        device = torch.device(chosen) if chosen == "cpu" else default_device()  # cuda falls back to CPU
+        name = "CPU" if device.type == "cpu" else device_name(device)
+        try:
+            text = f"{name} · model {Predictor.load(device=str(device)).version}"
         except InputError as error:
-            text = f"no model: {error.problem}"
+            text = f"{name} · no network ({error.problem})"
         self.window.device_label.setText(text)
 
     def screenshot(self, path: str | Path) -> Path:
@@ -87,6 +89,8 @@ def run_window(args: argparse.Namespace) -> int:
     added = app.files.open_paths(files)
     elements = args.elements or ([] if args.open_files else list(EXAMPLE_ELEMENTS))
     exit_code = 0 if added else 2
+    if not added:
+        print(f"cmedgui: {window.message.text()}", file=sys.stderr)
     try:
         app.composition.set_known(elements)
     except InputError as error:

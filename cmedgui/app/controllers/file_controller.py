@@ -42,7 +42,7 @@ class FileController:
     def open_dialog(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self.window, "Open patterns or structures",
                                                 self.settings.last_folder,
-                                                file_filter().replace(";;", ";;Structures (*.cif *.vasp);;", 1))
+                                                file_filter())
         if paths:
             self.open_paths(paths)
 

@@ -32,6 +32,8 @@ class SolveController:
         window.refine_action.triggered.connect(self.start_refine)
         window.cancel_action.triggered.connect(self.cancel)
         window.results_panel.solution_selected.connect(solve.set_current)
+        window.device.setCurrentText(settings.device)
+        window.device.currentTextChanged.connect(lambda name: setattr(settings, "device", name))
         runner.started.connect(lambda name: window.show_busy(name, 0.0))
         runner.progress.connect(self._progress)
         runner.finished.connect(self._finished)

@@ -20,6 +20,7 @@ ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
 CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic", "monoclinic",
                    "triclinic")
 FROM_FILE = "from file"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def icon(name: str) -> QIcon:
@@ -49,12 +50,16 @@ class MainWindow(QMainWindow):
         self.wavelength.setToolTip("Used when the file states no wavelength: an anode or a value in Å")
         self.crystal_system = QComboBox()
         self.crystal_system.addItems(CRYSTAL_SYSTEMS)
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setToolTip("Where the network runs: auto picks CUDA when there is a GPU")
         self.solve_button = QPushButton(icon("solve"), "Solve")
         self.refine_button = QPushButton("Refine")
         sample = QWidget()
         form = QFormLayout(sample)
         form.addRow("Wavelength", self.wavelength)
         form.addRow("Crystal system", self.crystal_system)
+        form.addRow("Device", self.device)
         buttons = QHBoxLayout()
         buttons.addWidget(self.solve_button)
         buttons.addWidget(self.refine_button)
