@@ -121,3 +121,18 @@ def test_cancel_stops_a_running_refine(app, qtbot, rock_salt_cif):
         app.window.cancel_button.click()
     assert "cancelled" in app.window.message.text()
     assert app.solve.results == [] and app.window.solve_button.isEnabled()
+
+
+def test_solve_runs_through_the_runner_and_cancel_stops_it(app, qtbot):
+    app.files.open_paths([str(EXAMPLE)])
+    app.composition.set_known(["Ce", "O"])
+    stages = []
+    app.runner.progress.connect(lambda name, step: stages.append(step.stage))
+    app.window.solve_action.trigger()
+    assert app.runner.busy and app.runner.current == "Solve"
+    qtbot.waitUntil(lambda: bool(stages), timeout=10_000)
+    assert app.window.progress.format().startswith("Solve: ")
+    with qtbot.waitSignal(app.runner.cancelled, timeout=60_000):
+        app.window.cancel_action.trigger()
+        assert "Cancelling" in app.window.message.text()
+    assert app.solve.results == [] and not app.window.progress.isVisible()

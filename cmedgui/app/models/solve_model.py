@@ -34,9 +34,9 @@ class SolveModel(QObject):
         if index == self.current:
             return
         self.current = index
-        self.current_changed.emit(index)
-        if self.result is not None:
+        if self.result is not None:  # the density first: listeners of current_changed may fill it in
             self.set_density(self.result.density)
+        self.current_changed.emit(index)
 
     def set_density(self, density) -> None:
         self.density = density
