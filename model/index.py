@@ -10,6 +10,7 @@ Cubic, tetragonal, hexagonal (trigonal in the hexagonal setting) and orthorhombi
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -188,7 +189,8 @@ def _same_cell(a: Cell, b: Cell) -> bool:
     return a.crystal_system == b.crystal_system and np.allclose(a.lattice, b.lattice, rtol=2e-3)
 
 
-def _standard_halls() -> dict[int, int]:
+@functools.lru_cache(maxsize=1)
+def standard_hall_numbers() -> dict[int, int]:
     """The first (standard-setting) Hall number of each space group, from spglib's database."""
     halls: dict[int, int] = {}
     for hall in range(1, 531):
@@ -212,7 +214,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
     metric = _metric(cell.lattice)
     d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
     low, high = _SYSTEM_RANGES[cell.crystal_system]
-    halls = _standard_halls()
+    halls = standard_hall_numbers()
     ranked = []
     for number in range(high, low - 1, -1):
         symmetry = spglib.get_symmetry_from_database(halls[number])

@@ -24,7 +24,8 @@ from model.pattern import Pattern, q_to_two_theta
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 
 BACKGROUND_TERMS = 8
-STAGES = (("scale", "bkg"), ("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
+# scale and background start from a linear least-squares solution, so the first stage moves the cell
+STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
           ("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"))
 BISO_BOUNDS = (-0.5, 8.0)  # Å²
 
@@ -36,14 +37,14 @@ class ProfileStart:
     u: float = 0.0
     v: float = 0.0
     w: float = 0.01
-    x: float = 0.0
-    y: float = 0.03
+    x: float = 0.03
+    y: float = 0.0
     zero: float = 0.0
 
     @classmethod
     def from_fwhm(cls, fwhm_deg: float, zero: float = 0.0) -> "ProfileStart":
-        """Half Gaussian, half Lorentzian widths that together give the measured FWHM."""
-        return cls(w=(0.7 * fwhm_deg) ** 2, y=0.45 * fwhm_deg, zero=zero)
+        """Gaussian and Lorentzian (X/cosθ) widths that together give about the measured FWHM."""
+        return cls(w=(0.7 * fwhm_deg) ** 2, x=0.45 * fwhm_deg, zero=zero)
 
 
 @dataclass
@@ -82,8 +83,7 @@ class Rietveld:
         self.x = torch.tensor(pattern.two_theta[keep])
         self.y_obs = torch.tensor(pattern.intensity[keep])
         self.sqrt_w = torch.tensor(np.sqrt(_weights(pattern)[keep]))
-        lo, hi = pattern.two_theta[0], pattern.two_theta[-1]
-        self.cheb_x = torch.tensor((2 * pattern.two_theta - (lo + hi)) / (hi - lo))
+        hi = pattern.two_theta[-1]
 
         metric0 = structure.lattice.metric_tensor
         coeffs0 = np.array([np.sum(metric0 * e) / np.sum(e * e) for e in self.metric_basis])
@@ -149,9 +149,13 @@ class Rietveld:
         return bragg, self.background(p, x)
 
     def background(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self._chebyshev(x) @ p[self.slices["bkg"]]
+
+    def _chebyshev(self, x: torch.Tensor) -> torch.Tensor:
+        """(G, BACKGROUND_TERMS) Chebyshev polynomials of 2θ mapped onto −1…1 over the scan."""
         lo, hi = self.pattern.two_theta[0], self.pattern.two_theta[-1]
-        t = (2 * x - (lo + hi)) / (hi - lo)
-        return torch.special.chebyshev_polynomial_t(t[:, None], torch.arange(BACKGROUND_TERMS)) @ p[self.slices["bkg"]]
+        return torch.special.chebyshev_polynomial_t(((2 * x - (lo + hi)) / (hi - lo))[:, None],
+                                                    torch.arange(BACKGROUND_TERMS))
 
     def calculated(self, p: torch.Tensor, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.x if x is None else x
@@ -185,11 +189,26 @@ class Rietveld:
             with torch.no_grad():
                 return fun(torch.tensor(q)).numpy()
 
+        linear = {int(i) for name in ("scale", "bkg") for i in np.arange(self.p.size)[self.slices[name]]}
+
         def jac_np(q):
-            # one forward-mode pass per parameter: cheaper in time and memory here than vmap
+            # scale and background enter linearly: their columns are exact without autograd;
+            # the rest take one forward-mode pass each (cheaper here than vmap in time and memory)
             q = torch.tensor(q)
+            p = full.index_put((index,), q)
+            with torch.no_grad():
+                bragg, _ = self.components(p, self.x)
+                cheb = self._chebyshev(self.x)
             tangents = torch.eye(q.numel(), dtype=torch.float64)
-            return torch.stack([torch.func.jvp(fun, (q,), (t,))[1] for t in tangents], 1).numpy()
+            columns = []
+            for column, i in enumerate(free):
+                if i == self.slices["scale"].start:
+                    columns.append(-self.sqrt_w * torch.exp(p[i]) * bragg)
+                elif i in linear:
+                    columns.append(-self.sqrt_w * cheb[:, i - self.slices["bkg"].start])
+                else:
+                    columns.append(torch.func.jvp(fun, (q,), (tangents[column],))[1])
+            return torch.stack(columns, 1).numpy()
 
         lower, upper = self._bounds(free)
         x0 = np.clip(self.p[free], lower + 1e-12, upper - 1e-12)
@@ -219,9 +238,7 @@ class Rietveld:
         p = torch.tensor(self.p)
         with torch.no_grad():
             bragg, _ = self.components(p, self.x)
-            lo, hi = self.pattern.two_theta[0], self.pattern.two_theta[-1]
-            t = (2 * self.x - (lo + hi)) / (hi - lo)
-            cheb = torch.special.chebyshev_polynomial_t(t[:, None], torch.arange(BACKGROUND_TERMS))
+            cheb = self._chebyshev(self.x)
             design = torch.cat([bragg[:, None], cheb], 1) * self.sqrt_w[:, None]
             coef = np.linalg.lstsq(design.numpy(), (self.y_obs * self.sqrt_w).numpy(), rcond=None)[0]
         self.p[self.slices["scale"]] = np.log(max(coef[0], 1e-12 * float(self.y_obs.abs().max())))
@@ -260,12 +277,10 @@ class Rietveld:
         species = [self.structure[i].species for i in self.atom_order]
         refined = Structure(lattice, species, np.mod(frac, 1.0))
         biso = dict(zip(self.elements, self.p[self.slices["biso"]]))
-        sites = []
-        for orbit in self.orbits:
-            first = int(np.flatnonzero(self.atom_order == orbit.atom_indices[0])[0])
-            symbol = _symbol(self.structure[orbit.atom_indices[0]])
-            sites.append(Site(symbol, tuple(float(v) for v in np.mod(frac[first], 1.0)),
-                              float(self.occupancy[first]), float(biso[symbol]), orbit.wyckoff))
+        wyckoff = {int(i): orbit.wyckoff for orbit in self.orbits for i in orbit.atom_indices}
+        sites = [Site(_symbol(self.structure[i]), tuple(float(v) for v in np.mod(frac[k], 1.0)),
+                      float(self.occupancy[k]), float(biso[_symbol(self.structure[i])]), wyckoff[int(i)])
+                 for k, i in enumerate(self.atom_order)]
         wl = self.pattern.wavelength.ka1
         tth = q_to_two_theta(2 * np.pi / d, wl) + self.p[self.slices["zero"]][0]
         inside = (tth >= self.pattern.two_theta[0]) & (tth <= self.pattern.two_theta[-1])

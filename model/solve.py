@@ -1,0 +1,171 @@
+"""Structure solution from a powder pattern: preprocess → index → Wyckoff search → Rietveld.
+
+A generator: it yields Progress between steps (each step well under a second on small cells, so
+stopping the iteration cancels promptly) and returns the SolveResult. Symmetry first: the indexed
+cell and the space groups its extinctions allow fix the possible Wyckoff placements of the
+composition; model.search scores placements against integrated reflection intensities, and the
+best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import reduce
+from typing import Generator, Sequence
+
+import numpy as np
+from pymatgen.core import Composition, Element, Lattice
+
+from model import index, search
+from model.errors import InputError
+from model.pattern import Pattern
+from model.preprocess import background, find_peaks
+from model.refine import ProfileStart, Rietveld, to_solve_result
+from model.result import Progress, SolveResult
+
+SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
+CELLS_TRIED = 2
+GROUPS_TRIED = 6
+REFINED = 3
+MAX_ATOMS = 40
+ATOM_VOLUME_A3 = (7.0, 45.0)  # plausible volume per atom in inorganic solids
+TYPICAL_ATOM_VOLUME_A3 = 15.0
+FILLINGS_TRIED = 2  # formula-unit counts tried per space group
+SYSTEMS = {"auto": index.SYSTEMS, "cubic": ("cubic",), "hexagonal": ("hexagonal",),
+           "trigonal": ("hexagonal",), "tetragonal": ("tetragonal",), "orthorhombic": ("orthorhombic",)}
+
+
+def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None, system: str = "auto",
+          samples: int = 4, device: str = "auto", seed: int = 0) -> Generator[Progress, None, SolveResult]:
+    """Solve ``pattern`` for a structure made of ``elements`` (stoichiometry from ``formula`` if given)."""
+    if pattern.wavelength is None:
+        raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
+    if system not in SYSTEMS:
+        raise InputError(None, f"unknown crystal system {system!r}: one of {', '.join(SYSTEMS)}")
+    stoichiometries = _stoichiometries(elements, formula)
+    timings: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+
+    clock = time.perf_counter()
+    yield Progress("preprocess", 0.0, "background and peak search")
+    net = pattern.intensity - background(pattern)
+    peaks = find_peaks(pattern)
+    timings["preprocess"] = time.perf_counter() - clock
+    if len(peaks) < 4:
+        return _failure(f"only {len(peaks)} peaks found; at least 4 are needed to index", timings)
+    strongest = sorted(peaks, key=lambda p: -p.height)[:10]
+    fwhm = float(np.median([p.fwhm for p in strongest]))
+
+    clock = time.perf_counter()
+    yield Progress("index", 0.05, f"{len(peaks)} peaks")
+    positions = [p.two_theta for p in peaks]
+    cells = index.index(positions, pattern.wavelength.ka1, SYSTEMS[system])[:CELLS_TRIED]
+    timings["index"] = time.perf_counter() - clock
+    if not cells:
+        return _failure("no cell indexes the peak list", timings)
+
+    clock = time.perf_counter()
+    candidates: list[tuple[search.Candidate, index.Cell]] = []
+    plans = [(cell, group) for cell in cells for group in _groups(cell, positions, pattern.wavelength.ka1)]
+    fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
+    for i, (cell, group) in enumerate(plans):
+        lattice = Lattice.from_parameters(*cell.lattice)
+        filled = 0
+        for species, counts in fillings[id(cell)]:
+            yield Progress("search", 0.1 + 0.5 * i / len(plans),
+                           f"{cell.crystal_system} {group.symbol} {dict(zip(species, counts))}")
+            found = False
+            for candidate in search.search(pattern, net, lattice, group.number, species, counts, cell.zero,
+                                           fwhm, rng):
+                candidates.append((candidate, cell))
+                found = True
+                yield Progress("search", 0.1 + 0.5 * (i + 0.5) / len(plans), f"{group.symbol} {candidate.wyckoffs}")
+            filled += found
+            if filled == FILLINGS_TRIED:
+                break
+    timings["search"] = time.perf_counter() - clock
+    if not candidates:
+        return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
+
+    clock = time.perf_counter()
+    candidates.sort(key=lambda c: c[0].score)
+    best = None
+    shortlist = candidates[:REFINED]
+    for i, (candidate, cell) in enumerate(shortlist):
+        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero))
+        for _ in problem.fit(max_nfev=30):
+            yield Progress("refine", 0.6 + 0.4 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
+        outcome = problem.result()
+        if best is None or outcome.rwp < best.rwp:
+            best = outcome
+    timings["refine"] = time.perf_counter() - clock
+
+    result = to_solve_result(best)
+    result.timings = {**timings, "total": sum(timings.values())}
+    result.solved = result.rwp <= SOLVED_RWP
+    result.message = (f"best of {len(candidates)} placements, {len(shortlist)} refined" if result.solved else
+                      f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
+    yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
+    return result
+
+
+def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[str, int]]:
+    """Integer formula units: the given formula, or small charge-balanced ratios of the elements."""
+    symbols = []
+    for symbol in elements:
+        try:
+            symbols.append(Element(symbol).symbol)
+        except ValueError:
+            raise InputError(None, f"unknown element {symbol!r}") from None
+    if not symbols:
+        raise InputError(None, "give at least one element")
+    if formula:
+        try:
+            amounts = Composition(formula).get_el_amt_dict()
+        except Exception:  # pymatgen raises several types for a malformed formula
+            raise InputError(None, f"cannot read formula {formula!r}") from None
+        extra = set(amounts) - set(symbols)
+        if extra:
+            raise InputError(None, f"formula {formula} has elements not in --elements: {', '.join(sorted(extra))}")
+        if any(abs(v - round(v)) > 1e-6 for v in amounts.values()):
+            raise InputError(None, f"formula {formula} needs integer amounts")
+        return [{k: int(round(v)) for k, v in amounts.items()}]
+    ratios = []
+    for combo in np.ndindex(*([4] * len(symbols))):
+        amounts = [c + 1 for c in combo]
+        if reduce(math.gcd, amounts) != 1:
+            continue
+        composition = Composition(dict(zip(symbols, amounts)))
+        if len(symbols) == 1 or composition.oxi_state_guesses(max_sites=-1):
+            ratios.append(dict(zip(symbols, amounts)))
+    return sorted(ratios, key=lambda r: sum(r.values()))[:4]
+
+
+def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float) -> list[index.SpaceGroupCandidate]:
+    """The space groups with the fewest unexplained lines, most extinctions first."""
+    groups = index.space_group_candidates(cell, positions, wavelength)
+    if not groups:
+        return []
+    fewest = groups[0].unexplained
+    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED]
+
+
+def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
+    """(species, atoms per cell) for formula-unit counts Z, the most typical volume per atom first."""
+    fillings = []
+    for units in stoichiometries:
+        per_unit = sum(units.values())
+        for z in range(1, MAX_ATOMS // per_unit + 1):
+            volume_per_atom = cell.volume / (z * per_unit)
+            if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
+                species = sorted(units)
+                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)), species,
+                                 [units[s] * z for s in species]))
+    return [(species, counts) for _, species, counts in sorted(fillings, key=lambda f: f[0])]
+
+
+def _failure(message: str, timings: dict[str, float]) -> SolveResult:
+    return SolveResult(lattice=(0.0,) * 6, space_group="", space_group_number=0, crystal_system="",
+                       sites=[], rwp=float("nan"), rp=float("nan"), gof=float("nan"),
+                       timings=timings, solved=False, message=message)
