@@ -31,9 +31,12 @@ __all__ = ["Reflections", "reflections", "Sticks", "sticks", "ProfileParams", "p
 
 # Reflections outside the scan still put tails into it; simulate this far beyond its end (degrees).
 _TAIL_MARGIN_DEG = 2.0
-# Peaks are evaluated within ±this many FWHM of their centre, as Rietveld programs cut them off;
-# the Lorentzian part loses 1 − (2/π)·atan(40) ≈ 1.6 % of its area to the cut.
+# Peaks are evaluated within ±this many FWHM of their centre, as Rietveld programs cut them off.
+# The Lorentzian is lowered by its value at the cut, so the profile stays continuous as peaks
+# move or widen (smooth least squares), and rescaled to keep unit area.
 _WINDOW_FWHM = 20.0
+_LORENTZ_AT_CUT = 1 / (1 + (2 * _WINDOW_FWHM) ** 2)  # relative to its peak
+_LORENTZ_KEPT = (2 / math.pi) * (math.atan(2 * _WINDOW_FWHM) - 2 * _WINDOW_FWHM * _LORENTZ_AT_CUT)
 # Entries of the (batch × reflections × window) peak array evaluated at once, to bound memory.
 _CHUNK = 1 << 24
 # Highest Bragg angle simulated: LP and the Lorentzian width diverge at 2θ = 180°.
@@ -240,7 +243,7 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     # pseudo-Voigt = η·L + (1 − η)·G with area 1; per-reflection factors first, so the big
     # (batch, reflections, window) arrays see few operations
     inverse_half = 2 / fwhm
-    lorentz = amplitude * eta * inverse_half / math.pi
+    lorentz = amplitude * eta * inverse_half / (math.pi * _LORENTZ_KEPT)
     gauss = amplitude * (1 - eta) * inverse_half * math.sqrt(math.log(2) / math.pi)
     reach = (_WINDOW_FWHM * fwhm).detach()
     first = torch.searchsorted(two_theta, (centre.detach() - reach).contiguous())
@@ -258,7 +261,8 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
         inside = index < end[:, cut, None]
         index = index.clamp_max(two_theta.numel() - 1)
         z = ((two_theta[index] - centre[:, cut, None]) * inverse_half[:, cut, None]) ** 2
-        values = lorentz[:, cut, None] / (1 + z) + gauss[:, cut, None] * torch.exp(-math.log(2) * z)
+        values = (lorentz[:, cut, None] * (1 / (1 + z) - _LORENTZ_AT_CUT)
+                  + gauss[:, cut, None] * torch.exp(-math.log(2) * z))
         values = torch.where(inside, values, torch.zeros_like(values))
         total = total.scatter_add(1, index.reshape(batch, -1), values.reshape(batch, -1))
     return total

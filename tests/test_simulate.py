@@ -196,18 +196,40 @@ def test_torch_batch_equals_numpy_profile(copper, rutile):
     assert np.allclose(single.numpy(), batch.numpy(), atol=1e-4)
 
 
-def test_profile_torch_gradients_are_finite(copper):
+def test_profile_torch_gradients_match_finite_differences(copper):
     refl = reflections(copper, 1.0)
-    two_theta = torch.arange(30.0, 100.0, 0.05, dtype=torch.float64)
-    params = params_torch([ProfileParams()], [CU], dtype=torch.float64)
-    for key in ("u", "w", "x", "zero"):
-        params[key].requires_grad_(True)
-    d = torch.from_numpy(refl.d)[None].requires_grad_(True)
-    y = profile_torch(d, torch.from_numpy(refl.multiplicity * refl.f2)[None], two_theta,
-                      torch.tensor([CU.ka1], dtype=torch.float64), params)
-    y.square().sum().backward()
-    grads = [d.grad] + [params[k].grad for k in ("u", "w", "x", "zero")]
-    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+    two_theta = torch.arange(30.0, 100.0, 0.02, dtype=torch.float64)
+    weight = torch.from_numpy(refl.multiplicity * refl.f2)[None]
+    base = params_torch([ProfileParams()], [CU], dtype=torch.float64)
+
+    def calc(values):
+        params = {**base, **{k: v[None] for k, v in zip(("u", "w", "x", "zero"), values[1:])}}
+        return profile_torch(torch.from_numpy(refl.d)[None] * values[0], weight, two_theta,
+                             torch.tensor([CU.ka1], dtype=torch.float64), params)[0]
+
+    start = torch.tensor([1.0, 0.01, 0.004, 0.02, 0.01], dtype=torch.float64)
+    jacobian = torch.func.jacfwd(calc)(start)  # forward mode, as refinement uses it
+    probe = torch.randn(two_theta.numel(), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    point = start.clone().requires_grad_(True)
+    (reverse,) = torch.autograd.grad(calc(point) @ probe, point)
+    assert torch.allclose(reverse, probe @ jacobian, rtol=1e-9)
+    # peaks are cut at ±20 FWHM without a step, so finite differences see the same slope
+    for i, eps in enumerate([1e-7, 1e-7, 1e-7, 1e-7, 1e-6]):
+        step = eps * torch.eye(5, dtype=torch.float64)[i]
+        numeric = (calc(start + step) - calc(start - step)) / (2 * eps)
+        assert torch.allclose(numeric, jacobian[:, i], atol=1e-4 * jacobian[:, i].abs().max())
+
+
+def test_peak_area_does_not_depend_on_shape(copper):
+    two_theta = np.arange(30.0, 55.0, 0.002)
+    refl = reflections(copper, 1.5)
+    mono = CU.monochromatic()
+    lorentzian = profile(two_theta, refl, mono, _narrow(w=1e-12, x=0.1))
+    gaussian = profile(two_theta, refl, mono, _narrow(w=0.01))
+    # both normalised to their maximum (the 111 line): compare areas relative to that line
+    ratio = [np.trapezoid(y[(two_theta > a) & (two_theta < b)]) / np.trapezoid(y[two_theta < 47])
+             for y in (lorentzian, gaussian) for a, b in [(49.0, 53.0)]]
+    assert ratio[0] == pytest.approx(ratio[1], rel=0.02)
 
 
 def test_structure_factor_gradient_matches_finite_differences(rutile):
