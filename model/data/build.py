@@ -25,7 +25,7 @@ from model.files import atomic_write
 
 # Mix of generated sources; the AFLOW prototypes themselves come once each, at every
 # PROTOTYPE_STRIDE-th attempt, until the library of the requested systems is used up.
-SUBSTITUTION_FRACTION = 0.45
+SUBSTITUTION_FRACTION = 0.55
 PROTOTYPE_STRIDE = 20
 
 
