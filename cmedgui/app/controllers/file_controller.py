@@ -93,6 +93,8 @@ class FileController:
                 + (f"λ {p.wavelength.ka1:.5f} Å" if p.wavelength else "no wavelength")
                 for p in self.patterns.patterns]
         self.window.file_list.show_patterns(names, tips, self.patterns.current)
+        current = self.patterns.pattern
+        self.window.setWindowTitle(f"{current.name} — cmedgui" if current else "cmedgui")
 
     def _show_recent(self) -> None:
         for action in self.window.set_recent(self.settings.recent):

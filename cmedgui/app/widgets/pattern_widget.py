@@ -73,7 +73,7 @@ class PatternWidget(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(2, 2)
         self.tick_plot.setMaximumHeight(28)
         self.tick_plot.hideAxis("bottom")
-        self.tick_plot.getAxis("left").setTicks([[]])
+        self.tick_plot.getAxis("left").setTicks([[(0.5, "hkl")]])
         self.tick_plot.setYRange(0, 1, padding=0)
         self.tick_plot.setMouseEnabled(x=True, y=False)
         for plot in (self.tick_plot, self.diff):
