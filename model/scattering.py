@@ -30,6 +30,9 @@ _ABSENT = 1e-12
 # Reflections whose 1/d differ by less than this relative amount are one powder line: about
 # 1e-5° 2θ at mid angles, where XRDCalculator merges (and far below any instrument's resolution).
 _SAME_LINE = 1e-7
+# Below this many (reflection × atom) terms the direct sum is cheaper than spglib's symmetry
+# search (1–20 ms; measured on the shared structures).
+_SYMMETRY_PAYS = 100_000
 # spglib's distance tolerance (Å) for the symmetry that lets equivalent hkl share one |F|².
 _SYMPREC = 1e-3
 # Entries of the (reflections × atoms) phase matrix evaluated at once, to bound memory.
@@ -113,11 +116,14 @@ def reflections(structure: Structure, d_min_A: float,
                            np.zeros(0), lattice)
     order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], g))
     hkl, g = hkl[order], g[order]
-    # |F|² is the same for all hkl related by the Laue group: compute it once per orbit
-    kinds = {species: n for n, species in enumerate(structure.species_and_occu)}
-    laue = _laue_rotations(lattice, structure.frac_coords, [kinds[sp] for sp in structure.species_and_occu])
-    _, first, orbit = np.unique(_orbit_key(hkl, laue), return_index=True, return_inverse=True)
-    f2 = _structure_factor_sq(hkl[first], 1.0 / g[first], frac, coeffs, occupancy, b_atoms)[orbit]
+    if len(hkl) * len(frac) > _SYMMETRY_PAYS:
+        # |F|² is the same for all hkl related by the Laue group: compute it once per orbit
+        kinds = {species: n for n, species in enumerate(structure.species_and_occu)}
+        laue = _laue_rotations(lattice, structure.frac_coords, [kinds[sp] for sp in structure.species_and_occu])
+        _, first, orbit = np.unique(_orbit_key(hkl, laue), return_index=True, return_inverse=True)
+        f2 = _structure_factor_sq(hkl[first], 1.0 / g[first], frac, coeffs, occupancy, b_atoms)[orbit]
+    else:
+        f2 = _structure_factor_sq(hkl, 1.0 / g, frac, coeffs, occupancy, b_atoms)
 
     line = np.concatenate([[0], np.cumsum(np.diff(g) > _SAME_LINE * g[1:])])
     count = np.bincount(line)

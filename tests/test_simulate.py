@@ -8,6 +8,7 @@ import torch
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import DummySpecies, Lattice, Structure
 
+from model import scattering
 from model.errors import InputError
 from model.pattern import ANODES, Wavelength
 from model.scattering import form_factor_coeffs, reflections, structure_factor_sq_torch
@@ -267,3 +268,14 @@ def test_simulate_pattern_rejects_bad_grid(copper):
         simulate_pattern(copper, CU, np.array([10.0, 9.0, 11.0]))
     with pytest.raises(InputError):
         simulate_pattern(copper, Wavelength(1.54), np.array([10.0, 190.0]))
+
+
+@pytest.mark.parametrize("name", ["cubic/spglib-197.cif", "monoclinic/spglib-008.cif", "hexagonal/spglib-189-2.cif"])
+def test_symmetry_shortcut_changes_nothing(shared_data, monkeypatch, name):
+    structure = _load(shared_data / "structures" / name)
+    monkeypatch.setattr(scattering, "_SYMMETRY_PAYS", 0)
+    by_orbit = reflections(structure, 1.2, biso=0.7)
+    monkeypatch.setattr(scattering, "_SYMMETRY_PAYS", float("inf"))
+    direct = reflections(structure, 1.2, biso=0.7)
+    assert np.array_equal(by_orbit.hkl, direct.hkl) and np.array_equal(by_orbit.multiplicity, direct.multiplicity)
+    assert np.allclose(by_orbit.f2, direct.f2, rtol=1e-6, atol=1e-9 * direct.f2.max())
