@@ -112,6 +112,9 @@ def preload(systems: tuple[str, ...]) -> None:
     evaluation_keys()
     _substitution_probability()
     _wyckoff_combinations()
+    for system in systems:
+        for sg in spacegroups(system):
+            _wyckoff_table(sg)
 
 
 def prototype(template: Template) -> Candidate:
@@ -207,19 +210,42 @@ def _wyckoff_combinations() -> dict[int, tuple[tuple[tuple[int, ...], float], ..
 
 
 @functools.cache
-def _wyckoff_labels(sg: int) -> tuple[str, ...]:
-    """Labels such as "4a" in pyxtal's order (index 0 = general position)."""
-    return tuple(f"{w.multiplicity}{w.letter}" for w in Group(sg).Wyckoff_positions)
+def _wyckoff_table(sg: int) -> tuple[tuple[str, int, int], ...]:
+    """(label such as "4a", multiplicity, free parameters) in pyxtal's order (0 = general)."""
+    return tuple((f"{w.multiplicity}{w.letter}", w.multiplicity, int(w.get_dof()))
+                 for w in Group(sg).Wyckoff_positions)
+
+
+def _observed_wyckoff_set(sg: int, rng: np.random.Generator) -> tuple[int, ...]:
+    rows = _wyckoff_combinations()[sg]
+    weights = np.array([w for _, w in rows])
+    return rows[rng.choice(len(rows), p=weights / weights.sum())][0]
+
+
+def _random_wyckoff_set(sg: int, rng: np.random.Generator) -> tuple[int, ...]:
+    """1–4 Wyckoff positions within MAX_PYXTAL_ATOMS, a position without free parameters at
+    most once: for the space groups with no small cell in the Materials Project table."""
+    table, chosen, budget = _wyckoff_table(sg), [], MAX_PYXTAL_ATOMS
+    for _ in range(int(rng.integers(1, 5))):
+        options = [i for i, (_, m, dof) in enumerate(table) if m <= budget and (dof or i not in chosen)]
+        if not options:
+            break
+        chosen.append(options[rng.integers(len(options))])
+        budget -= table[chosen[-1]][1]
+    return tuple(chosen)
 
 
 def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
-    """A pyxtal crystal in a random space group of ``system``; None when pyxtal cannot place it."""
-    groups = [sg for sg in spacegroups(system) if sg in _wyckoff_combinations()]
-    sg = int(rng.choice(groups))
-    rows = _wyckoff_combinations()[sg]
-    weights = np.array([w for _, w in rows])
-    indices = rows[rng.choice(len(rows), p=weights / weights.sum())][0]
-    labels = [_wyckoff_labels(sg)[i] for i in indices]
+    """A pyxtal crystal in a random space group of ``system``; None when pyxtal cannot place it.
+
+    The Wyckoff set is one observed in the Materials Project for that group (≤ 40 atoms) where
+    the table has one, otherwise a random one, so every space group of the system is reachable.
+    """
+    sg = int(rng.choice(spacegroups(system)))
+    indices = _observed_wyckoff_set(sg, rng) if sg in _wyckoff_combinations() else _random_wyckoff_set(sg, rng)
+    if not indices:
+        return None
+    labels = [_wyckoff_table(sg)[i][0] for i in indices]
     n_species = int(rng.integers(1, min(len(labels), MAX_SPECIES) + 1))
     owner = np.concatenate([np.arange(n_species), rng.integers(0, n_species, len(labels) - n_species)])
     rng.shuffle(owner)
