@@ -37,8 +37,10 @@ _TAIL_MARGIN_DEG = 2.0
 _WINDOW_FWHM = 20.0
 _LORENTZ_AT_CUT = 1 / (1 + (2 * _WINDOW_FWHM) ** 2)  # relative to its peak
 _LORENTZ_KEPT = (2 / math.pi) * (math.atan(2 * _WINDOW_FWHM) - 2 * _WINDOW_FWHM * _LORENTZ_AT_CUT)
-# Entries of the (batch × reflections × window) peak array evaluated at once, to bound memory.
+# Entries of the (batch × reflections × window) peak array evaluated at once, to bound memory,
+# and reflections per group (a group is as wide as its widest peak window).
 _CHUNK = 1 << 24
+_GROUP = 128
 # Highest Bragg angle simulated: LP and the Lorentzian width diverge at 2θ = 180°.
 _SIN_THETA_MAX = math.sin(math.radians(179.5 / 2))
 
@@ -248,17 +250,19 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     reach = (_WINDOW_FWHM * fwhm).detach()
     first = torch.searchsorted(two_theta, (centre.detach() - reach).contiguous())
     end = torch.searchsorted(two_theta, (centre.detach() + reach).contiguous(), right=True)
+    span = torch.where(valid, end - first, torch.zeros_like(first))  # padding costs nothing
     batch, n_refl = d.shape
     total = torch.zeros(batch, two_theta.numel(), dtype=d.dtype, device=d.device)
-    width = int((end - first).max()) if n_refl else 0
-    if width == 0:
-        return total
-    offsets = torch.arange(width, device=d.device)
-    rows = max(1, _CHUNK // (batch * width))
+    # reflections in groups, each as wide as its widest window (widths grow with 2θ)
+    widest = int(span.max()) if n_refl else 0
+    rows = max(1, min(_GROUP, _CHUNK // max(1, batch * widest)))
     for i in range(0, n_refl, rows):
         cut = slice(i, i + rows)
-        index = first[:, cut, None] + offsets
-        inside = index < end[:, cut, None]
+        width = int(span[:, cut].max())
+        if width == 0:
+            continue
+        index = first[:, cut, None] + torch.arange(width, device=d.device)
+        inside = index < (first + span)[:, cut, None]
         index = index.clamp_max(two_theta.numel() - 1)
         z = ((two_theta[index] - centre[:, cut, None]) * inverse_half[:, cut, None]) ** 2
         values = (lorentz[:, cut, None] * (1 / (1 + z) - _LORENTZ_AT_CUT)
