@@ -114,7 +114,7 @@ def reflections(structure: Structure, d_min_A: float,
     if len(g) == 0:
         return Reflections(np.zeros(0), np.zeros((0, 3), dtype=int), np.zeros(0, dtype=int),
                            np.zeros(0), lattice)
-    order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], g))
+    order = np.argsort(g, kind="stable")
     hkl, g = hkl[order], g[order]
     if len(hkl) * len(frac) > _SYMMETRY_PAYS:
         # |F|² is the same for all hkl related by the Laue group: compute it once per orbit
@@ -141,7 +141,12 @@ def metric_family(hkl: np.ndarray, lattice: np.ndarray) -> np.ndarray:
     Members of one powder line that the metric makes equivalent; used to average
     direction-dependent corrections (preferred orientation) over a line.
     """
-    return _images(hkl, _laue_rotations(lattice, [[0.0, 0.0, 0.0]], [1]))
+    return _images(hkl, _metric_rotations(tuple(np.round(lattice, 6).ravel())))
+
+
+@functools.lru_cache(maxsize=4096)  # spglib takes up to ~20 ms; training revisits the same cells
+def _metric_rotations(lattice: tuple[float, ...]) -> np.ndarray:
+    return _laue_rotations(np.reshape(lattice, (3, 3)), [[0.0, 0.0, 0.0]], [1])
 
 
 def _laue_rotations(lattice, frac, types) -> np.ndarray:
