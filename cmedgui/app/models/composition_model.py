@@ -61,10 +61,6 @@ class CompositionModel(QObject):
         self.formula = text
         self.changed.emit()
 
-    def clear(self) -> None:
-        self.states, self.formula = {}, ""
-        self.changed.emit()
-
     def with_state(self, state: str) -> list[str]:
         """Symbols in ``state``, ordered by atomic number."""
         return sorted((s for s, st in self.states.items() if st == state), key=lambda s: Element(s).Z)

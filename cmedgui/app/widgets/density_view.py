@@ -11,7 +11,7 @@ import numpy as np
 import vispy
 
 vispy.use("pyside6")
-from PySide6.QtCore import Qt, Signal  # noqa: E402  (vispy must pick its Qt backend first)
+from PySide6.QtCore import Qt  # noqa: E402  (vispy must pick its Qt backend first)
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,  # noqa: E402
                                QVBoxLayout, QWidget)
 from skimage.measure import marching_cubes  # noqa: E402
@@ -75,9 +75,7 @@ def atoms_in_cells(frac: np.ndarray, cells: int, tol: float = 1e-3) -> tuple[np.
 
 
 class DensityView(QWidget):
-    """Draws a density grid and atoms; controls emit nothing outside, they only change the drawing."""
-
-    level_changed = Signal(float)  # e/Å³
+    """Draws a density grid and atoms; its controls (level, cells, slice) only change the drawing."""
 
     SLIDER_STEPS = 1000
 
@@ -106,7 +104,7 @@ class DensityView(QWidget):
         self.level_slider.setValue(self.SLIDER_STEPS // 12)
         self.level_slider.setToolTip("Isosurface level")
         self.level_slider.valueChanged.connect(self._slider_moved)
-        self.level_label = QLabel("—")
+        self.level_label = QLabel("no density")
         self.level_label.setMinimumWidth(110)
         self.cells = QSpinBox()
         self.cells.setRange(1, 3)
@@ -117,6 +115,7 @@ class DensityView(QWidget):
         self.show_atoms.toggled.connect(self._draw_atoms)
         self.slice_axis = QComboBox()
         self.slice_axis.addItems(["no slice", "slice ⟂ a", "slice ⟂ b", "slice ⟂ c"])
+        self.slice_axis.setToolTip("A plane of the density as a colour map (viridis of √ρ)")
         self.slice_axis.currentIndexChanged.connect(self._draw_slice)
         self.slice_position = QSlider(Qt.Orientation.Horizontal)
         self.slice_position.setRange(0, 100)
@@ -191,7 +190,6 @@ class DensityView(QWidget):
         if len(faces):
             self.mesh.set_data(vertices=vertices, faces=faces, color=ISO_COLOUR)
         self.canvas.update()
-        self.level_changed.emit(self.level)
 
     def _draw_atoms(self) -> None:
         symbols, frac = self._atoms
@@ -219,7 +217,8 @@ class DensityView(QWidget):
         n = self._values.shape[axis]
         t = self.slice_position.value() / 100.0
         plane = np.take(self._values, int(round(t * n)) % n, axis=axis)
-        plane = np.tile(plane, (cells, cells))
+        # √ρ: outside the atoms' cores (hidden by the isosurface) a linear scale would be all dark.
+        plane = np.sqrt(np.maximum(np.tile(plane, (cells, cells)), 0.0))
         u, v = [i for i in range(3) if i != axis]
         # Image pixel (x, y) is data[y, x] covering [x, x+1]; its centre is grid point x along u.
         nu, nv = self._values.shape[u], self._values.shape[v]
@@ -230,7 +229,7 @@ class DensityView(QWidget):
         matrix[2, :3] = normal / np.linalg.norm(normal)  # image z is 0; a unit normal keeps it invertible
         matrix[3, :3] = -0.5 * self._lattice[u] / nu - 0.5 * self._lattice[v] / nv + t * self._lattice[axis]
         self.slice.set_data(np.ascontiguousarray(plane.T))
-        self.slice.clim = (float(self._values.min()), float(self._values.max()))
+        self.slice.clim = (0.0, float(np.sqrt(max(self._values.max(), 1e-12))))
         self.slice.transform.matrix = matrix
         self.slice.visible = True
         self.canvas.update()

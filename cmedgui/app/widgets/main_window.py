@@ -17,8 +17,7 @@ from cmedgui.app.widgets.results_panel import ResultsPanel
 from model.pattern import ANODES
 
 ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
-CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic", "monoclinic",
-                   "triclinic")
+CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")  # what model.solve indexes
 FROM_FILE = "from file"
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -101,10 +101,6 @@ class PatternWidget(pg.GraphicsLayoutWidget):
         self._regions: list[pg.LinearRegionItem] = []
         self.set_axes("2theta", "linear")
 
-    @property
-    def exclude_mode(self) -> bool:
-        return self._viewbox.exclude_mode
-
     def set_exclude_mode(self, on: bool) -> None:
         self._viewbox.exclude_mode = on
 

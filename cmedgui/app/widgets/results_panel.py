@@ -20,8 +20,9 @@ def result_rows(result: SolveResult) -> dict[str, str]:
         "Space group": f"{result.space_group} (No. {result.space_group_number}), {result.crystal_system}",
         "Agreement": f"Rwp {result.rwp:.2f} %   Rp {result.rp:.2f} %   GoF {result.gof:.2f}",
         "Timings": timings or "—",
-        "Model": f"{result.model_version or '—'} on {result.device or '—'}",
     }
+    if result.model_version:
+        rows["Model"] = f"{result.model_version} on {result.device or '?'}"
     if result.message:
         rows["Note"] = result.message
     return rows
