@@ -101,10 +101,14 @@ def test_fixture_has_the_agreed_layout():
 
 def test_dataset_items_and_collate():
     dataset = CMEDDataset(FIXTURE, split=None)
-    item = dataset[0]
-    assert item["cmed"].shape == (32, 32, 32) and item["cmed"].dtype == torch.float16
-    volume = float(np.prod(item["lattice"][:3].numpy()))  # orthogonal axes suffice for a bound
-    assert item["cmed"].float().sum() > 0 and volume > 0
+    for index in range(len(dataset)):  # ∫ρ dV over the cell = electrons of the stored composition
+        item = dataset[index]
+        assert item["cmed"].shape == (32, 32, 32) and item["cmed"].dtype == torch.float16
+        volume = Lattice.from_parameters(*item["lattice"].tolist()).volume
+        electrons = float(item["cmed"].double().sum()) * volume / 32**3
+        natoms = int(dataset.rows[index]["natoms_conventional"])
+        expected = natoms * float((item["composition"].double() * torch.arange(119)).sum())
+        assert electrons == pytest.approx(expected, rel=0.02)
     loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2, collate_fn=collate)
     batch = next(iter(loader))
     lengths = [dataset[i]["refl_d"].shape[0] for i in range(5)]

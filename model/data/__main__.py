@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from model.data.build import BuildOptions, build
 from model.data.systems import parse_systems
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         if n < 1 or args.workers < 1 or args.shard_size < 1:
             raise InputError("--n/--workers/--shard-size", "must be positive")
         options = BuildOptions(systems=parse_systems(args.systems), n=n, seed=args.seed,
-                               from_cifs=args.from_cifs, shard_size=args.shard_size)
+                               from_cifs=str(Path(args.from_cifs).resolve()) if args.from_cifs else None,
+                               shard_size=args.shard_size)
         summary = build(args.out, options, workers=args.workers)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
