@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt, Signal
 OVERLAY_COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
 CALC_COLOUR, BG_COLOUR, DIFF_COLOUR, TICK_COLOUR = "#D55E00", "#7f7f7f", "#009E73", "#CC79A7"
 EXCLUDED_BRUSH = (200, 60, 60, 50)
+MAX_POINTS_DRAWN = 20_000  # observed points in view above which the observed pattern is drawn as a line
 
 X_LABELS = {"2theta": ("2θ", "°"), "q": ("Q", "Å⁻¹"), "d": ("d", "Å")}
 Y_LABELS = {"linear": "Intensity", "sqrt": "√Intensity", "log": "log₁₀ Intensity"}
@@ -99,6 +100,8 @@ class PatternWidget(pg.GraphicsLayoutWidget):
                                          hoverPen=pg.mkPen("k", width=2))
         self.tick_plot.addItem(self._ticks)
         self._regions: list[pg.LinearRegionItem] = []
+        self._observed: tuple[pg.PlotDataItem, np.ndarray, str] | None = None
+        self.main.sigXRangeChanged.connect(self._points_or_line)
         self.set_axes("2theta", "linear")
 
     def set_exclude_mode(self, on: bool) -> None:
@@ -114,16 +117,32 @@ class PatternWidget(pg.GraphicsLayoutWidget):
         for item in self._curves:
             self.main.removeItem(item)
         self._curves = []
+        self._observed = None
         for index, (name, x, y) in enumerate(curves):
             colour = OVERLAY_COLOURS[index % len(OVERLAY_COLOURS)]
             if index == current:
                 item = pg.PlotDataItem(x, y, pen=None, symbol="o", symbolSize=3, symbolPen=None,
                                        symbolBrush=colour, name=f"{name} (observed)")
                 item.setZValue(2)
+                self._observed = (item, np.asarray(x), colour)
             else:
                 item = pg.PlotDataItem(x, y, pen=pg.mkPen(colour, width=1), name=name)
             self.main.addItem(item)  # takes the plot's clip-to-view and downsampling
             self._curves.append(item)
+        self._points_or_line()
+
+    def _points_or_line(self) -> None:
+        """Observed points while they can be told apart; a line when thousands share the view,
+        where points would look the same and cost several times more to draw on every pan."""
+        if self._observed is None:
+            return
+        item, x, colour = self._observed
+        (low, high), _ = self.main.viewRange()
+        visible = int(np.count_nonzero((x >= low) & (x <= high)))
+        as_points = visible <= MAX_POINTS_DRAWN
+        if as_points != (item.opts["symbol"] is not None):
+            item.setSymbol("o" if as_points else None)
+            item.setPen(None if as_points else pg.mkPen(colour, width=1))
 
     def set_fit(self, x: np.ndarray | None, calculated=None, background=None, difference=None) -> None:
         """Calculated and background (display units, already scaled) and the unscaled difference."""
