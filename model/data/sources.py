@@ -41,6 +41,7 @@ MAX_SPECIES = 4
 # pyxtal retries placements for minutes on some crowded Wyckoff sets; those draws are dropped.
 # (0.5 s: the slowest 10 % of draws, which cost half of pyxtal's time and fail 40 % of the time).
 PYXTAL_TIME_LIMIT_S = 0.5
+_TIMEOUT_RETRY_S = 0.02
 _ANIONS = ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N", "P", "As", "H", "C")
 # Ordinary elements for random chemistry: H–Bi without noble gases and radioactive Tc, Pm.
 _ELEMENTS = tuple(e.symbol for e in Element if e.Z <= 83 and not e.is_noble_gas and e.symbol not in ("Tc", "Pm"))
@@ -271,16 +272,25 @@ def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
 
 @contextlib.contextmanager
 def _time_limit(seconds: float):
-    """Raise TimeoutError in the calling (main) thread after ``seconds`` of wall time."""
+    """Raise TimeoutError in the calling (main) thread after ``seconds`` of wall time.
+
+    pyxtal swallows exceptions in bare ``except`` blocks and retries, so the alarm repeats every
+    RETRY_S until a TimeoutError escapes.
+    """
     def expire(signum, frame):
         raise TimeoutError(f"over {seconds} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, _TIMEOUT_RETRY_S)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        while True:  # an alarm may still land while disarming: disarm again
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                break
+            except TimeoutError:
+                continue
         signal.signal(signal.SIGALRM, previous)
 
 
