@@ -199,7 +199,7 @@ def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
 def profile_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor,
                   wavelength_A: torch.Tensor, params: dict[str, torch.Tensor],
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B, G) profiles on two_theta (G,) degrees, each normalised to max 1 (before noise).
+    """(B, G) profiles on two_theta (G,) degrees, increasing, each normalised to max 1 (before noise).
 
     d (B, R) Å and weight (B, R) = multiplicity·|F|² (times any preferred-orientation factor),
     0 for padding; wavelength_A (B,) is Kα1. params: (B,) tensors u, v, w (deg²), x, y, zero
@@ -300,6 +300,7 @@ def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
     ``rng`` draws the Poisson noise when params.counts is set.
     """
     params = params or ProfileParams()
+    two_theta = _grid(two_theta)
     refl = getattr(sticks_or_reflections, "reflections", sticks_or_reflections)
     weight = refl.multiplicity * refl.f2 * march_dollase(refl, params.po_ratio, params.po_direction)
     generator = None
@@ -309,7 +310,7 @@ def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
     with torch.no_grad():
         y = profile_torch(torch.from_numpy(refl.d.astype(float))[None],
                           torch.from_numpy(weight.astype(float))[None],
-                          torch.from_numpy(np.asarray(two_theta, dtype=float)),
+                          torch.from_numpy(two_theta),
                           torch.tensor([wavelength.ka1], dtype=torch.float64),
                           params_torch([params], [wavelength], dtype=torch.float64),
                           generator)
@@ -321,11 +322,7 @@ def simulate_pattern(structure: Structure, wavelength: Wavelength, two_theta: np
                      biso: float | dict[str, float] | None = None) -> Pattern:
     """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees)."""
     params = params or ProfileParams()
-    two_theta = np.asarray(two_theta, dtype=float)
-    if two_theta.ndim != 1 or two_theta.size < 2 or np.any(np.diff(two_theta) <= 0):
-        raise InputError(None, "2θ grid must be strictly increasing with at least 2 points")
-    if two_theta[0] < 0 or two_theta[-1] >= 180:
-        raise InputError(None, f"2θ {two_theta[0]:g}–{two_theta[-1]:g}° is outside 0–180°")
+    two_theta = _grid(two_theta)
     longest = max(wavelength.ka1, wavelength.ka2 or 0.0)
     reach = math.radians(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5) / 2)
     refl = reflections(structure, longest / (2 * math.sin(reach)), biso)
@@ -333,3 +330,15 @@ def simulate_pattern(structure: Structure, wavelength: Wavelength, two_theta: np
     metadata = {"formula": structure.composition.reduced_formula, "profile": dataclasses.asdict(params)}
     return Pattern(two_theta, intensity, wavelength=wavelength,
                    provenance=Provenance(format="simulated", metadata=metadata))
+
+
+def _grid(two_theta: np.ndarray) -> np.ndarray:
+    """The 2θ grid as floats, refused unless it is ≥ 2 strictly increasing points in 0–180°."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    if two_theta.ndim != 1 or two_theta.size < 2 or not np.all(np.isfinite(two_theta)):
+        raise InputError(None, "a 2θ grid needs at least 2 finite points")
+    if np.any(np.diff(two_theta) <= 0):
+        raise InputError(None, "2θ grid is not strictly increasing")
+    if two_theta[0] < 0 or two_theta[-1] >= 180:
+        raise InputError(None, f"2θ {two_theta[0]:g}–{two_theta[-1]:g}° is outside 0–180°")
+    return two_theta

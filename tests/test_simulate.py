@@ -264,10 +264,12 @@ def test_random_lab_params_are_valid_and_reproducible(copper):
 
 
 def test_simulate_pattern_rejects_bad_grid(copper):
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="increasing"):
         simulate_pattern(copper, CU, np.array([10.0, 9.0, 11.0]))
-    with pytest.raises(InputError):
+    with pytest.raises(InputError, match="outside"):
         simulate_pattern(copper, Wavelength(1.54), np.array([10.0, 190.0]))
+    with pytest.raises(InputError, match="finite"):
+        profile(np.ones((3, 3)), reflections(copper, 1.0), CU)
 
 
 @pytest.mark.parametrize("name", ["cubic/spglib-197.cif", "monoclinic/spglib-008.cif", "hexagonal/spglib-189-2.cif"])
