@@ -19,8 +19,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal",
-                   "hexagonal", "cubic")
+from model.data.systems import CRYSTAL_SYSTEMS
+
 METRIC_GRID = 25  # the seed paper's evaluation grid (25³)
 _WINDOW = 7
 _K1, _K2 = 0.01, 0.03

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.data import CMEDDataset, collate
 from model.files import atomic_write
 from model.metrics import CRYSTAL_SYSTEMS, best_equivalent_ssim, equivalent_index_maps
 from model.nets import build, predict_grids
@@ -30,20 +30,6 @@ from model.nets.synth import ours_patterns, seed_patterns
 from model.weights import save_weights
 
 GRID = 32
-REFLECTION_KEYS = ("refl_d", "refl_f2", "refl_mult", "refl_hkl")
-
-
-def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
-    """Stack fixed-size arrays; pad the reflection lists with zeros (multiplicity 0 = padding)."""
-    out = {}
-    for key in samples[0]:
-        values = [torch.as_tensor(np.asarray(s[key])) for s in samples]
-        if key in REFLECTION_KEYS:
-            out[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True)
-        elif values[0].dtype.is_floating_point or values[0].dtype in (torch.int8, torch.int16,
-                                                                       torch.int32, torch.int64):
-            out[key] = torch.stack(values)
-    return out
 
 
 def partial_composition(composition: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,18 +125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def load_data(directory: Path, split: str):
-    from model.data import CMEDDataset  # the data builder's reader of DIR/shards
-
-    return CMEDDataset(directory, split)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     device = choose_device(args.device)
-    train_set, val_set = load_data(args.data, "train"), load_data(args.data, "val")
+    train_set, val_set = CMEDDataset(args.data, "train"), CMEDDataset(args.data, "val")
     return run(args, train_set, val_set, device, rng)
 
 

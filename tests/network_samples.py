@@ -1,8 +1,10 @@
-"""Small training samples for the network tests, made from textbook prototypes (not shared data)."""
+"""Small training samples for the network tests, made from textbook prototypes (not shared data),
+in the form model.data.CMEDDataset returns."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -31,8 +33,9 @@ def sample(i: int) -> dict:
     composition = np.zeros(119, dtype=np.float32)
     for element, fraction in s.composition.fractional_composition.items():
         composition[element.Z] = fraction
-    return {"cmed": cmed(s, 32, conventional=False).values.astype(np.float16), "composition": composition,
-            "lattice": np.array(s.lattice.parameters, dtype=np.float32),
-            "crystal_system": CRYSTAL_SYSTEMS.index(SpacegroupAnalyzer(s).get_crystal_system()),
-            "refl_d": lines.d.astype(np.float32), "refl_f2": lines.f2.astype(np.float32),
-            "refl_mult": lines.multiplicity.astype(np.int16), "refl_hkl": lines.hkl.astype(np.int16)}
+    arrays = {"cmed": cmed(s, 32, conventional=False).values.astype(np.float16), "composition": composition,
+              "lattice": np.array(s.lattice.parameters, dtype=np.float32),
+              "crystal_system": np.int64(CRYSTAL_SYSTEMS.index(SpacegroupAnalyzer(s).get_crystal_system())),
+              "refl_d": lines.d.astype(np.float32), "refl_f2": lines.f2.astype(np.float32),
+              "refl_mult": lines.multiplicity.astype(np.int64), "refl_hkl": lines.hkl.astype(np.int64)}
+    return {key: torch.as_tensor(value) for key, value in arrays.items()}

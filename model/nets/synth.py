@@ -1,7 +1,7 @@
 """Network inputs made on the fly from stored reflections (training) — patterns never stored.
 
-A batch holds per crystal: composition (119,), lattice (6,), crystal_system, and padded
-reflections refl_d (Å), refl_f2 (|F|², e²), refl_mult, refl_hkl (0 where padded). The seed sees
+A batch (model.data.collate) holds per crystal: composition (119,), lattice (6,), crystal_system,
+and padded reflections refl_d (Å), refl_f2 (|F|², e²), refl_mult, refl_hkl with refl_mask. The seed sees
 its paper setting (Mo Kα sticks in 1024 bins over 2θ 0–180°, shift ±3 bins, noise 1e-3); ours
 sees a profile at a random wavelength with random lab conditions, resampled on the Q grid.
 """
@@ -26,7 +26,8 @@ WAVELENGTHS = [w for name, w in ANODES.items() if not name.endswith("1")]
 
 
 def _weights(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return (batch["refl_mult"].double() * batch["refl_f2"].double())
+    """multiplicity·|F|², 0 for padding."""
+    return batch["refl_mult"].double() * batch["refl_f2"].double() * batch["refl_mask"]
 
 
 def seed_patterns(batch: dict[str, torch.Tensor], augment: bool,
@@ -66,7 +67,7 @@ def ours_patterns(batch: dict[str, torch.Tensor], realistic: float, rng: np.rand
         two_theta = torch.rad2deg(2 * torch.arcsin(
             torch.clamp(Q_GRID.double() * wavelength.ka1 / (4 * math.pi), max=1.0)))
         measured = (two_theta >= start) & (two_theta <= stop)
-        keep = _valid(batch, i)
+        keep = batch["refl_mask"][i]
         d, weight = batch["refl_d"][i, keep].double(), _weights(batch)[i, keep]
         if params.po_ratio != 1.0:
             refl = Reflections(d.numpy(), batch["refl_hkl"][i, keep].numpy(),
@@ -81,7 +82,3 @@ def ours_patterns(batch: dict[str, torch.Tensor], realistic: float, rng: np.rand
         values[measured] = y
         rows.append(torch.stack([normalise_measured(values, measured.double()), measured.double()]))
     return torch.stack(rows).float()
-
-
-def _valid(batch: dict[str, torch.Tensor], i: int) -> torch.Tensor:
-    return batch["refl_mult"][i] > 0
