@@ -15,7 +15,7 @@ from cmedgui.app.controllers.file_controller import FileController
 from cmedgui.app.controllers.pattern_controller import PatternController
 from cmedgui.app.controllers.solve_controller import SolveController
 from cmedgui.app.figures import save_image, window_image
-from cmedgui.app.jobs import JobRunner
+from cmedgui.app.jobs import JobRunner, describe_error
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
 from model.errors import InputError
@@ -84,6 +84,13 @@ def run_window(args: argparse.Namespace) -> int:
     qt_app.setStyle("Fusion")  # the same look on every platform, and in screenshots
     app = App()
     window = app.window
+
+    def report_bug(kind, error, trace) -> None:
+        # A bug in a slot: the traceback goes to stderr for the bug report, the window says one line.
+        sys.__excepthook__(kind, error, trace)
+        window.show_error(describe_error(error))
+
+    sys.excepthook = report_bug
     window.show()
     files = args.open_files or [str(EXAMPLE)]
     added = app.files.open_paths(files)
