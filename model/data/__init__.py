@@ -1,5 +1,15 @@
 """The training universe: generated and user-supplied crystal structures with their CMED and
-reflections, stored in shards (``python -m model.data build``) and read by ``CMEDDataset``."""
+reflections, stored in shards and read by ``CMEDDataset``.
+
+Build (rerun the same command to resume a killed build)::
+
+    python -m model.data build --systems cubic,trigonal,hexagonal,tetragonal --n 200 --out D \\
+        --workers 2 --seed 11 [--from-cifs FOLDER]
+
+Modules: ``sources`` (where structures come from), ``sanity`` (physical rules), ``prototype``
+(structure-type label and split), ``sample`` (arrays of one sample), ``store`` (on-disk layout),
+``build`` (workers, caps, resume), ``dataset`` (PyTorch reading), ``systems`` (crystal-system codes).
+"""
 
 from model.data.dataset import CMEDDataset, collate
 from model.data.systems import CRYSTAL_SYSTEMS

@@ -77,12 +77,15 @@ def make_sample(sample_id: str, candidate: Candidate, systems: tuple[str, ...],
             label = structure_type(analyzer)
         except ValueError:
             return "symmetry: Wyckoff multiplicities do not match the composition"
+        density = cmed(structure, n=GRID, conventional=False).values.astype(np.float16)
+        if not np.isfinite(density).all():
+            return "density: CMED beyond the float16 range"
         return Sample(
             id=sample_id, source=candidate.source, origin=candidate.origin,
             structure_type=label, formula=formula, spacegroup=spacegroup,
             crystal_system=system, natoms=len(structure), cif=str(CifWriter(structure)),
             composition=composition_vector(structure), lattice=lattice_parameters(structure),
-            cmed=cmed(structure, n=GRID, conventional=False).values.astype(np.float16),
+            cmed=density,
             **_reflection_arrays(structure),
         )
 
