@@ -63,6 +63,8 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
         rows = [r for r in read_manifest(directory) if int(r["shard"]) < state["shards"]] \
             if state["shards"] else []
     types = Counter(r["structure_type"] for r in rows)
+    # A generated compound is kept once: the same substitution drawn twice is the same crystal.
+    seen = {(r["formula"], r["structure_type"]) for r in rows}
     rejected = Counter(state["rejected"])
     pending: list[Sample] = []
     started, done_before = time.monotonic(), len(rows)
@@ -89,9 +91,12 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
                     rejected[_reason_key(result)] += 1
                 elif cap is not None and types[result.structure_type] >= cap:
                     rejected["type cap"] += 1
+                elif files is None and (result.formula, result.structure_type) in seen:
+                    rejected["duplicate"] += 1
                 else:
                     pending.append(result)
                     types[result.structure_type] += 1
+                    seen.add((result.formula, result.structure_type))
                     bar.update()
                 if len(pending) >= options.shard_size or (pending and len(rows) + len(pending) >= target):
                     flush(index + 1)
@@ -114,6 +119,8 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
 def summarize(rows: list[dict], rejected: Counter) -> dict:
     """Counts that show the diversity of a build: systems, space groups, types, sources, splits."""
     types = Counter(r["structure_type"] for r in rows)
+    # A generated compound is kept once: the same substitution drawn twice is the same crystal.
+    seen = {(r["formula"], r["structure_type"]) for r in rows}
     spacegroups = Counter(int(r["spacegroup"]) for r in rows)
     return {
         "samples": len(rows),
