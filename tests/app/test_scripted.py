@@ -38,3 +38,16 @@ def test_bad_file_exits_2_with_one_line(tmp_path):
     done = run_cmedgui(tmp_path, "--open", str(bad), "--quit", timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == f"cmedgui: {bad}: file is empty"
+
+
+@pytest.mark.slow
+def test_scripted_solve_saves_the_screenshot_when_the_job_ends(gl, tmp_path):
+    from cmedgui.app.main import EXAMPLE
+
+    shot = tmp_path / "solve.png"
+    done = run_cmedgui(tmp_path, "--open", str(EXAMPLE), "--elements", "Ce", "O", "--solve",
+                       "--screenshot", str(shot), "--quit", timeout=600)
+    assert shot.is_file() and imread(shot).shape[1] >= 1000
+    if done.returncode:  # not solved: exit 1 and the reason on one line
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines()[-1].startswith("cmedgui: Solve")
