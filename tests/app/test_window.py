@@ -136,3 +136,20 @@ def test_solve_runs_through_the_runner_and_cancel_stops_it(app, qtbot):
         app.window.cancel_action.trigger()
         assert "Cancelling" in app.window.message.text()
     assert app.solve.results == [] and not app.window.progress.isVisible()
+
+
+def test_open_recent_and_layout_are_remembered(app, tmp_path):
+    app.files.open_paths([str(EXAMPLE)])
+    actions = app.window.recent_menu.actions()
+    assert [a.text() for a in actions] == [str(EXAMPLE.resolve())]
+    actions[0].trigger()
+    assert len(app.patterns.patterns) == 2
+    app.window.device.setCurrentText("cpu")
+    app.window.close()
+    from PySide6.QtCore import QSettings
+
+    from cmedgui.app.models import SettingsModel
+
+    again = SettingsModel(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert again.device == "cpu" and again.window_state()[0] is not None
+    assert again.last_folder == str(EXAMPLE.parent.resolve())
