@@ -153,3 +153,15 @@ def test_open_recent_and_layout_are_remembered(app, tmp_path):
     again = SettingsModel(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     assert again.device == "cpu" and again.window_state()[0] is not None
     assert again.last_folder == str(EXAMPLE.parent.resolve())
+
+
+def test_a_file_without_wavelength_gets_the_chosen_one(app, tmp_path):
+    plain = tmp_path / "plain.xy"
+    plain.write_text("".join(f"{10 + 0.05 * i:.2f} {100 + i % 7}\n" for i in range(400)))
+    app.window.wavelength.setCurrentText("MoKa (0.70932 Å)")
+    app.files.open_paths([str(plain)])
+    assert app.patterns.pattern.wavelength.label == "MoKa"
+    app.window.wavelength.setCurrentText("from file")
+    app.files.open_paths([str(plain)])
+    assert app.patterns.pattern.wavelength.label == "MoKa"  # remembered from the last choice
+    assert "states no wavelength" in app.window.message.text()

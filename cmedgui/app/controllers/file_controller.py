@@ -48,27 +48,30 @@ class FileController:
 
     def open_paths(self, paths: list[str]) -> int:
         """Open each file; the first problem is shown as one line. Returns the patterns added."""
-        added, errors = 0, []
+        added, errors, notes = 0, [], []
         for path in paths:
             try:
-                added += self._open(path)
+                added += self._open(path, notes)
             except InputError as error:
                 errors.append(str(error))
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             self.window.show_error(errors[0] + more)
         elif added:
-            self.window.show_message(f"Opened {', '.join(Path(p).name for p in paths)}")
+            self.window.show_message("; ".join([f"Opened {', '.join(Path(p).name for p in paths)}", *notes]))
         return added
 
-    def _open(self, path: str) -> int:
-        opened = open_file(path, self.chosen_wavelength())
+    def _open(self, path: str, notes: list[str]) -> int:
+        chosen = self.chosen_wavelength()
+        if chosen is not None:
+            self._remember(chosen)
+        opened = open_file(path, chosen)
         patterns = opened.patterns
         if any(p.wavelength is None for p in patterns):
             fallback = self.fallback_wavelength()
             patterns = [p if p.wavelength else p.with_wavelength(fallback) for p in patterns]
-            self.window.show_message(f"{Path(path).name} states no wavelength: using {fallback.label or fallback.ka1}"
-                                     " Å (change it in the Wavelength box)")
+            notes.append(f"{Path(path).name} states no wavelength: using {fallback.label or f'{fallback.ka1} Å'}"
+                         " (change it in the Wavelength box)")
         self.patterns.add(patterns)
         self.settings.add_recent(path)
         if opened.structure is not None:
@@ -83,8 +86,11 @@ class FileController:
             self.window.show_error(str(error))
             return
         if wavelength is not None:
-            self.settings.wavelength = wavelength.label or str(wavelength.ka1)
+            self._remember(wavelength)
             self.patterns.set_wavelength(wavelength)
+
+    def _remember(self, wavelength: Wavelength) -> None:
+        self.settings.wavelength = wavelength.label or str(wavelength.ka1)
 
     def _show_list(self) -> None:
         names = [p.name for p in self.patterns.patterns]
