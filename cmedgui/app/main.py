@@ -37,7 +37,7 @@ class App:
         self.window = MainWindow()
         self.files = FileController(self.patterns, self.solve, self.settings, self.window)
         self.pattern_view = PatternController(self.patterns, self.window)
-        self.elements = CompositionController(self.composition, self.window)
+        self.elements = CompositionController(self.composition, self.solve, self.window)
         self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
                                       self.runner)
         self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
@@ -99,7 +99,8 @@ def run_window(args: argparse.Namespace) -> int:
     if not added:
         print(f"cmedgui: {window.message.text()}", file=sys.stderr)
     try:
-        app.composition.set_known(elements)
+        if elements:
+            app.composition.set_known(elements)
     except InputError as error:
         window.show_error(str(error))
         exit_code = 2

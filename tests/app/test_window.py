@@ -38,6 +38,7 @@ def test_drop_of_several_files(app, rock_salt_cif):
     # a structure CIF brings its structure and its density into the 3D view
     assert app.solve.structure.composition.reduced_formula == "NaCl"
     assert app.solve.density is not None
+    assert app.composition.known == ["Na", "Cl"]  # the structure's elements, as none were ticked
     assert app.settings.recent[0].endswith("NaCl.cif")
 
 
