@@ -1,4 +1,9 @@
-"""The training-universe builder: sanity rules, labels, storage, resume, dataset reading."""
+"""The training-universe builder: sanity rules, labels, storage, resume, dataset reading.
+
+The fixture data set was made with
+`python -m model.data build --systems cubic,trigonal,hexagonal,tetragonal --n 24
+--out tests/fixtures/data --workers 1 --seed 5 --shard-size 12`.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Building a data set: attempts seeded from (seed, attempt index), run in worker processes,
 accepted in attempt order (so a build is reproducible whatever the number of workers), written
-shard by shard, and resumed from the last complete shard."""
+shard by shard, and resumed from the last complete shard.
+
+One exception to reproducibility: a pyxtal draw that finishes close to its wall-clock limit
+(sources.PYXTAL_TIME_LIMIT_S) may succeed on an idle machine and time out on a busy one.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +71,6 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     seen = {(r["formula"], r["structure_type"]) for r in rows}
     rejected = Counter(state["rejected"])
     pending: list[Sample] = []
-    started, done_before = time.monotonic(), len(rows)
 
     def flush(next_attempt: int) -> None:
         shard = state["shards"]
@@ -81,6 +84,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     _prepare(options, files)
     pool = multiprocessing.Pool(workers, initializer=_prepare, initargs=(options, files)) if workers > 1 else None
     run = pool.imap if pool else map
+    started, done_before = time.monotonic(), len(rows)  # the rate leaves out loading the tables
     bar = tqdm(total=target, initial=len(rows), unit="sample", disable=not progress, smoothing=0.05)
     try:
         k = state["next_attempt"]
