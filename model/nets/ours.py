@@ -10,7 +10,9 @@ Differences from the seed, each for a reason:
   weighted by the square root of the pattern height at hkl, so the output is periodic in the cell
   and its Fourier content follows the observed reflections;
 - composition carries a flag saying whether fractions are known or only the element set;
-- the output is in units of Z̄ electrons per 1/2048 of the cell, so targets do not scale with the cell.
+- the output is in units of Z̄ electrons per 1/2048 of the cell, so targets do not scale with the
+  cell, and passes through a softplus: a density is never negative, and a linear output rings
+  (negative ripples around sharp atoms) early in training.
 """
 
 from __future__ import annotations
@@ -77,4 +79,4 @@ class OursNet(nn.Module):
         phase = 2 * math.pi * points @ self.hkl.to(points.dtype).T
         waves = torch.cat([torch.cos(phase), torch.sin(phase)], -1)
         pos = torch.einsum("bpk,bwk->bpw", waves, weight.to(waves.dtype)) + self.position.bias
-        return self.regressor(cond, pos)
+        return nn.functional.softplus(self.regressor(cond, pos))
