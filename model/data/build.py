@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -31,6 +32,8 @@ from model.files import atomic_write
 # PROTOTYPE_STRIDE-th attempt, until the library of the requested systems is used up.
 SUBSTITUTION_FRACTION = 0.55
 PROTOTYPE_STRIDE = 20
+# Attempts handed to the pool at a time: enough to keep workers busy, few to discard at the end.
+ATTEMPTS_PER_WORKER = 32
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     ``directory/summary.json``."""
     directory = Path(directory)
     files = _cif_files(options.from_cifs) if options.from_cifs else None
-    n_attempts = len(files) if files is not None else None
-    target = min(options.n, n_attempts) if n_attempts is not None else options.n
+    last_attempt = len(files) if files is not None else sys.maxsize
+    target = min(options.n, last_attempt)
     cap = None if files is not None else max(1, int(options.max_type_fraction * options.n))
 
     state = read_state(directory)
@@ -88,8 +91,8 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     bar = tqdm(total=target, initial=len(rows), unit="sample", disable=not progress, smoothing=0.05)
     try:
         k = state["next_attempt"]
-        while len(rows) + len(pending) < target and (n_attempts is None or k < n_attempts):
-            block = range(k, k + 32 * max(workers, 1) if n_attempts is None else min(k + 32 * max(workers, 1), n_attempts))
+        while len(rows) + len(pending) < target and k < last_attempt:
+            block = range(k, min(k + ATTEMPTS_PER_WORKER * workers, last_attempt))
             for index, result in zip(block, run(_attempt, block)):
                 if isinstance(result, str):
                     rejected[_reason_key(result)] += 1

@@ -60,6 +60,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Template:
+    """A real structure type to substitute on: its name (AFLOW label or shared file), system."""
+
     name: str
     structure: Structure
     system: str
