@@ -103,19 +103,21 @@ def run_window(args: argparse.Namespace) -> int:
             app.composition.set_known(elements)
     except InputError as error:
         window.show_error(str(error))
+        print(f"cmedgui: {error}", file=sys.stderr)
         exit_code = 2
     QTimer.singleShot(0, app.show_device)
+    failed: list[str] = []
 
     def finish() -> None:
         if args.screenshot:
             qt_app.processEvents()
-            path = app.screenshot(args.screenshot)
-            print(f"screenshot: {path}")
+            try:
+                print(f"screenshot: {app.screenshot(args.screenshot)}")
+            except InputError as error:  # e.g. a .jpg name: say so, and still quit when asked
+                failed.append(str(error))
         if args.quit:
             window.close()
             qt_app.quit()
-
-    failed: list[str] = []
 
     def solve_then_finish() -> None:
         app.solver.start_solve()

@@ -51,3 +51,9 @@ def test_scripted_solve_saves_the_screenshot_when_the_job_ends(gl, tmp_path):
     if done.returncode:  # not solved: exit 1 and the reason on one line
         assert done.returncode == 1
         assert done.stderr.strip().splitlines()[-1].startswith("cmedgui: Solve")
+
+
+def test_a_bad_screenshot_name_is_reported_and_the_window_still_quits(tmp_path):
+    done = run_cmedgui(tmp_path, "--screenshot", str(tmp_path / "shot.jpg"), "--quit", timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].endswith("figures are written as .png, .svg, .pdf, not .jpg")
