@@ -23,7 +23,7 @@ from model.data import store
 from model.data.build import BuildOptions, build
 from model.data.prototype import split_of, structure_type
 from model.data.sanity import sanity_problem
-from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code, parse_systems, spacegroups
+from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code, parse_systems, spacegroups
 from model.errors import InputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "data"
@@ -61,10 +61,10 @@ def test_partial_occupancy_and_unphysical_density_are_rejected():
 
 
 def test_structure_type_is_the_aflow_label_and_anonymous():
-    label = structure_type(SpacegroupAnalyzer(rock_salt(), symprec=0.01))
+    label = structure_type(SpacegroupAnalyzer(rock_salt(), symprec=SYMPREC))
     assert label == "AB_cF8_225_a_b"
     periclase = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
-    assert structure_type(SpacegroupAnalyzer(periclase, symprec=0.01)) == label
+    assert structure_type(SpacegroupAnalyzer(periclase, symprec=SYMPREC)) == label
 
 
 def test_split_depends_only_on_the_type():

@@ -14,7 +14,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from model.data.prototype import structure_type
 from model.data.sanity import sanity_problem
 from model.data.sources import Candidate
-from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code
+from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code
 from model.density import cmed
 from model.scattering import reflections
 from model.structure import conventional_standard
@@ -22,8 +22,6 @@ from model.structure import conventional_standard
 GRID = 32
 # d_min 0.5 Å covers Mo Kα (0.7107 Å) to 2θ ≈ 90° and Cu Kα (1.5406 Å) to 2θ = 180° (d = λ/2).
 D_MIN_A = 0.5
-# Loose enough for CIF coordinates rounded to 3–4 decimals and pyxtal's float positions.
-SYMPREC = 0.01
 N_ELEMENTS = 119  # composition vector length, index = Z, 0 unused
 
 

@@ -32,7 +32,7 @@ from pyxtal.symmetry import Group
 from pyxtal.tolerance import Tol_matrix
 
 from model.data.sanity import MIN_DISTANCE_FRACTION, sanity_problem
-from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code, spacegroups
+from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code, spacegroups
 from model.structure import load_structure
 
 SHARED_STRUCTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "structures"
@@ -68,7 +68,7 @@ class Template:
 
 
 def _spacegroup(structure: Structure) -> int:
-    return SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number()
+    return SpacegroupAnalyzer(structure, symprec=SYMPREC).get_space_group_number()
 
 
 @functools.cache
@@ -172,8 +172,8 @@ def _substitution_probability() -> SubstitutionProbability:
 @functools.cache
 def _substitutes(element: str, state: int | None) -> tuple[tuple[str, float], ...]:
     """(element, weight) that may take ``element``'s place: same oxidation state ranked by the
-    substitution probability of Hautier et al. (2011); for a neutral metal, metals within one
-    group (same period or the next) weighted equally."""
+    substitution probability of Hautier et al. (2011); otherwise (metals, no oxidation state)
+    elements of the same kind (metal or not) in the same or a neighbouring group, equally."""
     if state is not None and state != 0:
         model = _substitution_probability()
         source = Species(element, state)

@@ -1,4 +1,5 @@
-"""Crystal systems: the one integer code stored in data sets, and their space-group ranges."""
+"""Crystal systems: the one integer code stored in data sets, their space-group ranges, and the
+symmetry tolerance used to detect them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from model.errors import InputError
 
 # Index = the int8 ``crystal_system`` code stored per sample (0 triclinic .. 6 cubic).
 CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
+
+# spglib tolerance (Å) of every symmetry detection in model.data: loose enough for CIF
+# coordinates rounded to 3–4 decimals and for pyxtal's float positions.
+SYMPREC = 0.01
 
 # Last space-group number of each system, in the order of CRYSTAL_SYSTEMS.
 _LAST_SPACEGROUP = (2, 15, 74, 142, 167, 194, 230)
