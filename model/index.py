@@ -70,6 +70,7 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     cells: list[Cell] = []
     for system in systems:
         cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3))
+    cells = [c for c in cells if not _metrically_higher(c)]
     cells.sort(key=lambda c: -c.m20 * _SYMMETRY_WEIGHT[c.crystal_system])
     unique: list[Cell] = []
     for cell in cells:
@@ -183,6 +184,18 @@ def _refine_cell(system, coef, tth, wavelength, tol, calc_features) -> Cell | No
     lattice = tuple(float(v) for v in _lattice(system, coef))
     cell = Cell(system, lattice, zero, m20, f_n, int(indexed.sum()), n_lines)
     return cell if indexed.sum() >= n_lines - 2 else None
+
+
+def _metrically_higher(cell: Cell) -> bool:
+    """True for a tetragonal/orthorhombic cell whose axes are equal within 0.1 %: the higher
+    system describes it with fewer parameters and is searched as well."""
+    a, b, c = cell.lattice[:3]
+    close = lambda x, y: abs(x - y) <= 1e-3 * max(x, y)  # noqa: E731
+    if cell.crystal_system == "tetragonal":
+        return close(a, c)
+    if cell.crystal_system == "orthorhombic":
+        return close(a, b) or close(b, c) or close(a, c)
+    return False
 
 
 def _same_cell(a: Cell, b: Cell) -> bool:

@@ -96,7 +96,7 @@ def composition_counts(formula_counts: dict[str, int], z: int) -> tuple[list[str
 
 
 def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int, species: list[str],
-           counts: list[int], zero: float, fwhm: float, rng: np.random.Generator, restarts: int = 12,
+           counts: list[int], zero: float, fwhm: float, rng: np.random.Generator, restarts: int = 6,
            prior: Callable[[Structure], float] | None = None) -> Iterator[Candidate]:
     """Best placement of each Wyckoff combination (yielded one by one, so callers can stop)."""
     group = Group(space_group)
@@ -109,6 +109,8 @@ def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int
     d = torch.tensor(refl.d)
     radii = np.array([_radius(s) for s in species])
     matrix = lattice.matrix
+    # simplest placements first: fewest sites, then fewest free coordinates
+    combos = sorted(combos, key=lambda c: (sum(map(len, c)), sum(group[l].get_dof() for ls in c for l in ls)))
     for combo in combos[:MAX_COMBINATIONS]:
         wps = [(k, group[label]) for k, labels in enumerate(combo) for label in labels]
         element_index = np.concatenate([np.full(wp.multiplicity, k) for k, wp in wps])
@@ -134,7 +136,7 @@ def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int
         for x0 in starts:
             if dof:
                 result = minimize(cost, x0, method="Nelder-Mead",
-                                  options={"maxfev": 60 * dof, "xatol": 1e-3, "fatol": 1e-4})
+                                  options={"maxfev": 40 * dof, "xatol": 1e-3, "fatol": 1e-4})
                 x, value = result.x, float(result.fun)
             else:
                 x, value = x0, cost(x0)

@@ -28,10 +28,12 @@ SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explai
 CELLS_TRIED = 2
 GROUPS_TRIED = 6
 REFINED = 3
+SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
+FINAL_NFEV = 40
 MAX_ATOMS = 40
-ATOM_VOLUME_A3 = (7.0, 45.0)  # plausible volume per atom in inorganic solids
-TYPICAL_ATOM_VOLUME_A3 = 15.0
+ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 2  # formula-unit counts tried per space group
+SEARCH_BUDGET_S = 10.0  # the Wyckoff search stops here and the best placements go on to refinement
 SYSTEMS = {"auto": index.SYSTEMS, "cubic": ("cubic",), "hexagonal": ("hexagonal",),
            "trigonal": ("hexagonal",), "tetragonal": ("tetragonal",), "orthorhombic": ("orthorhombic",)}
 
@@ -67,9 +69,13 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     clock = time.perf_counter()
     candidates: list[tuple[search.Candidate, index.Cell]] = []
+    # higher symmetry first; each (cell, space group) gets an equal share of the search time
+    cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
     plans = [(cell, group) for cell in cells for group in _groups(cell, positions, pattern.wavelength.ka1)]
     fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
+    share = SEARCH_BUDGET_S / max(len(plans), 1)
     for i, (cell, group) in enumerate(plans):
+        started = time.perf_counter()
         lattice = Lattice.from_parameters(*cell.lattice)
         filled = 0
         for species, counts in fillings[id(cell)]:
@@ -78,11 +84,13 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
             found = False
             for candidate in search.search(pattern, net, lattice, group.number, species, counts, cell.zero,
                                            fwhm, rng):
+                if time.perf_counter() - started > share:
+                    break
                 candidates.append((candidate, cell))
                 found = True
                 yield Progress("search", 0.1 + 0.5 * (i + 0.5) / len(plans), f"{group.symbol} {candidate.wyckoffs}")
             filled += found
-            if filled == FILLINGS_TRIED:
+            if filled == FILLINGS_TRIED or time.perf_counter() - started > share:
                 break
     timings["search"] = time.perf_counter() - clock
     if not candidates:
@@ -90,15 +98,24 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     clock = time.perf_counter()
     candidates.sort(key=lambda c: c[0].score)
-    best = None
-    shortlist = candidates[:REFINED]
+    shortlist = []
+    for candidate, cell in candidates:
+        # equal scores in one group are the same structure at another origin: refine one of them
+        if not any(c.space_group == candidate.space_group and abs(c.score - candidate.score) < 1e-4
+                   for c, _ in shortlist):
+            shortlist.append((candidate, cell))
+        if len(shortlist) == REFINED:
+            break
+    problems = []
     for i, (candidate, cell) in enumerate(shortlist):
         problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero))
-        for _ in problem.fit(max_nfev=30):
-            yield Progress("refine", 0.6 + 0.4 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
-        outcome = problem.result()
-        if best is None or outcome.rwp < best.rwp:
-            best = outcome
+        for _ in problem.fit(max_nfev=SCREEN_NFEV):
+            yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
+        problems.append((problem.result().rwp, i, problem))
+    _, _, winner = min(problems)
+    for _ in winner.fit(max_nfev=FINAL_NFEV):
+        yield Progress("refine", 0.95, "final refinement of the best candidate")
+    best = winner.result()
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
@@ -152,7 +169,8 @@ def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float) -> 
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
-    """(species, atoms per cell) for formula-unit counts Z, the most typical volume per atom first."""
+    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, smallest Z first
+    (the simplest content; Z that no Wyckoff combination can hold yields no candidates and is passed over)."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
@@ -160,9 +178,8 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)), species,
-                                 [units[s] * z for s in species]))
-    return [(species, counts) for _, species, counts in sorted(fillings, key=lambda f: f[0])]
+                fillings.append((species, [units[s] * z for s in species]))
+    return fillings
 
 
 def _failure(message: str, timings: dict[str, float]) -> SolveResult:
