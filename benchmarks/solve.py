@@ -1,0 +1,84 @@
+"""Solve benchmark: simulated lab Cu Kα patterns of the shared real structures (≤ 20 atoms).
+
+Each structure gets a randomised lab pattern (model.simulate.random_lab_params: widths, Kα2,
+zero shift, background, Poisson noise, preferred orientation); the solve sees only the pattern
+and the formula. Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher
+match rate per crystal system, median and max time per stage, and the median Rwp.
+Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+
+from model.exporters import solve_result_structure
+from model.pattern import ANODES
+from model.simulate import random_lab_params, simulate_pattern
+from model.solve import solve
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--systems", nargs="+", default=["cubic", "hexagonal", "trigonal", "tetragonal"])
+    parser.add_argument("--max-atoms", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=None, help="at most N structures per system")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(args.seed)
+    rows = [r for r in csv.DictReader(open(DATA / "manifest.csv"))
+            if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
+            and float(r["min_distance_A"]) >= 0.9]
+    taken = defaultdict(int)
+    matches = defaultdict(list)
+    stage_times = defaultdict(list)
+    rwps = []
+    matcher = StructureMatcher()
+    for row in rows:
+        if args.limit and taken[row["crystal_system"]] >= args.limit:
+            continue
+        taken[row["crystal_system"]] += 1
+        truth = Structure.from_file(DATA / row["file"])
+        pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
+        elements = [e.symbol for e in truth.composition.elements]
+        began = time.perf_counter()
+        job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
+        while True:
+            try:
+                next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+        elapsed = time.perf_counter() - began
+        matched = bool(result.sites) and matcher.fit(truth, solve_result_structure(result))
+        matches[row["crystal_system"]].append(matched)
+        for stage, seconds in result.timings.items():
+            stage_times[stage].append(seconds)
+        stage_times["end-to-end"].append(elapsed)
+        if np.isfinite(result.rwp):
+            rwps.append(result.rwp)
+        print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
+              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s", flush=True)
+    print("\nmatch rate per crystal system")
+    for system, values in matches.items():
+        print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
+    print("time per stage (s): median / max")
+    for stage, values in stage_times.items():
+        print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")
+    if rwps:
+        print(f"median Rwp {np.median(rwps):.2f} %")
+
+
+if __name__ == "__main__":
+    main()
