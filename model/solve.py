@@ -88,7 +88,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
                     break
                 candidates.append((candidate, cell))
                 found = True
-                yield Progress("search", 0.1 + 0.5 * (i + 0.5) / len(plans), f"{group.symbol} {candidate.wyckoffs}")
+                yield Progress("search", 0.1 + 0.5 * i / len(plans), f"{group.symbol} {candidate.wyckoffs}")
             filled += found
             if filled == FILLINGS_TRIED or time.perf_counter() - started > share:
                 break

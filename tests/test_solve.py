@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
+
+from cmedgui.cli import main
+from model.errors import InputError
+from model.exporters import solve_result_structure
+from model.pattern import ANODES
+from model.simulate import ProfileParams, simulate_pattern
+from model.solve import solve
+
+
+def _run(job):
+    progress = []
+    while True:
+        try:
+            progress.append(next(job))
+        except StopIteration as stop:
+            return stop.value, progress
+
+
+@pytest.fixture(scope="module")
+def perovskite_pattern():
+    structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(5.795), ["Cs", "Sn", "Br"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.5]])
+    params = ProfileParams(w=0.004, zero=0.02, counts=20000)
+    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params,
+                               rng=np.random.default_rng(1))
+    return structure, pattern
+
+
+def test_solve_simulated_cubic_perovskite(perovskite_pattern):
+    structure, pattern = perovskite_pattern
+    result, progress = _run(solve(pattern, ["Cs", "Sn", "Br"], formula="CsSnBr3"))
+    assert result.solved and result.rwp < 10
+    assert result.space_group == "Pm-3m" and result.crystal_system == "cubic"
+    assert StructureMatcher().fit(structure, solve_result_structure(result))
+    assert {"preprocess", "index", "search", "refine"} <= set(result.timings)
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_solve_can_be_cancelled_between_steps(perovskite_pattern):
+    _, pattern = perovskite_pattern
+    job = solve(pattern, ["Cs", "Sn", "Br"], formula="CsSnBr3")
+    for _ in range(3):
+        next(job)
+    job.close()
+
+
+@pytest.mark.parametrize("elements,formula", [(["Xx"], None), (["Cs"], "CsSnBr3"), (["Cs", "Br"], "Cs1.5Br")])
+def test_bad_composition_is_input_error(perovskite_pattern, elements, formula):
+    with pytest.raises(InputError):
+        next(solve(perovskite_pattern[1], elements, formula=formula))
+
+
+def test_cli_solve_writes_outputs(perovskite_pattern, tmp_path):
+    from model.exporters import export
+
+    export(tmp_path / "csnbr.xy", perovskite_pattern[1])
+    out = tmp_path / "out"
+    code = main(["solve", str(tmp_path / "csnbr.xy"), "--elements", "Cs", "Sn", "Br", "--formula", "CsSnBr3",
+                 "--wavelength", "CuKa", "--system", "cubic", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "csnbr_report.json").read_text())
+    assert report["solved"] and report["space_group"] == "Pm-3m" and report["rwp"] < 10
+    assert set(report["timings_s"]) >= {"preprocess", "index", "search", "refine"}
+    for name in ("csnbr.cif", "csnbr_fit.csv", "csnbr_density.cube"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_cli_solve_bad_input_exits_2(tmp_path, capsys):
+    missing = tmp_path / "missing.xy"
+    assert main(["solve", str(missing), "--elements", "Na", "--out", str(tmp_path / "o")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
