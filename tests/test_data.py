@@ -22,6 +22,8 @@ from model.data import __main__ as cli
 from model.data import store
 from model.data.build import BuildOptions, build
 from model.data.prototype import split_of, structure_type
+from model.data.sample import make_sample
+from model.data.sources import Candidate, Template, substitution
 from model.data.sanity import sanity_problem
 from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code, parse_systems, spacegroups
 from model.errors import InputError
@@ -72,6 +74,21 @@ def test_split_depends_only_on_the_type():
     splits = [split_of(f"A_cP{i}_221_a") for i in range(2000)]
     fractions = {name: splits.count(name) / len(splits) for name in ("train", "val", "test")}
     assert 0.75 < fractions["train"] < 0.85 and 0.07 < fractions["test"] < 0.13
+
+
+def test_an_evaluation_structure_is_never_a_target():
+    candidate = Candidate(rock_salt(), "substitution", "test")
+    assert make_sample("x", candidate, SYSTEMS, frozenset({("NaCl", 225)})).startswith("evaluation:")
+    assert make_sample("x", candidate, SYSTEMS).formula == "NaCl"
+
+
+def test_substitution_replaces_an_element_and_keeps_the_type():
+    template = Template("rock salt", rock_salt(), "cubic")
+    for seed in range(5):
+        candidate = substitution(template, np.random.default_rng(seed))
+        assert candidate.structure.composition.reduced_formula != "NaCl"
+        label = structure_type(SpacegroupAnalyzer(candidate.structure, symprec=SYMPREC))
+        assert label == "AB_cF8_225_a_b"
 
 
 def test_crystal_system_codes():
