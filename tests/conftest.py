@@ -13,3 +13,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present on this machine")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def rocksalt():
+    """NaCl, Fm-3m, a = 5.64 Å: the smallest well-known structure with two elements."""
+    from pymatgen.core import Lattice, Structure
+
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                     [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+@pytest.fixture(scope="session")
+def rocksalt_cif(rocksalt, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cif") / "nacl.cif"
+    rocksalt.to(filename=str(path))
+    return path
+

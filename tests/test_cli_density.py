@@ -1,41 +1,23 @@
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
 from pymatgen.io.vasp import Chgcar
 
 from cmedgui import cli
-
-
-@pytest.fixture(autouse=True)
-def density_command_only(monkeypatch):
-    """Register only this command, so these tests do not depend on other commands' modules."""
-    monkeypatch.setattr(cli, "COMMANDS", ("density",))
-
-
-@pytest.fixture(scope="module")
-def rocksalt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cif") / "nacl.cif"
-    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                              [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(path))
-    return path
-
-
-def written(folder):
-    return sorted(p.name for p in folder.iterdir())
+from helpers import written
 
 
 @pytest.mark.parametrize("name", ["rho.npz", "rho.npy", "rho.cube", "rho.xsf", "rho.vasp", "CHGCAR"])
-def test_writes_each_format(rocksalt, tmp_path, capsys, name):
+def test_writes_each_format(rocksalt_cif, tmp_path, capsys, name):
     out = tmp_path / name
-    assert cli.main(["density", str(rocksalt), "--grid", "16", "-o", str(out)]) == 0
+    assert cli.main(["density", str(rocksalt_cif), "--grid", "16", "-o", str(out)]) == 0
     assert out.is_file()
     assert "16³ grid" in capsys.readouterr().out
     assert written(tmp_path) == [name]
 
 
-def test_grid_and_biso_reach_the_density(rocksalt, tmp_path, capsys):
+def test_grid_and_biso_reach_the_density(rocksalt_cif, tmp_path, capsys):
     out = tmp_path / "rho.npz"
-    assert cli.main(["density", str(rocksalt), "--grid", "20", "--biso", "1.5", "-o", str(out)]) == 0
+    assert cli.main(["density", str(rocksalt_cif), "--grid", "20", "--biso", "1.5", "-o", str(out)]) == 0
     assert "B = 1.5 Å²" in capsys.readouterr().out
     with np.load(out) as archive:
         values, lattice = archive["values"], archive["lattice"]
@@ -44,9 +26,8 @@ def test_grid_and_biso_reach_the_density(rocksalt, tmp_path, capsys):
     assert electrons == pytest.approx(4 * (11 + 17), rel=1e-4)
 
 
-def test_as_given_keeps_the_primitive_cell(tmp_path):
+def test_as_given_keeps_the_primitive_cell(rocksalt, tmp_path):
     primitive = tmp_path / "prim.cif"
-    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     rocksalt.get_primitive_structure().to(filename=str(primitive))
     out = tmp_path / "CHGCAR"
     assert cli.main(["density", str(primitive), "--grid", "8", "--as-given", "-o", str(out)]) == 0
@@ -89,13 +70,13 @@ def test_unknown_element(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("grid", ["3", "1000", "0"])
-def test_absurd_grid(rocksalt, tmp_path, capsys, grid):
-    _fails([str(rocksalt), "--grid", grid, "rho.cube"], tmp_path, capsys, "grid size")
+def test_absurd_grid(rocksalt_cif, tmp_path, capsys, grid):
+    _fails([str(rocksalt_cif), "--grid", grid, "rho.cube"], tmp_path, capsys, "grid size")
 
 
-def test_negative_biso(rocksalt, tmp_path, capsys):
-    _fails([str(rocksalt), "--biso", "-2", "rho.cube"], tmp_path, capsys, "Biso")
+def test_negative_biso(rocksalt_cif, tmp_path, capsys):
+    _fails([str(rocksalt_cif), "--biso", "-2", "rho.cube"], tmp_path, capsys, "Biso")
 
 
-def test_unknown_output_ending(rocksalt, tmp_path, capsys):
-    _fails([str(rocksalt), "rho.png"], tmp_path, capsys, ".cube")
+def test_unknown_output_ending(rocksalt_cif, tmp_path, capsys):
+    _fails([str(rocksalt_cif), "rho.png"], tmp_path, capsys, ".cube")

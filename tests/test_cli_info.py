@@ -9,12 +9,6 @@ import pytest
 from cmedgui import cli
 
 
-@pytest.fixture(autouse=True)
-def info_only(monkeypatch):
-    """Dispatch through cli.main without importing the other commands' modules."""
-    monkeypatch.setattr(cli, "COMMANDS", ("info",))
-
-
 def run(capsys, *argv):
     code = cli.main(["info", *map(str, argv)])
     out, err = capsys.readouterr()

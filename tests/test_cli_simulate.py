@@ -5,29 +5,12 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from cmedgui import cli
+from helpers import written
 
 
-@pytest.fixture(autouse=True)
-def simulate_command_only(monkeypatch):
-    """Register only this command, so these tests do not depend on other commands' modules."""
-    monkeypatch.setattr(cli, "COMMANDS", ("simulate",))
-
-
-@pytest.fixture(scope="module")
-def rocksalt(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cif") / "nacl.cif"
-    Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
-                              [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(path))
-    return path
-
-
-def written(folder):
-    return sorted(p.name for p in folder.iterdir())
-
-
-def test_pattern_and_sticks(rocksalt, tmp_path, capsys):
+def test_pattern_and_sticks(rocksalt_cif, tmp_path, capsys):
     out, stick_file = tmp_path / "nacl.xy", tmp_path / "sticks.csv"
-    assert cli.main(["simulate", str(rocksalt), "--wavelength", "CuKa", "--two-theta", "10", "80",
+    assert cli.main(["simulate", str(rocksalt_cif), "--wavelength", "CuKa", "--two-theta", "10", "80",
                      "--step", "0.01", "--sticks", str(stick_file), "-o", str(out)]) == 0
     assert "7001 points" in capsys.readouterr().out
     header = [line for line in out.read_text().splitlines() if line.startswith("#")]
@@ -42,10 +25,10 @@ def test_pattern_and_sticks(rocksalt, tmp_path, capsys):
     assert written(tmp_path) == ["nacl.xy", "sticks.csv"]
 
 
-def test_noise_is_seeded_and_options_reach_the_profile(rocksalt, tmp_path):
+def test_noise_is_seeded_and_options_reach_the_profile(rocksalt_cif, tmp_path):
     runs = []
     for name in ("a.xy", "b.xy"):
-        assert cli.main(["simulate", str(rocksalt), "--wavelength", "1.0", "--two-theta", "5", "60",
+        assert cli.main(["simulate", str(rocksalt_cif), "--wavelength", "1.0", "--two-theta", "5", "60",
                          "--counts", "500", "--seed", "7", "--no-ka2", "--zero", "0.1",
                          "--background", "-o", str(tmp_path / name)]) == 0
         runs.append(np.loadtxt(tmp_path / name))
@@ -70,8 +53,8 @@ def test_real_structure_to_csv(shared_data, tmp_path):
     (["--wavelength", "banana"], "unknown wavelength"),
     (["--widths", "0", "-1", "0.001", "0", "0"], "Gaussian width"),
 ])
-def test_bad_options_exit_2(rocksalt, tmp_path, capsys, args, message):
-    assert cli.main(["simulate", str(rocksalt), *args, "-o", str(tmp_path / "p.xy")]) == 2
+def test_bad_options_exit_2(rocksalt_cif, tmp_path, capsys, args, message):
+    assert cli.main(["simulate", str(rocksalt_cif), *args, "-o", str(tmp_path / "p.xy")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert written(tmp_path) == []
@@ -103,6 +86,6 @@ def test_element_without_form_factor_names_the_file(tmp_path, capsys):
     assert written(tmp_path) == ["es.cif"]
 
 
-def test_unknown_output_ending_exits_2(rocksalt, tmp_path, capsys):
-    assert cli.main(["simulate", str(rocksalt), "-o", str(tmp_path / "p.png")]) == 2
+def test_unknown_output_ending_exits_2(rocksalt_cif, tmp_path, capsys):
+    assert cli.main(["simulate", str(rocksalt_cif), "-o", str(tmp_path / "p.png")]) == 2
     assert "ending" in capsys.readouterr().err

@@ -126,8 +126,6 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
 def summarize(rows: list[dict], rejected: Counter) -> dict:
     """Counts that show the diversity of a build: systems, space groups, types, sources, splits."""
     types = Counter(r["structure_type"] for r in rows)
-    # A generated compound is kept once: the same substitution drawn twice is the same crystal.
-    seen = {(r["formula"], r["structure_type"]) for r in rows}
     spacegroups = Counter(int(r["spacegroup"]) for r in rows)
     return {
         "samples": len(rows),
