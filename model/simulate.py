@@ -328,7 +328,8 @@ def simulate_pattern(structure: Structure, wavelength: Wavelength, two_theta: np
     refl = reflections(structure, longest / (2 * math.sin(reach)), biso)
     intensity = profile(two_theta, refl, wavelength, params, rng)
     metadata = {"formula": structure.composition.reduced_formula, "profile": dataclasses.asdict(params)}
-    return Pattern(two_theta, intensity, wavelength=wavelength,
+    # a monochromated (Kα1-only) pattern must not claim a doublet, or peak fits would model one
+    return Pattern(two_theta, intensity, wavelength=wavelength if params.ka2 else wavelength.monochromatic(),
                    provenance=Provenance(format="simulated", metadata=metadata))
 
 

@@ -9,6 +9,7 @@ best few are verified by full-profile Rietveld refinement (model.refine). The be
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from functools import reduce
@@ -25,7 +26,10 @@ from model.refine import ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
-CELLS_TRIED = 2
+CELLS_TRIED = 3
+PRIOR_RERANKED = 30  # placements re-scored with the network density
+PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
+CELL_M20_FRACTION = 0.2
 GROUPS_TRIED = 6
 REFINED = 3
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -62,7 +66,10 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     clock = time.perf_counter()
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
     positions = [p.two_theta for p in peaks]
-    cells = index.index(positions, pattern.wavelength.ka1, SYSTEMS[system])[:CELLS_TRIED]
+    ranked = index.index(positions, pattern.wavelength.ka1, SYSTEMS[system])
+    # positions alone cannot always tell a cell from a pseudo-symmetric one with a similar M20:
+    # every cell not far behind the best is searched, and the full-profile fit decides
+    cells = [c for c in ranked if c.m20 >= CELL_M20_FRACTION * ranked[0].m20][:CELLS_TRIED] if ranked else []
     timings["index"] = time.perf_counter() - clock
     if not cells:
         return _failure("no cell indexes the peak list", timings)
@@ -97,6 +104,18 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
 
     clock = time.perf_counter()
+    yield Progress("network", 0.6, "density prior")
+    predictor, note = _predictor(device)
+    densities = {}
+    if predictor is not None:
+        composition = stoichiometries[0]
+        for cell in cells:
+            densities[id(cell)] = predictor.predict(pattern, composition, cell.lattice, cell.crystal_system,
+                                                    samples=samples, seed=seed)
+        candidates = _with_prior(candidates, densities)
+    timings["network"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
     candidates.sort(key=lambda c: c[0].score)
     shortlist = []
     for candidate, cell in candidates:
@@ -120,11 +139,47 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     result = to_solve_result(best)
     result.timings = {**timings, "total": sum(timings.values())}
+    if predictor is not None:
+        winner_cell = shortlist[min(problems)[1]][1]
+        result.density = densities[id(winner_cell)][0]
+        result.model_version, result.device = predictor.version, predictor.device
+    else:
+        result.device = "cpu"
     result.solved = result.rwp <= SOLVED_RWP
     result.message = (f"best of {len(candidates)} placements, {len(shortlist)} refined" if result.solved else
                       f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
+    result.message += f"; {note}"
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
     return result
+
+
+def _predictor(device: str):
+    """The bundled network on the requested device, or None with the reason when it is not installed."""
+    from model.predict import Predictor
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise InputError(None, f"unknown device {device!r}: auto, cpu or cuda")
+    try:
+        predictor = Predictor.load(device=None if device == "auto" else device)
+    except InputError as error:
+        return None, f"no network density prior ({error.problem}); symmetry search only"
+    return predictor, f"network {predictor.version} on {predictor.device} ordered the placements"
+
+
+def _with_prior(candidates, densities):
+    """Re-score the best placements by how well their density matches the network's (3D SSIM,
+    best over the allowed origin shifts and latent samples): score − PRIOR_WEIGHT·SSIM."""
+    from model.density import cmed
+    from model.metrics import best_equivalent_ssim
+
+    candidates = sorted(candidates, key=lambda c: c[0].score)
+    rescored = []
+    for candidate, cell in candidates[:PRIOR_RERANKED]:
+        predicted = np.stack([d.values for d in densities[id(cell)]])
+        truth = cmed(candidate.structure, n=predicted.shape[-1]).values
+        similarity, _ = best_equivalent_ssim(predicted, truth, cell.crystal_system)
+        rescored.append((dataclasses.replace(candidate, score=candidate.score - PRIOR_WEIGHT * similarity), cell))
+    return rescored + candidates[PRIOR_RERANKED:]
 
 
 def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[str, int]]:
