@@ -109,18 +109,15 @@ def hkl_families(metric: np.ndarray, ops: SpaceGroupOps, d_min_A: float) -> tupl
     grid = grid[inv_d2 <= 1.0 / d_min_A**2]
     grid = grid[~systematically_absent(grid, ops)]
     laue = np.concatenate([ops.rotations, -ops.rotations])
-    seen: dict[tuple, int] = {}
-    reps, mult = [], []
-    for h in grid:
-        key = tuple(h)
-        if key in seen:
-            continue
-        orbit = {tuple(v) for v in np.einsum("i,nij->nj", h, laue)}
-        for member in orbit:
-            seen[member] = len(reps)
-        reps.append(max(orbit))
-        mult.append(len(orbit))
-    return np.array(reps, dtype=int).reshape(-1, 3), np.array(mult, dtype=float)
+    images = np.einsum("ri,nij->rnj", grid, laue)  # every hkl's Laue-equivalent images
+    span = 2 * int(np.abs(images).max()) + 1
+    keys = ((images[..., 0] + span // 2) * span + images[..., 1] + span // 2) * span + images[..., 2] + span // 2
+    # the family's representative is its lexicographically largest member (largest key);
+    # the grid is a full sphere, so each family's count in it is its multiplicity
+    rep_keys, multiplicity = np.unique(keys.max(axis=1), return_counts=True)
+    half = span // 2
+    reps = np.stack([rep_keys // (span * span) - half, (rep_keys // span) % span - half, rep_keys % span - half], 1)
+    return reps.astype(int).reshape(-1, 3), multiplicity.astype(float)
 
 
 def systematically_absent(hkl: np.ndarray, ops: SpaceGroupOps) -> np.ndarray:
