@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 import warnings
 from collections import defaultdict
@@ -20,10 +21,12 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from model.exporters import solve_result_structure
-from model.pattern import ANODES
-from model.simulate import random_lab_params, simulate_pattern
-from model.solve import solve
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model.exporters import solve_result_structure  # noqa: E402
+from model.pattern import ANODES  # noqa: E402
+from model.simulate import random_lab_params, simulate_pattern  # noqa: E402
+from model.solve import solve  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
 

@@ -27,7 +27,7 @@ from model.result import Progress, SolveResult
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
-MAX_LINES = 30  # low-angle lines used for indexing and extinctions
+MAX_LINES = 20  # strongest lines used for indexing and extinctions
 PRIOR_RERANKED = 30  # placements re-scored with the network density
 PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
 CELL_M20_FRACTION = 0.2
@@ -66,7 +66,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     clock = time.perf_counter()
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
-    positions = [p.two_theta for p in peaks][:MAX_LINES]
+    # the strongest lines: weak ones are where impurity phases and noise peaks hide
+    positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
     ranked = index.index(positions, pattern.wavelength.ka1, SYSTEMS[system])
     # positions alone cannot always tell a cell from a pseudo-symmetric one with a similar M20:
     # every cell not far behind the best is searched, and the full-profile fit decides
