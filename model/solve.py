@@ -18,12 +18,13 @@ from typing import Generator, Sequence
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice
 
-from model import index, search
+from model import constraints, index, search
 from model.errors import InputError
 from model.pattern import Pattern
 from model.preprocess import background, find_peaks
 from model.refine import ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
+from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
@@ -35,6 +36,8 @@ GROUPS_TRIED = 6
 REFINED = 3
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
+SYMMETRISE_A = 0.02  # Å, tolerance for finding the full symmetry of a refined structure
+SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 2  # formula-unit counts tried per space group
@@ -137,6 +140,16 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     for _ in winner.fit(max_nfev=FINAL_NFEV):
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
+    # a structure found in a subgroup cell (e.g. fcc as body-centred tetragonal) is reported in its
+    # full symmetry: spglib at a refinement-sized tolerance, then a last refinement in that cell
+    standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
+    if constraints.space_group_ops(standard).number > best.space_group.number:
+        higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
+        for _ in higher.fit(max_nfev=FINAL_NFEV):
+            yield Progress("refine", 0.97, "refinement in the full symmetry")
+        symmetric = higher.result()
+        if symmetric.rwp <= best.rwp + SYMMETRY_RWP_SLACK:
+            best = symmetric
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
