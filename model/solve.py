@@ -13,6 +13,7 @@ import dataclasses
 import math
 import time
 from functools import reduce
+from pathlib import Path
 from typing import Generator, Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from model.refine import ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
 
+BUNDLED_WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights" / "ours.safetensors"
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
 MAX_LINES = 20  # strongest lines used for indexing and extinctions
@@ -170,10 +172,13 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
 def _predictor(device: str):
     """The bundled network on the requested device, or None with the reason when it is not installed."""
-    from model.predict import Predictor
-
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(None, f"unknown device {device!r}: auto, cpu or cuda")
+    # importing model.predict costs seconds (network and metric modules): only when weights exist
+    if not BUNDLED_WEIGHTS.is_file():
+        return None, f"no network weights at {BUNDLED_WEIGHTS}; symmetry search only"
+    from model.predict import Predictor
+
     try:
         predictor = Predictor.load(device=None if device == "auto" else device)
     except InputError as error:
