@@ -11,6 +11,7 @@ density) can add a term to the score.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -97,8 +98,11 @@ def composition_counts(formula_counts: dict[str, int], z: int) -> tuple[list[str
 
 def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int, species: list[str],
            counts: list[int], zero: float, fwhm: float, rng: np.random.Generator, restarts: int = 6,
-           prior: Callable[[Structure], float] | None = None) -> Iterator[Candidate]:
-    """Best placement of each Wyckoff combination (yielded one by one, so callers can stop)."""
+           prior: Callable[[Structure], float] | None = None, deadline: float = float("inf")) -> Iterator[Candidate]:
+    """Best placement of each Wyckoff combination (yielded one by one, so callers can stop).
+
+    ``deadline`` (time.perf_counter() seconds) cuts the random restarts of a combination short.
+    """
     group = Group(space_group)
     combos, _, _ = group.list_wyckoff_combinations(counts)
     refl = clusters(pattern, net, lattice, space_group, zero, fwhm)
@@ -133,7 +137,9 @@ def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int
 
         starts = [rng.random(3 * len(wps)) for _ in range(restarts if dof else 1)]
         best_x, best = None, np.inf
-        for x0 in starts:
+        for k, x0 in enumerate(starts):
+            if k and time.perf_counter() > deadline:
+                break
             if dof:
                 result = minimize(cost, x0, method="Nelder-Mead",
                                   options={"maxfev": 40 * dof, "xatol": 1e-3, "fatol": 1e-4})

@@ -97,7 +97,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
                            f"{cell.crystal_system} {group.symbol} {dict(zip(species, counts))}")
             found = False
             for candidate in search.search(pattern, net, lattice, group.number, species, counts, cell.zero,
-                                           fwhm, rng):
+                                           fwhm, rng, deadline=started + share):
                 if time.perf_counter() - started > share:
                     break
                 candidates.append((candidate, cell))
