@@ -162,58 +162,57 @@ def run(args, train_set, val_set, device: torch.device, rng: np.random.Generator
     amp = device.type == "cuda"
     last_checkpoint = time.monotonic()
     started = time.monotonic() - state["seconds"]
-    log = open(args.out / "log.jsonl", "a", encoding="utf-8")
-    net.train()
-    out_of_time = False
-    for epoch in range(state["epoch"], args.epochs):
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr, leave=False)
-        for batch in bar:
-            inputs = {k: v.to(device) for k, v in training_inputs(args.model, batch, rng, True,
-                                                                   args.realistic).items()}
-            b = batch["cmed"].shape[0]
-            voxels = torch.randint(0, GRID ** 3, (b, args.points), device=device)
-            points = torch.stack(torch.unravel_index(voxels, (GRID,) * 3), -1).float() / GRID
-            truth = batch["cmed"].to(device).float().reshape(b, -1)
-            truth = truth / net.density_scale(inputs)[:, None]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                cond, kl = net.encode(inputs, sample=True)
-                pred = net.decode(cond, inputs, points).float()
-            recon = density_loss(pred, truth, inputs.get("system", batch["crystal_system"]).to(device),
-                                 voxels, invariant=args.model == "ours").mean()
-            loss = recon + args.kl_weight * kl.float()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-            optimizer.step()
-            scheduler.step()
-            state["step"] += 1
-            bar.set_postfix(loss=f"{recon.item():.4f}", kl=f"{kl.item():.3f}")
-            record = {"step": state["step"], "epoch": epoch, "loss": recon.item(), "kl": kl.item(),
-                      "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - started}
-            if state["step"] % args.val_every == 0 and val_batches:
-                record["val_ssim"] = validate(args.model, net, val_batches, device)
-                if record["val_ssim"] > state["best_ssim"]:
-                    state["best_ssim"] = record["val_ssim"]
-                    save_weights(args.out / "best.safetensors", net, {
-                        "data": str(args.data), "step": state["step"], "epoch": epoch,
-                        "val_ssim_mean": record["val_ssim"], "train_seconds": record["seconds"],
-                        "device": str(device)})
-                tqdm.write(f"step {state['step']}: val SSIM {record['val_ssim']:.4f} "
-                           f"(best {state['best_ssim']:.4f})", file=sys.stderr)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            state["seconds"] = record["seconds"]
-            out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
-            if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
-                _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
-                last_checkpoint = time.monotonic()
+    with open(args.out / "log.jsonl", "a", encoding="utf-8") as log:
+        net.train()
+        out_of_time = False
+        for epoch in range(state["epoch"], args.epochs):
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", file=sys.stderr, leave=False)
+            for batch in bar:
+                inputs = {k: v.to(device) for k, v in training_inputs(args.model, batch, rng, True,
+                                                                       args.realistic).items()}
+                b = batch["cmed"].shape[0]
+                voxels = torch.randint(0, GRID ** 3, (b, args.points), device=device)
+                points = torch.stack(torch.unravel_index(voxels, (GRID,) * 3), -1).float() / GRID
+                truth = batch["cmed"].to(device).float().reshape(b, -1)
+                truth = truth / net.density_scale(inputs)[:, None]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    cond, kl = net.encode(inputs, sample=True)
+                    pred = net.decode(cond, inputs, points).float()
+                recon = density_loss(pred, truth, inputs.get("system", batch["crystal_system"]).to(device),
+                                     voxels, invariant=args.model == "ours").mean()
+                loss = recon + args.kl_weight * kl.float()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+                optimizer.step()
+                scheduler.step()
+                state["step"] += 1
+                bar.set_postfix(loss=f"{recon.item():.4f}", kl=f"{kl.item():.3f}")
+                record = {"step": state["step"], "epoch": epoch, "loss": recon.item(), "kl": kl.item(),
+                          "lr": scheduler.get_last_lr()[0], "seconds": time.monotonic() - started}
+                if state["step"] % args.val_every == 0 and val_batches:
+                    record["val_ssim"] = validate(args.model, net, val_batches, device)
+                    if record["val_ssim"] > state["best_ssim"]:
+                        state["best_ssim"] = record["val_ssim"]
+                        save_weights(args.out / "best.safetensors", net, {
+                            "data": str(args.data), "step": state["step"], "epoch": epoch,
+                            "val_ssim_mean": record["val_ssim"], "train_seconds": record["seconds"],
+                            "device": str(device)})
+                    tqdm.write(f"step {state['step']}: val SSIM {record['val_ssim']:.4f} "
+                               f"(best {state['best_ssim']:.4f})", file=sys.stderr)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                state["seconds"] = record["seconds"]
+                out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
+                if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
+                    _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
+                    last_checkpoint = time.monotonic()
+                if out_of_time:
+                    break
             if out_of_time:
                 break
-        if out_of_time:
-            break
-        state["epoch"] = epoch + 1
-        _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
-    log.close()
+            state["epoch"] = epoch + 1
+            _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
     return 0
 
 
