@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.data import CMEDDataset, collate
+from model.data.dataset import CMEDDataset, collate
 from model.files import atomic_write
 from model.metrics import CRYSTAL_SYSTEMS, best_equivalent_ssim, equivalent_index_maps
 from model.nets import build, predict_grids

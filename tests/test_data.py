@@ -17,7 +17,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from model.data import CMEDDataset, collate
+from model.data.dataset import CMEDDataset, collate
 from model.data import __main__ as cli
 from model.data import store
 from model.data.build import BuildOptions, build

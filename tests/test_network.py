@@ -6,7 +6,7 @@ import torch
 
 from model.nets import build, predict_grids
 from model.nets.inputs import Q_GRID, composition_vector
-from model.data import collate
+from model.data.dataset import collate
 from model.train import density_loss, parse_args, partial_composition, run, training_inputs
 from network_samples import PROTOTYPES, sample
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -100,7 +101,9 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         written["fit"] = f"{stem}_fit.csv"
     report = {
         "pattern": str(pattern_path), "solved": result.solved, "message": result.message,
-        "rwp": result.rwp, "rp": result.rp, "gof": result.gof,
+        # JSON has no NaN: an attempt that never reached refinement has null agreement factors
+        **{key: value if math.isfinite(value) else None
+           for key, value in (("rwp", result.rwp), ("rp", result.rp), ("gof", result.gof))},
         "lattice": dict(zip(("a", "b", "c", "alpha", "beta", "gamma"), result.lattice)),
         "space_group": result.space_group, "space_group_number": result.space_group_number,
         "crystal_system": result.crystal_system,

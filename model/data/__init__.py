@@ -9,9 +9,5 @@ Build (rerun the same command to resume a killed build)::
 Modules: ``sources`` (where structures come from), ``sanity`` (physical rules), ``prototype``
 (structure-type label and split), ``sample`` (arrays of one sample), ``store`` (on-disk layout),
 ``build`` (workers, caps, resume), ``dataset`` (PyTorch reading), ``systems`` (crystal-system codes).
+Nothing is imported here, so that ``model.data.systems`` stays cheap for inference code.
 """
-
-from model.data.dataset import CMEDDataset, collate
-from model.data.systems import CRYSTAL_SYSTEMS
-
-__all__ = ["CMEDDataset", "CRYSTAL_SYSTEMS", "collate"]

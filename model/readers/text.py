@@ -24,6 +24,8 @@ _KEY_VALUE = re.compile(r"^[#!;'*\s]*([A-Za-z][^:=]{0,60}?)\s*[:=]\s*(.+?)\s*$")
 _WAVELENGTH = re.compile(
     r"(?:wave\s*length|lambda)[^:=\n]{0,20}[:=]\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*(nm|m|Å|A|angstroms?)?\b",
     re.IGNORECASE)
+# the doublet as model.exporters writes it: "1.540593 (Ka2 1.544414, I(Ka2)/I(Ka1) 0.5)"
+_KA2 = re.compile(r"Ka2\s+([0-9.]+),\s*I\(Ka2\)/I\(Ka1\)\s+([0-9.]+)", re.IGNORECASE)
 _Q_AXIS = re.compile(r"\bq\s*[_(]\s*(nm|a|å|angstrom)\s*\^?\s*-1", re.IGNORECASE)
 _UNIT_TO_ANGSTROM = {"m": 1e10, "nm": 10.0}
 
@@ -122,4 +124,5 @@ def _header_wavelength(source: str, header_text: str):
         value *= _UNIT_TO_ANGSTROM[unit]
     elif value < 1e-6:  # pyFAI writes metres without always naming the unit
         value *= 1e10
-    return wavelength_of(source, value)
+    doublet = _KA2.search(header_text)
+    return wavelength_of(source, value, *(doublet.groups() if doublet else ()))

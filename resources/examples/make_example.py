@@ -7,13 +7,15 @@ Run: python resources/examples/make_example.py
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from model.files import atomic_write
-from model.pattern import ANODES
+from model.exporters import export
+from model.pattern import ANODES, Provenance
 from model.simulate import ProfileParams, simulate_pattern
 
 OUT = Path(__file__).with_name("CeO2_CuKa.xy")
@@ -32,13 +34,8 @@ def main() -> None:
     params = ProfileParams(u=0.012, v=-0.006, w=0.005, x=0.035, y=0.01, zero=0.015,
                            background=(0.04, -0.015, 0.008), scale=1000.0, counts=2.0e4)
     pattern = simulate_pattern(ceria(), wavelength, two_theta, params, np.random.default_rng(SEED))
-    with atomic_write(OUT) as out:
-        out.write(f"# CeO2 (fluorite, Fm-3m, a = {A_CEO2} Å), simulated by cmedgui model.simulate, seed {SEED}\n")
-        out.write(f"# Cu Ka1/Ka2 = {wavelength.ka1}/{wavelength.ka2} Å, ratio {wavelength.ratio}\n")
-        out.write(f"# wavelength: {wavelength.ka1} Å\n")
-        out.write("# 2theta(deg) intensity(counts)\n")
-        for x, y in zip(pattern.two_theta, pattern.intensity):
-            out.write(f"{x:.3f} {y:.1f}\n")
+    description = f"CeO2 fluorite Fm-3m a={A_CEO2} A, Cu Ka lab profile, seed {SEED}"
+    export(OUT, dataclasses.replace(pattern, provenance=Provenance(description, "simulated")))
     print(f"wrote {OUT} ({len(pattern)} points)")
 
 
