@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cmedgui.app.widgets.density_view import DensityView, atoms_in_cells, cell_edges, isosurface_mesh, tile
+from cmedgui.app.widgets.density_view import (ENCLOSED_VOLUME, DensityView, atoms_in_cells, cell_edges,
+                                              isosurface_mesh, starting_level_fraction, tile)
 from tests.app.conftest import blob
 
 CELL = np.diag([6.0, 6.0, 6.0])
@@ -66,3 +67,11 @@ def test_atoms_slice_and_cells_draw(view):
     assert len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 50  # a coloured map, not blank
     view.set_density(None, None)
     assert not view.mesh.visible and view.level_label.text() == "no density"
+
+
+def test_starting_level_encloses_a_fixed_share_of_the_cell():
+    rng = np.random.default_rng(3)
+    for values in (blob(), 1.0 + 0.01 * rng.random((16, 16, 16))):  # sharp, and nearly flat
+        fraction = starting_level_fraction(values)
+        level = values.min() + fraction * (values.max() - values.min())
+        assert np.mean(values > level) == pytest.approx(ENCLOSED_VOLUME, abs=0.01)

@@ -40,6 +40,21 @@ def tile(values: np.ndarray, cells: int) -> np.ndarray:
     return np.pad(tiled, ((0, 1), (0, 1), (0, 1)), mode="wrap")
 
 
+ENCLOSED_VOLUME = 0.04  # of the cell inside the first isosurface shown
+
+
+def starting_level_fraction(values: np.ndarray, enclosed: float = ENCLOSED_VOLUME) -> float:
+    """The level, as a fraction of the value range, whose surface encloses ``enclosed`` of the cell.
+
+    A fixed fraction of the range shows a sharp density as points and a flat one (a network that is
+    unsure) as nothing; a fixed enclosed volume shows the densest regions of either.
+    """
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return 0.5
+    return (float(np.quantile(values, 1.0 - enclosed)) - low) / (high - low)
+
+
 def isosurface_mesh(values: np.ndarray, lattice: np.ndarray, level: float, cells: int = 1):
     """Vertices (Cartesian Å) and faces of the ``level`` (e/Å³) surface over ``cells``³ cells;
     empty arrays when the level lies outside the values."""
@@ -145,6 +160,10 @@ class DensityView(QWidget):
         self._values = None if values is None else np.asarray(values, dtype=np.float32)
         if lattice is not None:
             self._lattice = np.asarray(lattice, dtype=float)
+        if self._values is not None:
+            self.level_slider.blockSignals(True)  # redraw() below draws the surface once
+            self.set_level_fraction(starting_level_fraction(self._values))
+            self.level_slider.blockSignals(False)
         self.redraw()
         self.reset_view()
 
