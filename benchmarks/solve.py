@@ -64,7 +64,7 @@ def main() -> None:
                 result = stop.value
                 break
         elapsed = time.perf_counter() - began
-        matched = bool(result.sites) and matcher.fit(truth, solve_result_structure(result))
+        matched = bool(result.atoms) and matcher.fit(truth, solve_result_structure(result))
         matches[row["crystal_system"]].append(matched)
         for stage, seconds in result.timings.items():
             stage_times[stage].append(seconds)

@@ -217,12 +217,12 @@ def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
 
 
 def solve_result_structure(result: SolveResult) -> Structure:
-    """The solved structure (lattice + sites, occupancies kept) as a pymatgen Structure."""
-    if not result.sites:
+    """The solved cell (lattice + every atom, occupancies kept) as a pymatgen Structure."""
+    if not result.atoms:
         raise InputError(None, "the solve result has no atoms to write")
     lattice = Lattice.from_parameters(*result.lattice)
-    return Structure(lattice, [{site.element: site.occupancy} for site in result.sites],
-                     [site.xyz for site in result.sites])
+    return Structure(lattice, [{atom.element: atom.occupancy} for atom in result.atoms],
+                     [atom.xyz for atom in result.atoms])
 
 
 # ---------------------------------------------------------------- registry

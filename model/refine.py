@@ -11,12 +11,13 @@ structure_factor_sq_torch and the profile from profile_torch (LP, Kα doublet, z
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generator, Sequence
 
 import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy.optimize import least_squares
 
 from model import constraints, scattering, simulate
@@ -61,7 +62,7 @@ class Refinement:
     reflections: list[Reflection]
     space_group: constraints.SpaceGroupOps
     profile: dict[str, float] = field(default_factory=dict)
-    sites: list[Site] = field(default_factory=list)
+    atoms: list[Site] = field(default_factory=list)
 
 
 class Rietveld:
@@ -283,9 +284,11 @@ class Rietveld:
         species = [self.structure[i].species for i in self.atom_order]
         refined = Structure(lattice, species, np.mod(frac, 1.0))
         biso = dict(zip(self.elements, self.p[self.slices["biso"]]))
-        wyckoff = {int(i): orbit.wyckoff for orbit in self.orbits for i in orbit.atom_indices}
-        sites = [Site(_symbol(self.structure[i]), tuple(float(v) for v in np.mod(frac[k], 1.0)),
-                      float(self.occupancy[k]), float(biso[_symbol(self.structure[i])]), wyckoff[int(i)])
+        orbit_of = {int(i): n for n, orbit in enumerate(self.orbits) for i in orbit.atom_indices}
+        labels = [f"{len(orbit.atom_indices)}{orbit.wyckoff}" for orbit in self.orbits]
+        atoms = [Site(_symbol(self.structure[i]), tuple(float(v) for v in np.mod(frac[k], 1.0)),
+                      float(self.occupancy[k]), float(biso[_symbol(self.structure[i])]),
+                      labels[orbit_of[int(i)]], orbit_of[int(i)])
                  for k, i in enumerate(self.atom_order)]
         wl = self.pattern.wavelength.ka1
         tth = q_to_two_theta(2 * np.pi / d, wl) + self.p[self.slices["zero"]][0]
@@ -295,7 +298,7 @@ class Rietveld:
         fit = Fit(self.pattern.two_theta, self.pattern.intensity, calc_all, bkg_all)
         profile = dict(zip(("u", "v", "w", "x", "y"), map(float, self.p[self.slices["profile"]])))
         profile["zero"] = float(self.p[self.slices["zero"]][0])
-        return Refinement(refined, float(rwp), float(rp), gof, fit, reflections, self.ops, profile, sites)
+        return Refinement(refined, float(rwp), float(rp), gof, fit, reflections, self.ops, profile, atoms)
 
 
 def refine(pattern: Pattern, structure: Structure, start: ProfileStart | None = None,
@@ -327,11 +330,22 @@ def refine_structure(pattern: Pattern, structure: Structure, excluded: Sequence[
 
 
 def to_solve_result(outcome: Refinement) -> SolveResult:
+    """The refined cell with its origin moved to the space group's standard origin, so the Wyckoff
+    coordinates read as in the International Tables (a common shift changes no intensity)."""
     ops = outcome.space_group
+    shift = _standard_origin(outcome.structure)
+    atoms = [replace(atom, xyz=tuple(float(v) for v in np.round(np.add(atom.xyz, shift), 10) % 1.0))
+             for atom in outcome.atoms]
     return SolveResult(lattice=tuple(float(v) for v in outcome.structure.lattice.parameters),
                        space_group=ops.symbol, space_group_number=ops.number,
-                       crystal_system=ops.crystal_system, sites=outcome.sites, rwp=outcome.rwp,
+                       crystal_system=ops.crystal_system, atoms=atoms, rwp=outcome.rwp,
                        rp=outcome.rp, gof=outcome.gof, fit=outcome.fit, reflections=outcome.reflections)
+
+
+def _standard_origin(structure: Structure) -> np.ndarray:
+    """The fractional shift (in this cell's basis) that puts spglib's standard origin at 0 0 0."""
+    dataset = SpacegroupAnalyzer(structure, symprec=constraints.SYMPREC).get_symmetry_dataset()
+    return np.linalg.solve(np.asarray(dataset.transformation_matrix), np.asarray(dataset.origin_shift))
 
 
 def _weights(pattern: Pattern) -> np.ndarray:

@@ -18,13 +18,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class Site:
-    """An atom site: element symbol, fractional x y z, occupancy, isotropic B (Å²)."""
+    """An atom: element symbol, fractional x y z, occupancy, isotropic B (Å²), its Wyckoff position
+    as multiplicity in the cell + letter (e.g. "8c") and the index of its orbit (symmetry-equivalent
+    atoms share one; None when the symmetry is not known, so the atom is an orbit of its own)."""
 
     element: str
     xyz: tuple[float, float, float]
     occupancy: float = 1.0
     biso: float = 0.5
     wyckoff: str = ""
+    orbit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,17 @@ class Reflection:
 
 @dataclass
 class SolveResult:
-    """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, sites, agreement, fit and density."""
+    """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, atoms, agreement, fit and density.
+
+    ``atoms`` is every atom of the refined cell, the one stored structure (CIF, 3D view, density);
+    ``sites`` is its asymmetric unit, one representative per orbit, for tables and reports.
+    """
 
     lattice: tuple[float, float, float, float, float, float]
     space_group: str
     space_group_number: int
     crystal_system: str
-    sites: list[Site]
+    atoms: list[Site]
     rwp: float  # %
     rp: float  # %
     gof: float
@@ -70,3 +77,12 @@ class SolveResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     solved: bool = True
     message: str = ""
+
+    @property
+    def sites(self) -> list[Site]:
+        """One atom per Wyckoff orbit, in the order of ``atoms``; the representative is the member
+        with the smallest (x, y, z), so e.g. Mg2Si's 8c Mg is shown at ¼ ¼ ¼."""
+        orbits: dict[object, list[Site]] = {}
+        for index, atom in enumerate(self.atoms):
+            orbits.setdefault(("atom", index) if atom.orbit is None else atom.orbit, []).append(atom)
+        return [min(members, key=lambda a: a.xyz) for members in orbits.values()]

@@ -254,5 +254,5 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
 
 def _failure(message: str, timings: dict[str, float]) -> SolveResult:
     return SolveResult(lattice=(0.0,) * 6, space_group="", space_group_number=0, crystal_system="",
-                       sites=[], rwp=float("nan"), rp=float("nan"), gof=float("nan"),
+                       atoms=[], rwp=float("nan"), rp=float("nan"), gof=float("nan"),
                        timings=timings, solved=False, message=message)

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from cmedgui.cli import main
 from model import constraints
 from model.pattern import ANODES
-from model.refine import ProfileStart, refine, refine_structure
+from model.exporters import solve_result_structure
+from model.refine import ProfileStart, Rietveld, refine, refine_structure, to_solve_result
 from model.simulate import ProfileParams, simulate_pattern
 
 
@@ -39,7 +41,7 @@ def test_refinement_recovers_cell_coordinates_and_profile(perovskite):
     assert outcome.rwp < 5
     assert np.allclose(outcome.structure.lattice.abc, perovskite.lattice.abc, rtol=1e-3)
     assert abs(outcome.profile["zero"] - 0.03) < 0.01
-    apical = [s for s in outcome.sites if s.wyckoff == "h"]
+    apical = [s for s in outcome.atoms if s.wyckoff == "2h"]
     assert len(apical) == 2
     assert min(abs(s.xyz[2] - 0.31) for s in apical) < 0.005
 
@@ -75,3 +77,24 @@ def test_cli_refine_bad_structure_exits_2(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.cif" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_sites_are_the_asymmetric_unit_in_the_standard_origin():
+    """Antifluorite Mg2Si given with Si at ¼ ¼ ¼ (as the CeO2 solve finds Ce): 8 Mg + 4 Si in the
+    cell, two Wyckoff rows at the standard origin (8c Mg at ¼ ¼ ¼, 4a Si at 0 0 0) that expand
+    back to the same cell."""
+    mg2si = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.35), ["Mg", "Si"],
+                                      [[0.25, 0.25, 0.25], [0, 0, 0]])
+    shifted = Structure(mg2si.lattice, mg2si.species, mg2si.frac_coords + 0.25)
+    pattern = simulate_pattern(shifted, ANODES["CuKa"], np.arange(20, 90, 0.05))
+    result = to_solve_result(Rietveld(pattern, shifted).result())
+    rows = {s.element: s for s in result.sites}
+    assert len(result.sites) == 2 and len(result.atoms) == 12
+    assert (rows["Mg"].wyckoff, rows["Si"].wyckoff) == ("8c", "4a")
+    assert sum(int(s.wyckoff[:-1]) for s in result.sites) == len(result.atoms)
+    assert rows["Mg"].xyz == pytest.approx((0.25,) * 3) and rows["Si"].xyz == pytest.approx((0, 0, 0))
+    expanded = Structure.from_spacegroup(result.space_group_number, Lattice.from_parameters(*result.lattice),
+                                         [s.element for s in result.sites], [s.xyz for s in result.sites])
+    cell = solve_result_structure(result)
+    assert StructureMatcher().fit(cell, mg2si)
+    assert sorted(map(tuple, np.round(expanded.frac_coords, 6) % 1)) == sorted(map(tuple, np.round(cell.frac_coords, 6) % 1))

@@ -90,7 +90,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
     stem = pattern_path.name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    if result.sites:
+    if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
         density = result.density if result.density is not None else cmed(solve_result_structure(result))
@@ -108,7 +108,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "space_group": result.space_group, "space_group_number": result.space_group_number,
         "crystal_system": result.crystal_system,
         "sites": [{"element": s.element, "xyz": list(s.xyz), "occupancy": s.occupancy, "biso": s.biso,
-                   "wyckoff": s.wyckoff} for s in result.sites],
+                   "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
         "density_source": "network" if result.density is not None else "refined structure (IAM)",
         "timings_s": result.timings, "files": written, **extra,
