@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import spglib
@@ -59,8 +59,12 @@ class Cell:
 
 
 def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = SYSTEMS,
-          tolerance_deg: float = 0.05, max_volume_A3: float = 3000.0, n_candidates: int = 5) -> list[Cell]:
-    """Ranked cells (best M20 first) that index the Kα1 peak positions ``two_theta`` (degrees)."""
+          tolerance_deg: float = 0.05, max_volume_A3: float = 3000.0, n_candidates: int = 5,
+          pause: Callable[[], None] = lambda: None) -> list[Cell]:
+    """Ranked cells (best M20 first) that index the Kα1 peak positions ``two_theta`` (degrees).
+
+    ``pause()`` is called between steps of a few milliseconds (model.lockstep makes them yields).
+    """
     tth = np.sort(np.asarray(two_theta, dtype=float))[:20]
     if tth.size < 4:
         raise InputError(None, f"indexing needs at least 4 peaks, found {tth.size}")
@@ -69,7 +73,7 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
             raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(SYSTEMS)}")
     cells: list[Cell] = []
     for system in systems:
-        cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3))
+        cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3, pause))
     cells = [c for c in cells if not _metrically_higher(c)]
     cells.sort(key=lambda c: -c.m20 * _SYMMETRY_WEIGHT[c.crystal_system])
     unique: list[Cell] = []
@@ -117,7 +121,8 @@ def _dq_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
     return 2 * np.sin(np.radians(tth)) / wavelength**2 * np.pi / 180
 
 
-def _index_system(system, tth, wavelength, tol, max_volume) -> list[Cell]:
+def _index_system(system, tth, wavelength, tol, max_volume, pause) -> list[Cell]:
+    pause()
     q_obs = _q(tth, wavelength)
     q_tol = tol * _dq_dtth(tth, wavelength)
     features = np.unique(_features(system, _hkl_grid(_MAX_INDEX[system])), axis=0)
@@ -140,6 +145,7 @@ def _index_system(system, tth, wavelength, tol, max_volume) -> list[Cell]:
     first = min(8, tth.size)
     scores = []
     for chunk in np.array_split(coef, max(1, len(coef) // 4000)):
+        pause()
         q_calc = chunk @ screen_features.T  # (M, H)
         miss = np.abs(q_obs[None, :first, None] - q_calc[:, None, :]).min(2)
         scores.append(np.sum(miss <= q_tol[None, :first], axis=1))
@@ -149,7 +155,12 @@ def _index_system(system, tth, wavelength, tol, max_volume) -> list[Cell]:
     good = good[np.argsort(volume)][:200]
     calc_features = np.unique(_features(system, _hkl_grid(10)), axis=0)
     calc_features = calc_features[np.any(calc_features > 0, axis=1)]
-    cells = [c for c in (_refine_cell(system, g, tth, wavelength, tol, calc_features) for g in good) if c]
+    cells = []
+    for g in good:
+        pause()
+        cell = _refine_cell(system, g, tth, wavelength, tol, calc_features)
+        if cell:
+            cells.append(cell)
     return cells
 
 
@@ -217,11 +228,13 @@ _SYSTEM_RANGES = {"cubic": (195, 230), "hexagonal": (143, 194), "tetragonal": (7
 
 
 def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A: float,
-                           tolerance_deg: float = 0.05) -> list[SpaceGroupCandidate]:
+                           tolerance_deg: float = 0.05,
+                           pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
     """Space groups of the cell's system whose extinctions leave every observed line explained.
 
     Ranked by most extinctions first (fewest allowed lines): the conventional choice of the
     highest-extinction group consistent with the data; ties keep higher symmetry first.
+    ``pause()`` is called before each space group (model.lockstep makes it a yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
     metric = _metric(cell.lattice)
@@ -230,6 +243,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
     halls = standard_hall_numbers()
     ranked = []
     for number in range(high, low - 1, -1):
+        pause()
         symmetry = spglib.get_symmetry_from_database(halls[number])
         ops = constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
                                         spglib.get_spacegroup_type(halls[number]).international_short)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Generator, Sequence
+from functools import partial
+from typing import Callable, Generator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from scipy.optimize import least_squares
 
 from model import constraints, scattering, simulate
 from model.errors import InputError
+from model.lockstep import lockstep
 from model.pattern import Pattern, q_to_two_theta
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 
@@ -30,7 +32,8 @@ BACKGROUND_TERMS = 8
 STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
           ("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"))
 BISO_BOUNDS = (-0.5, 8.0)  # Å²
-BURST_NFEV = 8  # least-squares evaluations between progress reports
+BURST_NFEV = 8  # least-squares evaluations per call (each call restarts its trust region)
+REPORT_S = 0.1  # seconds of work between progress reports: a cancel waits about this long
 
 
 @dataclass(frozen=True)
@@ -169,23 +172,29 @@ class Rietveld:
         return self.sqrt_w * (self.y_obs - self.calculated(p)[0])
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, stages: Sequence[Sequence[str]] = STAGES, max_nfev: int = 40) -> Generator[int, None, None]:
-        """Refine stage by stage; yields after each short least-squares burst so callers can cancel."""
+    def fit(self, stages: Sequence[Sequence[str]] = STAGES, max_nfev: int = 40,
+            report_s: float = REPORT_S) -> Generator[int, None, None]:
+        """Refine stage by stage, yielding the stage's evaluation count after each least-squares burst
+        and inside it at the first model evaluation (residual or Jacobian column) ``report_s``
+        seconds after the last yield: a cancel waits about ``report_s`` plus one evaluation."""
         for stage in stages:
             free = np.concatenate([np.arange(self.p.size)[self.slices[name]] for name in stage])
             done = 0
             while done < max_nfev:
-                result = self._burst(free, min(BURST_NFEV, max_nfev - done))
+                burst = partial(self._burst, free, min(BURST_NFEV, max_nfev - done))
+                result = yield from lockstep(burst, report_s, done)
                 done += result.nfev
                 yield done
                 if result.status != 0:
                     break
 
-    def _burst(self, free: np.ndarray, nfev: int):
+    def _burst(self, free: np.ndarray, nfev: int, pause: Callable[[], None]):
+        """least_squares from the current parameters; ``pause()`` before every model evaluation."""
         full = torch.tensor(self.p)
         index = torch.tensor(free)
 
         def fun(q):
+            pause()
             return self.residual(full.index_put((index,), q))
 
         def res_np(q):
@@ -200,6 +209,7 @@ class Rietveld:
             # forward mode goes through slow decompositions of the profile's operations
             q = torch.tensor(q)
             p = full.index_put((index,), q)
+            pause()
             with torch.no_grad():
                 bragg, bkg = self.components(p, self.x)
                 base = self.sqrt_w * (self.y_obs - torch.exp(p[self.slices["scale"]][0]) * bragg - bkg)
@@ -317,7 +327,9 @@ def refine_structure(pattern: Pattern, structure: Structure, excluded: Sequence[
 
     began = time.perf_counter()
     yield Progress("refine", 0.0, "setting up")
-    problem = Rietveld(pattern, structure, start or estimate_start(pattern), excluded)
+    start = start or estimate_start(pattern)
+    yield Progress("refine", 0.0, "reflections and constraints")
+    problem = Rietveld(pattern, structure, start, excluded)
     n = len(STAGES)
     for i, stage in enumerate(STAGES):
         for nfev in problem.fit([stage]):

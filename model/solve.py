@@ -13,16 +13,17 @@ import dataclasses
 import math
 import time
 from functools import reduce
-from typing import Generator, Sequence
+from typing import Callable, Generator, Sequence
 
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice
 
 from model import constraints, index, search
 from model.errors import InputError
+from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import background, find_peaks
-from model.refine import ProfileStart, Rietveld, to_solve_result
+from model.refine import REPORT_S, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
 
@@ -71,7 +72,9 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
     # the strongest lines: weak ones are where impurity phases and noise peaks hide
     positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
-    ranked = index.index(positions, pattern.wavelength.ka1, SYSTEMS[system])
+    ranked = yield from lockstep(
+        lambda pause: index.index(positions, pattern.wavelength.ka1, SYSTEMS[system], pause=pause),
+        REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks"))
     # positions alone cannot always tell a cell from a pseudo-symmetric one with a similar M20:
     # every cell not far behind the best is searched, and the full-profile fit decides
     cells = [c for c in ranked if c.m20 >= CELL_M20_FRACTION * ranked[0].m20][:CELLS_TRIED] if ranked else []
@@ -83,7 +86,10 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     candidates: list[tuple[search.Candidate, index.Cell]] = []
     # higher symmetry first; each (cell, space group) gets an equal share of the search time
     cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
-    plans = [(cell, group) for cell in cells for group in _groups(cell, positions, pattern.wavelength.ka1)]
+    wavelength = pattern.wavelength.ka1
+    plans = yield from lockstep(
+        lambda pause: [(cell, group) for cell in cells for group in _groups(cell, positions, wavelength, pause)],
+        REPORT_S, Progress("index", 0.08, "space groups from the extinctions"))
     fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
     share = SEARCH_BUDGET_S / max(len(plans), 1)
     for i, (cell, group) in enumerate(plans):
@@ -229,9 +235,10 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
     return sorted(ratios, key=lambda r: sum(r.values()))[:4]
 
 
-def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float) -> list[index.SpaceGroupCandidate]:
+def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
+            pause: Callable[[], None]) -> list[index.SpaceGroupCandidate]:
     """The space groups with the fewest unexplained lines, most extinctions first."""
-    groups = index.space_group_candidates(cell, positions, wavelength)
+    groups = index.space_group_candidates(cell, positions, wavelength, pause=pause)
     if not groups:
         return []
     fewest = groups[0].unexplained
