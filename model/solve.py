@@ -123,7 +123,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         for cell in cells:
             densities[id(cell)] = predictor.predict(pattern, composition, cell.lattice, cell.crystal_system,
                                                     samples=samples, seed=seed)
-        candidates = _with_prior(candidates, densities)
+            yield Progress("network", 0.6, f"density of the {cell.crystal_system} cell")
+        candidates = yield from _with_prior(candidates, densities)
     timings["network"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -189,7 +190,8 @@ def _predictor(device: str):
 
 def _with_prior(candidates, densities):
     """Re-score the best placements by how well their density matches the network's (3D SSIM of the
-    mean over latent samples, best over the allowed origin shifts): score − PRIOR_WEIGHT·SSIM."""
+    mean over latent samples, best over the allowed origin shifts): score − PRIOR_WEIGHT·SSIM.
+    A generator (one Progress per placement, so a cancel is prompt) returning the new list."""
     from model.density import cmed
     from model.metrics import best_equivalent_ssim
 
@@ -200,6 +202,7 @@ def _with_prior(candidates, densities):
         truth = cmed(candidate.structure, n=predicted.shape[-1]).values
         similarity, _ = best_equivalent_ssim(predicted, truth, cell.crystal_system)
         rescored.append((dataclasses.replace(candidate, score=candidate.score - PRIOR_WEIGHT * similarity), cell))
+        yield Progress("network", 0.6, f"density prior {len(rescored)}/{min(len(candidates), PRIOR_RERANKED)}")
     return rescored + candidates[PRIOR_RERANKED:]
 
 
