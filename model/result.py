@@ -77,6 +77,8 @@ class SolveResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     solved: bool = True
     message: str = ""
+    # the other candidates refined beside the winner (screening depth only), best Rwp first
+    alternatives: list["SolveResult"] = field(default_factory=list)
 
     @property
     def sites(self) -> list[Site]:

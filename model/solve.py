@@ -171,6 +171,13 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     result.message = (f"best of {len(candidates)} placements, {len(shortlist)} refined" if result.solved else
                       f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
     result.message += f"; {note}"
+    for _, i, problem in sorted(problems)[1:]:
+        alternative = to_solve_result(problem.result())
+        alternative.solved = alternative.rwp <= SOLVED_RWP
+        alternative.message = f"candidate {i + 1} of {len(shortlist)}, refined to screening depth only"
+        if predictor is not None:
+            alternative.density = densities[id(shortlist[i][1])][0]
+        result.alternatives.append(alternative)
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
     return result
 

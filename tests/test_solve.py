@@ -39,6 +39,8 @@ def test_solve_simulated_cubic_perovskite(perovskite_pattern):
     assert result.space_group == "Pm-3m" and result.crystal_system == "cubic"
     assert StructureMatcher().fit(structure, solve_result_structure(result))
     assert {"preprocess", "index", "search", "refine"} <= set(result.timings)
+    rwps = [result.rwp] + [alternative.rwp for alternative in result.alternatives]
+    assert result.alternatives and rwps == sorted(rwps)  # the browser shows the best first
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 

@@ -111,7 +111,9 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
                    "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
         "density_source": "network" if result.density is not None else "refined structure (IAM)",
-        "timings_s": result.timings, "files": written, **extra,
+        "timings_s": result.timings, "files": written,
+        "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
+        **extra,
     }
     from model.files import atomic_write
 

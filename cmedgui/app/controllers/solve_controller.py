@@ -83,7 +83,7 @@ class SolveController:
 
     def _finished(self, name: str, value) -> None:
         self.window.show_busy(None)
-        results = value if isinstance(value, list) else [value]
+        results = [value, *value.alternatives]
         solved = sorted((r for r in results if r.solved), key=lambda r: r.rwp)
         if not solved:
             self.window.show_error(f"{name}: no solution ({results[0].message or 'no candidate fits'})")
