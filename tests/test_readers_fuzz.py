@@ -77,3 +77,18 @@ def test_empty_missing_and_directory(tmp_path):
         read_patterns(tmp_path / "missing.xy")
     with pytest.raises(InputError, match="not a file"):
         read_patterns(tmp_path)
+
+
+def test_absurd_sizes_are_refused_before_reading(tmp_path, monkeypatch):
+    import bz2
+
+    import model.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_BYTES", 1000)
+    big = tmp_path / "big.xy"
+    big.write_text("10 1\n" * 400)
+    bomb = tmp_path / "bomb.xy.bz2"
+    bomb.write_bytes(bz2.compress(b"10 1\n" * 400))
+    for path, problem in ((big, "larger than"), (bomb, "decompresses to more than")):
+        with pytest.raises(InputError, match=problem):
+            read_patterns(path)

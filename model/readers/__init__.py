@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,8 +74,9 @@ READERS: tuple[Reader, ...] = (
     Reader("columns", text.EXTENSIONS, text.sniff, text.read),
 )
 
-_DECOMPRESSORS = {".gz": gzip.decompress, ".bz2": bz2.decompress, ".xz": lzma.decompress}
+_DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _SNIFF_BYTES = 4096
+MAX_BYTES = 512 * 1024**2  # a powder scan is kilobytes to a few MB; beyond this it is not one
 
 
 def file_filter() -> str:
@@ -117,6 +119,8 @@ def _load(path: Path) -> tuple[str, bytes]:
         raise InputError(path, "file not found")
     if not path.is_file():
         raise InputError(path, "not a file")
+    if path.stat().st_size > MAX_BYTES:
+        raise InputError(path, f"file is larger than {MAX_BYTES // 1024**2} MB: not a powder pattern")
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -124,12 +128,15 @@ def _load(path: Path) -> tuple[str, bytes]:
     name = path.name.lower()
     suffix = Path(name).suffix
     if suffix in _DECOMPRESSORS:
-        try:
-            data = _DECOMPRESSORS[suffix](data)
+        try:  # read at most one byte past the limit, so a compression bomb cannot fill the memory
+            with _DECOMPRESSORS[suffix](io.BytesIO(data)) as stream:
+                data = stream.read(MAX_BYTES + 1)
         except (OSError, EOFError, ValueError, lzma.LZMAError) as error:
             raise InputError(path, f"corrupt {suffix[1:]} compressed file ({describe_error(error)})") \
                 from None
         name = name[: -len(suffix)]
+        if len(data) > MAX_BYTES:
+            raise InputError(path, f"decompresses to more than {MAX_BYTES // 1024**2} MB: not a powder pattern")
     if not data.strip():
         raise InputError(path, "file is empty")
     return name, data
