@@ -1,44 +1,60 @@
-"""Rietveld refinement of a structure against a powder pattern.
+"""Rietveld refinement of one or several structures (phases) against a powder pattern.
 
-Refined: scale, zero shift (degrees 2θ), cell metric (within the space group's constraints),
-TCH pseudo-Voigt U, V, W (deg²) and X, Y (deg), Chebyshev background, free Wyckoff coordinates
-and one Biso (Å²) per element. Least squares by scipy (trust-region reflective); Jacobian by
-forward differences of the torch model (exact
-columns for the linear scale and background). The calculated pattern is model.simulate's: |F|² from
-structure_factor_sq_torch and the profile from profile_torch (LP, Kα doublet, zero shift included).
+Refined per phase: scale, cell metric (within the space group's constraints), free Wyckoff
+coordinates and one Biso (Å², ≥ 0) per element. Shared by the phases: zero shift (degrees 2θ),
+TCH pseudo-Voigt U, V, W (deg²) and X, Y (deg), Chebyshev background. Optional terms, each kept
+only where it pays (lowers χ² by at least PAYS): the Kα1/Kα2 doublet where the pattern states an
+anode's mean Kα wavelength (an unresolved doublet), the Kα2/Kα1 intensity ratio, sample displacement
+(deg 2θ at cos θ = 1), Bérar–Baldinozzi peak asymmetry and, per phase, March–Dollase preferred
+orientation along the best of the phase's reciprocal axes. Least squares by scipy (trust-region
+reflective); Jacobian by forward differences of the torch model (exact columns for the linear
+scales and background). The calculated pattern is model.simulate's: |F|² from
+structure_factor_sq_torch and peaks from peaks_torch (LP, Kα doublet, shifts, asymmetry).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, Generator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, lsq_linear
 
 from model import constraints, scattering, simulate
 from model.errors import InputError
 from model.lockstep import lockstep
-from model.pattern import Pattern, q_to_two_theta
+from model.pattern import ANODES, Pattern, Wavelength, q_to_two_theta
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 
 BACKGROUND_TERMS = 8
-# scale and background start from a linear least-squares solution, so the first stage moves the cell
+# scales and background start from a linear least-squares solution, so the first stage moves the cell
 STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
           ("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"))
-BISO_BOUNDS = (-0.5, 8.0)  # Å²
+# optional terms, tried in this order after STAGES by refine() and refine_structure()
+TERMS = ("doublet", "ka2", "displacement", "asymmetry", "po")
+PAYS = 0.01  # a term is kept when it lowers χ² by at least this fraction
+TRIAL_NFEV = 10  # evaluations of a term's trial (the term with the scales and background)
+KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) of an X-ray tube, where a pattern names Kα2 but not the ratio
+# a single stated wavelength this close to an anode's intensity-weighted Kα mean may be that mean
+# (Kα1 and the mean differ by 1.3e-3 Å for Cu)
+MEAN_TOLERANCE_A = 2e-4
+BISO_BOUNDS = (0.0, 8.0)  # Å²; a displacement parameter is a mean square amplitude, never negative
+PO_BOUNDS = (0.4, 2.5)  # March–Dollase ratio
 BURST_NFEV = 8  # least-squares evaluations per call (each call restarts its trust region)
 REPORT_S = 0.1  # seconds of work between progress reports: a cancel waits about this long
 
 
 @dataclass(frozen=True)
 class ProfileStart:
-    """Starting TCH pseudo-Voigt widths (U, V, W in deg², X, Y in deg) and zero shift (deg 2θ)."""
+    """Starting TCH pseudo-Voigt widths (U, V, W in deg², X, Y in deg), zero shift and sample
+    displacement (deg 2θ; the displacement shift is this × cos θ), Bérar–Baldinozzi asymmetry
+    (P1, P2) and the Kα2/Kα1 intensity ratio (None: the pattern's, or KA2_RATIO)."""
 
     u: float = 0.0
     v: float = 0.0
@@ -46,42 +62,121 @@ class ProfileStart:
     x: float = 0.03
     y: float = 0.0
     zero: float = 0.0
+    displacement: float = 0.0
+    asymmetry: tuple[float, float] = (0.0, 0.0)
+    ka2_ratio: float | None = None
 
     @classmethod
-    def from_fwhm(cls, fwhm_deg: float, zero: float = 0.0) -> "ProfileStart":
+    def from_fwhm(cls, fwhm_deg: float, zero: float = 0.0) -> ProfileStart:
         """Gaussian and Lorentzian (X/cosθ) widths that together give about the measured FWHM."""
         return cls(w=(0.7 * fwhm_deg) ** 2, x=0.45 * fwhm_deg, zero=zero)
 
 
 @dataclass
-class Refinement:
-    """A finished refinement: refined structure, agreement (%), fit and the reflections."""
+class RefinedPhase:
+    """One refined structure: its cell and atoms, symmetry, reflections (ticks), mass fraction of
+    the crystalline sample (Hill–Howard) and preferred orientation (reciprocal direction hkl and
+    March–Dollase ratio) where it was kept."""
 
     structure: Structure
+    space_group: constraints.SpaceGroupOps
+    atoms: list[Site]
+    reflections: list[Reflection]
+    weight_fraction: float = 1.0
+    preferred_orientation: tuple[tuple[int, int, int], float] | None = None
+
+
+@dataclass
+class Refinement:
+    """A finished refinement: the phases (the first is the main one), agreement (%), fit, profile."""
+
+    phases: list[RefinedPhase]
     rwp: float
     rp: float
     gof: float
     fit: Fit
-    reflections: list[Reflection]
-    space_group: constraints.SpaceGroupOps
-    profile: dict[str, float] = field(default_factory=dict)
-    atoms: list[Site] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # ProfileStart's fields
+    terms: list[str] = field(default_factory=list)  # the optional terms (of TERMS) kept
+    wavelength: Wavelength | None = None  # as modelled (e.g. the doublet behind a stated mean)
+
+    structure = property(lambda self: self.phases[0].structure, doc="the first phase's structure")
+    space_group = property(lambda self: self.phases[0].space_group)
+    atoms = property(lambda self: self.phases[0].atoms)
+    reflections = property(lambda self: self.phases[0].reflections)
 
 
-class Rietveld:
-    """The refinement problem: pattern, structure, constraints and the packed parameter vector."""
+class _Phase:
+    """One structure of the problem: constraints, reflections (hkl families) and parameter slices."""
 
-    def __init__(self, pattern: Pattern, structure: Structure, start: ProfileStart | None = None,
-                 excluded: Sequence[tuple[float, float]] = ()):
-        if pattern.wavelength is None:
-            raise InputError(pattern.provenance.path or None,
-                             "the pattern states no wavelength: give one (e.g. --wavelength CuKa)")
-        self.pattern = pattern
+    def __init__(self, structure: Structure, d_min_A: float, source: str | None):
         self.structure = structure
         self.ops = constraints.space_group_ops(structure)
         self.orbits = constraints.site_orbits(structure, self.ops)
-        self.metric_basis = constraints.metric_basis(self.ops)
-        self.elements = sorted({site.specie.symbol for site in structure})
+        self.metric_basis = torch.tensor(constraints.metric_basis(self.ops))
+        self.elements = sorted({_symbol(site) for site in structure})
+        metric0 = structure.lattice.metric_tensor
+        self.coeffs0 = np.array([float(np.sum(metric0 * e) / np.sum(e * e)) for e in self.metric_basis.numpy()])
+        self.hkl_np, mult = constraints.hkl_families(metric0, self.ops, d_min_A)
+        if len(self.hkl_np) == 0:
+            raise InputError(source, f"no reflection of {structure.composition.reduced_formula} "
+                                     "falls in the measured 2θ range")
+        self.hkl = torch.tensor(self.hkl_np, dtype=torch.float64)
+        self.mult = torch.tensor(mult)
+        laue = np.concatenate([self.ops.rotations, -self.ops.rotations])
+        # every Laue image of each family: a line's preferred-orientation factor is their mean
+        self.images = torch.tensor(np.einsum("ri,nij->rnj", self.hkl_np, laue), dtype=torch.float64)
+        self.po_candidates = _distinct_axes(laue)
+        self.po_direction: tuple[int, int, int] | None = None
+
+        self.atom_order = np.concatenate([o.atom_indices for o in self.orbits])
+        self.occupancy = torch.tensor([_occupancy(structure[i]) for i in self.atom_order])
+        self.ff = torch.tensor(scattering.form_factor_coeffs([_symbol(structure[i]) for i in self.atom_order]))
+        self.biso_index = torch.tensor([self.elements.index(_symbol(structure[i])) for i in self.atom_order])
+        self.rotations = [torch.tensor(o.rotations, dtype=torch.float64) for o in self.orbits]
+        self.sizes = {"scale": 1, "cell": len(self.coeffs0), "xyz": sum(o.basis.shape[1] for o in self.orbits),
+                      "biso": len(self.elements), "po": 1}
+        self.slices: dict[str, slice] = {}
+
+    def metric(self, p: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("k,kij->ij", p[self.slices["cell"]], self.metric_basis)
+
+    def frac_coords(self, p: torch.Tensor) -> torch.Tensor:
+        free = p[self.slices["xyz"]]
+        coords, offset = [], 0
+        for orbit, rotations in zip(self.orbits, self.rotations):
+            k = orbit.basis.shape[1]
+            x = torch.tensor(orbit.x0) + torch.tensor(orbit.basis) @ free[offset:offset + k]
+            offset += k
+            coords.append(torch.einsum("mij,j->mi", rotations, x) + torch.tensor(orbit.translations))
+        return torch.cat(coords)
+
+    def weights(self, p: torch.Tensor, metric: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """(R,) multiplicity·|F|² of each family, times its preferred-orientation factor."""
+        biso = p[self.slices["biso"]][self.biso_index]
+        f2 = scattering.structure_factor_sq_torch(self.hkl, d, self.frac_coords(p), self.ff, self.occupancy, biso)
+        weight = self.mult * f2
+        if self.po_direction is not None:
+            recip = torch.linalg.inv(metric)
+            n = torch.tensor(self.po_direction, dtype=torch.float64)
+            along = torch.einsum("rmi,ij,j->rm", self.images, recip, n)
+            norm2 = torch.einsum("rmi,ij,rmj->rm", self.images, recip, self.images) * (n @ recip @ n)
+            weight = weight * simulate.march_dollase_factor(along ** 2 / norm2, p[self.slices["po"]][0])
+        return weight
+
+
+class Rietveld:
+    """The refinement problem: pattern, phases, constraints and the packed parameter vector."""
+
+    def __init__(self, pattern: Pattern, structure: Structure | Sequence[Structure],
+                 start: ProfileStart | None = None, excluded: Sequence[tuple[float, float]] = ()):
+        if pattern.wavelength is None:
+            raise InputError(pattern.provenance.path or None,
+                             "the pattern states no wavelength: give one (e.g. --wavelength CuKa)")
+        structures = [structure] if isinstance(structure, Structure) else list(structure)
+        if not structures:
+            raise InputError(pattern.provenance.path or None, "no structure to refine")
+        self.pattern = pattern
+        wl = self.wavelength = pattern.wavelength
         keep = np.ones(len(pattern), dtype=bool)
         for low, high in excluded:
             keep &= ~((pattern.two_theta >= low) & (pattern.two_theta <= high))
@@ -89,73 +184,54 @@ class Rietveld:
         self.x = torch.tensor(pattern.two_theta[keep])
         self.y_obs = torch.tensor(pattern.intensity[keep])
         self.sqrt_w = torch.tensor(np.sqrt(_weights(pattern)[keep]))
-        hi = pattern.two_theta[-1]
-
-        metric0 = structure.lattice.metric_tensor
-        coeffs0 = np.array([np.sum(metric0 * e) / np.sum(e * e) for e in self.metric_basis])
-        wl = pattern.wavelength
-        tth_max = hi + 1.0
+        tth_max = pattern.two_theta[-1] + 1.0
         d_min = wl.ka1 / (2 * np.sin(np.radians(min(tth_max, 179.0)) / 2))
-        if wl.has_doublet:
+        if self.doublet:
             d_min *= wl.ka1 / wl.ka2
-        self.hkl_np, mult = constraints.hkl_families(metric0, self.ops, d_min * 0.97)
-        if len(self.hkl_np) == 0:
-            raise InputError(pattern.provenance.path or None, "no reflection falls in the measured 2θ range")
-        self.hkl = torch.tensor(self.hkl_np, dtype=torch.float64)
-        self.mult = torch.tensor(mult)
-
-        atoms = np.concatenate([o.atom_indices for o in self.orbits])
-        self.atom_order = atoms
-        self.occupancy = torch.tensor([_occupancy(structure[i]) for i in atoms])
-        self.ff = torch.tensor(scattering.form_factor_coeffs([_symbol(structure[i]) for i in atoms]))
-        self.biso_index = torch.tensor([self.elements.index(_symbol(structure[i])) for i in atoms])
+        self.phases = [_Phase(s, d_min * 0.97, pattern.provenance.path or None) for s in structures]
 
         start = start or ProfileStart()
-        sizes = {"scale": 1, "bkg": BACKGROUND_TERMS, "zero": 1, "cell": len(coeffs0), "profile": 5,
-                 "xyz": sum(o.basis.shape[1] for o in self.orbits), "biso": len(self.elements)}
+        sizes = {"bkg": BACKGROUND_TERMS, "zero": 1, "displacement": 1, "profile": 5, "asymmetry": 2, "ka2": 1}
         self.slices, offset = {}, 0
         for name, size in sizes.items():
             self.slices[name] = slice(offset, offset + size)
             offset += size
+        for phase in self.phases:
+            for name, size in phase.sizes.items():
+                phase.slices[name] = slice(offset, offset + size)
+                offset += size
         p = np.zeros(offset)
         p[self.slices["zero"]] = start.zero
-        p[self.slices["cell"]] = coeffs0
+        p[self.slices["displacement"]] = start.displacement
         p[self.slices["profile"]] = [start.u, start.v, start.w, start.x, start.y]
-        p[self.slices["biso"]] = [_biso(structure, e) for e in self.elements]
+        p[self.slices["asymmetry"]] = start.asymmetry
+        p[self.slices["ka2"]] = next(r for r in (start.ka2_ratio, wl.ratio, KA2_RATIO) if r is not None)
+        for phase in self.phases:
+            p[phase.slices["cell"]] = phase.coeffs0
+            p[phase.slices["biso"]] = [_biso(phase.structure, e) for e in phase.elements]
+            p[phase.slices["po"]] = 1.0
         self.p = p
+        self.refined: set[int] = set()  # indices of the parameters some stage has refined
+        self.kept: list[str] = []  # optional terms kept
+        self.status = (0, 1, "")  # (step, steps, what): where fit() is
         self._init_linear()
 
+    @property
+    def doublet(self) -> bool:
+        """Kα2 modelled: a pattern that names Kα2 without its intensity was measured with it."""
+        return self.wavelength.ka2 is not None and self.wavelength.ratio != 0
+
     # -- the model -------------------------------------------------------------------------
-    def metric(self, p: torch.Tensor) -> torch.Tensor:
-        basis = torch.tensor(self.metric_basis)
-        return torch.einsum("k,kij->ij", p[self.slices["cell"]], basis)
-
-    def frac_coords(self, p: torch.Tensor) -> torch.Tensor:
-        free = p[self.slices["xyz"]]
-        coords, offset = [], 0
-        for orbit in self.orbits:
-            k = orbit.basis.shape[1]
-            x = torch.tensor(orbit.x0) + torch.tensor(orbit.basis) @ free[offset:offset + k]
-            offset += k
-            coords.append(torch.einsum("mij,j->mi", torch.tensor(orbit.rotations, dtype=torch.float64), x)
-                          + torch.tensor(orbit.translations))
-        return torch.cat(coords)
-
-    def d_spacings(self, p: torch.Tensor) -> torch.Tensor:
-        recip = torch.linalg.inv(self.metric(p))
-        return torch.einsum("ri,ij,rj->r", self.hkl, recip, self.hkl).rsqrt()
-
-    def components(self, p: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised Bragg profile (max 1) and background on 2θ points x."""
-        d = self.d_spacings(p)
-        biso = p[self.slices["biso"]][self.biso_index]
-        f2 = scattering.structure_factor_sq_torch(self.hkl, d, self.frac_coords(p), self.ff, self.occupancy, biso)
-        bragg = simulate.profile_torch(d[None], (self.mult * f2)[None], x, self._wavelength(),
-                                       self._profile_params(p))[0]
-        return bragg, self.background(p, x)
-
-    def background(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return self._chebyshev(x) @ p[self.slices["bkg"]]
+    def components(self, p: torch.Tensor, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each phase's Bragg profile at unit scale and the background, on 2θ points x."""
+        params = self._profile_params(p)
+        wavelength = torch.tensor([self.wavelength.ka1])
+        bragg = []
+        for phase in self.phases:
+            metric = phase.metric(p)
+            d = torch.einsum("ri,ij,rj->r", phase.hkl, torch.linalg.inv(metric), phase.hkl).rsqrt()
+            bragg.append(simulate.peaks_torch(d[None], phase.weights(p, metric, d)[None], x, wavelength, params)[0])
+        return bragg, self._chebyshev(x) @ p[self.slices["bkg"]]
 
     def _chebyshev(self, x: torch.Tensor) -> torch.Tensor:
         """(G, BACKGROUND_TERMS) Chebyshev polynomials of 2θ mapped onto −1…1 over the scan."""
@@ -164,34 +240,132 @@ class Rietveld:
                                                     torch.arange(BACKGROUND_TERMS))
 
     def calculated(self, p: torch.Tensor, x: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.x if x is None else x
-        bragg, bkg = self.components(p, x)
-        return torch.exp(p[self.slices["scale"]][0]) * bragg + bkg, bkg
+        bragg, bkg = self.components(p, self.x if x is None else x)
+        return sum(torch.exp(p[ph.slices["scale"]][0]) * b for ph, b in zip(self.phases, bragg)) + bkg, bkg
 
     def residual(self, p: torch.Tensor) -> torch.Tensor:
         return self.sqrt_w * (self.y_obs - self.calculated(p)[0])
 
+    def _profile_params(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        u, v, w, x, y = p[self.slices["profile"]]
+        wl = self.wavelength
+        return {"u": u[None], "v": v[None], "w": w[None], "x": x[None], "y": y[None],
+                "zero": p[self.slices["zero"]], "shift_cos": p[self.slices["displacement"]],
+                "asymmetry": p[self.slices["asymmetry"]][None],
+                "ka2_ratio": p[self.slices["ka2"]] if self.doublet else torch.zeros(1, dtype=p.dtype),
+                "ka2_over_ka1": torch.tensor([wl.ka2 / wl.ka1 if self.doublet else 1.0])}
+
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, stages: Sequence[Sequence[str]] = STAGES, max_nfev: int = 40,
-            report_s: float = REPORT_S) -> Generator[int, None, None]:
-        """Refine stage by stage, yielding the stage's evaluation count after each least-squares burst
-        and inside it at the first model evaluation (residual or Jacobian column) ``report_s``
-        seconds after the last yield: a cancel waits about ``report_s`` plus one evaluation."""
-        for stage in stages:
-            free = np.concatenate([np.arange(self.p.size)[self.slices[name]] for name in stage])
-            done = 0
-            while done < max_nfev:
-                burst = partial(self._burst, free, min(BURST_NFEV, max_nfev - done))
-                result = yield from lockstep(burst, report_s, done)
-                done += result.nfev
-                yield done
-                if result.status != 0:
-                    break
+            report_s: float = REPORT_S, terms: Sequence[str] = ()) -> Generator[int, None, None]:
+        """Refine stage by stage (each a list of parameter groups); then try each optional term
+        (of TERMS) and refine the last stage again with those kept. Yields the step's evaluation
+        count after each least-squares burst and inside it at the first model evaluation (residual
+        or Jacobian column) ``report_s`` seconds after the last yield: a cancel waits about
+        ``report_s`` plus one evaluation. ``status`` says which step runs."""
+        steps = len(stages) + (2 if terms else 0)
+        for i, stage in enumerate(stages):
+            self.status = (i, steps, f"stage {i + 1}/{steps}: {', '.join(stage)}")
+            yield from self._stage(self._indices(stage), max_nfev, report_s)
+        if not terms:
+            return
+        self.status = (len(stages), steps, f"stage {len(stages) + 1}/{steps}: trying {', '.join(terms)}")
+        kept = yield from self._try(terms, report_s)
+        if kept.size:
+            self.status = (steps - 1, steps, f"stage {steps}/{steps}: {', '.join((*stages[-1], *self.kept))}")
+            yield from self._stage(np.union1d(self._indices(stages[-1]), kept), max_nfev, report_s)
+
+    def _indices(self, names: Sequence[str]) -> np.ndarray:
+        """Parameter indices of the named groups (a phase group in every phase; preferred
+        orientation only in phases that have a direction, Kα2 only with a doublet)."""
+        index = np.arange(self.p.size)
+        parts = []
+        for name in names:
+            if name in self.slices:
+                if name != "ka2" or self.doublet:
+                    parts.append(index[self.slices[name]])
+                continue
+            parts += [index[ph.slices[name]] for ph in self.phases if name != "po" or ph.po_direction is not None]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+
+    def _stage(self, free: np.ndarray, max_nfev: int, report_s: float, record: bool = True):
+        if record:
+            self.refined.update(int(i) for i in free)
+        done = 0
+        while done < max_nfev:
+            burst = partial(self._burst, free, min(BURST_NFEV, max_nfev - done))
+            result = yield from lockstep(burst, report_s, done)
+            done += result.nfev
+            yield done
+            if result.status != 0:
+                break
+
+    def _try(self, terms: Sequence[str], report_s: float) -> Generator[int, None, np.ndarray]:
+        """Each term from its current value, refined with the scales and background (every option,
+        e.g. each preferred-orientation axis of a phase); the best option is kept where it lowers
+        χ² by PAYS or more, otherwise everything goes back. Returns the kept options' parameter
+        indices; their terms go to ``kept``."""
+        self._init_linear()
+        chi2 = self._chi2()
+        linear = self._indices(("scale", "bkg"))
+        kept = [np.zeros(0, dtype=int)]
+        for term in terms:
+            for options in self._options(term):
+                before = self.p.copy()
+                best = None
+                for indices, switch in options:
+                    self.p = before.copy()
+                    switch(True)
+                    yield from self._stage(np.union1d(linear, indices), TRIAL_NFEV, report_s, record=False)
+                    trial = self._chi2()
+                    if best is None or trial < best[0]:
+                        best = (trial, self.p.copy(), indices, switch)
+                    switch(False)
+                trial, p, indices, switch = best
+                if trial <= (1 - PAYS) * chi2:
+                    self.p, chi2 = p, trial
+                    switch(True)
+                    self.refined.update(int(i) for i in indices)
+                    kept.append(indices)
+                    if term not in self.kept:
+                        self.kept.append(term)
+                else:
+                    self.p = before
+        return np.unique(np.concatenate(kept))
+
+    def _options(self, term: str) -> list[list[tuple[np.ndarray, Callable[[bool], None]]]]:
+        """Groups of options of a term, of which one per group may be kept: each the parameter
+        indices its trial refines and a switch that sets up (True) or undoes (False) the rest."""
+        index = np.arange(self.p.size)
+        if term == "po":
+            return [[(index[ph.slices["po"]], partial(_orient, ph, axis)) for axis in ph.po_candidates]
+                    for ph in self.phases]
+        if term == "doublet":
+            doublet = _doublet_behind(self.wavelength)
+            if doublet is None:
+                return []
+            # Kα1 sits below the mean: the cell, zero and widths move with the model
+            return [[(self._indices(("zero", "cell", "profile")), partial(self._model_doublet, doublet))]]
+        if term not in TERMS:
+            raise ValueError(f"unknown optional term {term!r}: one of {', '.join(TERMS)}")
+        if term == "ka2" and not self.doublet:
+            return []
+        return [[(index[self.slices[term]], _no_switch)]]
+
+    def _model_doublet(self, doublet: Wavelength, on: bool) -> None:
+        self.wavelength = doublet if on else self.pattern.wavelength
+        self.p[self.slices["ka2"]] = doublet.ratio
+
+    def _chi2(self) -> float:
+        with torch.no_grad():
+            return float(torch.sum(self.residual(torch.tensor(self.p)) ** 2))
 
     def _burst(self, free: np.ndarray, nfev: int, pause: Callable[[], None]):
         """least_squares from the current parameters; ``pause()`` before every model evaluation."""
         full = torch.tensor(self.p)
         index = torch.tensor(free)
+        scales = {ph.slices["scale"].start: ph for ph in self.phases}
+        background = self.slices["bkg"]
 
         def fun(q):
             pause()
@@ -201,10 +375,8 @@ class Rietveld:
             with torch.no_grad():
                 return fun(torch.tensor(q)).numpy()
 
-        linear = {int(i) for name in ("scale", "bkg") for i in np.arange(self.p.size)[self.slices[name]]}
-
         def jac_np(q):
-            # scale and background enter linearly: their columns are exact. The rest by forward
+            # scales and background enter linearly: their columns are exact. The rest by forward
             # differences of the torch model: measured 12× faster here than torch.func.jvp, whose
             # forward mode goes through slow decompositions of the profile's operations
             q = torch.tensor(q)
@@ -212,14 +384,16 @@ class Rietveld:
             pause()
             with torch.no_grad():
                 bragg, bkg = self.components(p, self.x)
-                base = self.sqrt_w * (self.y_obs - torch.exp(p[self.slices["scale"]][0]) * bragg - bkg)
+                scaled = {ph.slices["scale"].start: torch.exp(p[ph.slices["scale"]][0]) * b
+                          for ph, b in zip(self.phases, bragg)}
+                base = self.sqrt_w * (self.y_obs - sum(scaled.values()) - bkg)
                 cheb = self._chebyshev(self.x)
                 columns = []
-                for column, i in enumerate(free):
-                    if i == self.slices["scale"].start:
-                        columns.append(-self.sqrt_w * torch.exp(p[i]) * bragg)
-                    elif i in linear:
-                        columns.append(-self.sqrt_w * cheb[:, i - self.slices["bkg"].start])
+                for column, i in enumerate(free.tolist()):
+                    if i in scales:
+                        columns.append(-self.sqrt_w * scaled[i])
+                    elif background.start <= i < background.stop:
+                        columns.append(-self.sqrt_w * cheb[:, i - background.start])
                     else:
                         step = 1e-6 * max(abs(float(q[column])), 1e-2)
                         shifted = q.clone()
@@ -237,92 +411,104 @@ class Rietveld:
     def _bounds(self, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lower = np.full(self.p.size, -np.inf)
         upper = np.full(self.p.size, np.inf)
-        prof = self.slices["profile"]
-        lower[prof] = [0.0, -1.0, 1e-6, 0.0, 0.0]
-        upper[prof] = [2.0, 1.0, 1.0, 1.0, 1.0]
-        lower[self.slices["zero"]], upper[self.slices["zero"]] = -0.5, 0.5
-        lower[self.slices["biso"]], upper[self.slices["biso"]] = BISO_BOUNDS
-        xyz = self.slices["xyz"]
-        lower[xyz] = self.p[xyz] - 0.15
-        upper[xyz] = self.p[xyz] + 0.15
-        cell = self.slices["cell"]
-        span = np.abs(self.p[cell]) * 0.05 + 0.05
-        lower[cell], upper[cell] = self.p[cell] - span, self.p[cell] + span
+
+        def bound(where: slice, low, high):
+            lower[where], upper[where] = low, high
+
+        bound(self.slices["profile"], [0.0, -1.0, 1e-6, 0.0, 0.0], [2.0, 1.0, 1.0, 1.0, 1.0])
+        bound(self.slices["zero"], -0.5, 0.5)
+        bound(self.slices["displacement"], -1.0, 1.0)
+        bound(self.slices["asymmetry"], -0.5, 0.5)
+        bound(self.slices["ka2"], 0.3, 0.7)
+        for phase in self.phases:
+            bound(phase.slices["biso"], *BISO_BOUNDS)
+            bound(phase.slices["po"], *PO_BOUNDS)
+            xyz = phase.slices["xyz"]
+            bound(xyz, self.p[xyz] - 0.15, self.p[xyz] + 0.15)
+            cell = phase.slices["cell"]
+            span = np.abs(self.p[cell]) * 0.05 + 0.05
+            bound(cell, self.p[cell] - span, self.p[cell] + span)
         return lower[free], upper[free]
 
     def _init_linear(self) -> None:
-        """Scale and background by linear least squares for the starting structure and profile."""
-        p = torch.tensor(self.p)
+        """Scales (≥ 0) and background by linear least squares for the current model."""
         with torch.no_grad():
-            bragg, _ = self.components(p, self.x)
-            cheb = self._chebyshev(self.x)
-            design = torch.cat([bragg[:, None], cheb], 1) * self.sqrt_w[:, None]
-            coef = np.linalg.lstsq(design.numpy(), (self.y_obs * self.sqrt_w).numpy(), rcond=None)[0]
-        self.p[self.slices["scale"]] = np.log(max(coef[0], 1e-12 * float(self.y_obs.abs().max())))
-        self.p[self.slices["bkg"]] = coef[1:]
-
-    def _wavelength(self) -> torch.Tensor:
-        return torch.tensor([self.pattern.wavelength.ka1])
-
-    def _profile_params(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
-        wl = self.pattern.wavelength
-        u, v, w, x, y = p[self.slices["profile"]]
-        ratio = wl.ratio if wl.has_doublet else 0.0
-        ka2 = wl.ka2 / wl.ka1 if wl.has_doublet else 1.0
-        return {"u": u[None], "v": v[None], "w": w[None], "x": x[None], "y": y[None],
-                "zero": p[self.slices["zero"]], "ka2_ratio": torch.tensor([ratio]),
-                "ka2_over_ka1": torch.tensor([ka2])}
+            bragg, _ = self.components(torch.tensor(self.p), self.x)
+            design = torch.cat([torch.stack(bragg, 1), self._chebyshev(self.x)], 1) * self.sqrt_w[:, None]
+            target = (self.y_obs * self.sqrt_w).numpy()
+        n = len(self.phases)
+        lower = np.r_[np.zeros(n), np.full(BACKGROUND_TERMS, -np.inf)]
+        coef = lsq_linear(design.numpy(), target, bounds=(lower, np.inf)).x
+        floor = 1e-12 * float(np.max(np.abs(target))) / max(float(design[:, :n].abs().max()), 1e-300)
+        for phase, c in zip(self.phases, coef[:n]):
+            self.p[phase.slices["scale"]] = np.log(max(c, floor))
+        self.p[self.slices["bkg"]] = coef[n:]
 
     # -- results ---------------------------------------------------------------------------
     def result(self) -> Refinement:
         p = torch.tensor(self.p)
         with torch.no_grad():
-            x_all = torch.tensor(self.pattern.two_theta)
-            calc_all, bkg_all = self.calculated(p, x_all)
-            calc_all, bkg_all = calc_all.numpy(), bkg_all.numpy()
-            frac = self.frac_coords(p).numpy()
-            metric = self.metric(p).numpy()
-            d = self.d_spacings(p).numpy()
+            calc_all, bkg_all = (t.numpy() for t in self.calculated(p, torch.tensor(self.pattern.two_theta)))
+            metrics = [phase.metric(p).numpy() for phase in self.phases]
+            frac = [phase.frac_coords(p).numpy() for phase in self.phases]
         yo = self.pattern.intensity[self.keep]
         yc = calc_all[self.keep]
         w = self.sqrt_w.numpy() ** 2
         rwp = 100 * np.sqrt(np.sum(w * (yo - yc) ** 2) / np.sum(w * yo**2))
         rp = 100 * np.sum(np.abs(yo - yc)) / np.sum(np.abs(yo))
-        free = sum(self.slices[name].stop - self.slices[name].start for name in self.slices)
-        gof = float(np.sqrt(np.sum(w * (yo - yc) ** 2) / max(yo.size - free, 1)))
+        gof = float(np.sqrt(np.sum(w * (yo - yc) ** 2) / max(yo.size - len(self.refined), 1)))
+        phases = [self._refined_phase(phase, metric, xyz) for phase, metric, xyz in zip(self.phases, metrics, frac)]
+        # Hill–Howard: mass ∝ scale · (cell mass) · (cell volume)
+        masses = np.array([np.exp(self.p[ph.slices["scale"]][0]) * r.structure.composition.weight * r.structure.volume
+                           for ph, r in zip(self.phases, phases)])
+        for refined, fraction in zip(phases, masses / masses.sum()):
+            refined.weight_fraction = float(fraction)
+        fit = Fit(self.pattern.two_theta, self.pattern.intensity, calc_all, bkg_all)
+        profile: dict[str, Any] = dict(zip(("u", "v", "w", "x", "y"), map(float, self.p[self.slices["profile"]])))
+        profile["zero"] = float(self.p[self.slices["zero"]][0])
+        profile["displacement"] = float(self.p[self.slices["displacement"]][0])
+        profile["asymmetry"] = tuple(float(v) for v in self.p[self.slices["asymmetry"]])
+        profile["ka2_ratio"] = float(self.p[self.slices["ka2"]][0]) if self.doublet else None
+        return Refinement(phases, float(rwp), float(rp), gof, fit, profile, list(self.kept), self.wavelength)
+
+    def _refined_phase(self, phase: _Phase, metric: np.ndarray, frac: np.ndarray) -> RefinedPhase:
         lattice = Lattice(_matrix_from_metric(metric))
-        species = [self.structure[i].species for i in self.atom_order]
+        structure = phase.structure
+        species = [structure[i].species for i in phase.atom_order]
         refined = Structure(lattice, species, np.mod(frac, 1.0))
-        biso = dict(zip(self.elements, self.p[self.slices["biso"]]))
-        orbit_of = {int(i): n for n, orbit in enumerate(self.orbits) for i in orbit.atom_indices}
-        labels = [f"{len(orbit.atom_indices)}{orbit.wyckoff}" for orbit in self.orbits]
-        atoms = [Site(_symbol(self.structure[i]), tuple(float(v) for v in np.mod(frac[k], 1.0)),
-                      float(self.occupancy[k]), float(biso[_symbol(self.structure[i])]),
+        biso = dict(zip(phase.elements, self.p[phase.slices["biso"]]))
+        orbit_of = {int(i): n for n, orbit in enumerate(phase.orbits) for i in orbit.atom_indices}
+        labels = [f"{len(orbit.atom_indices)}{orbit.wyckoff}" for orbit in phase.orbits]
+        atoms = [Site(_symbol(structure[i]), tuple(float(v) for v in np.mod(frac[k], 1.0)),
+                      float(phase.occupancy[k]), float(biso[_symbol(structure[i])]),
                       labels[orbit_of[int(i)]], orbit_of[int(i)])
-                 for k, i in enumerate(self.atom_order)]
-        wl = self.pattern.wavelength.ka1
-        tth = q_to_two_theta(2 * np.pi / d, wl) + self.p[self.slices["zero"]][0]
+                 for k, i in enumerate(phase.atom_order)]
+        d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", phase.hkl_np, np.linalg.inv(metric), phase.hkl_np))
+        cos_theta = np.sqrt(np.clip(1 - (self.wavelength.ka1 / (2 * d)) ** 2, 0, 1))
+        shift = self.p[self.slices["zero"]][0] + self.p[self.slices["displacement"]][0] * cos_theta
+        tth = q_to_two_theta(2 * np.pi / d, self.wavelength.ka1) + shift
         inside = (tth >= self.pattern.two_theta[0]) & (tth <= self.pattern.two_theta[-1])
         reflections = [Reflection(tuple(int(v) for v in h), float(t), float(dd))
-                       for h, t, dd in sorted(zip(self.hkl_np[inside], tth[inside], d[inside]), key=lambda r: r[1])]
-        fit = Fit(self.pattern.two_theta, self.pattern.intensity, calc_all, bkg_all)
-        profile = dict(zip(("u", "v", "w", "x", "y"), map(float, self.p[self.slices["profile"]])))
-        profile["zero"] = float(self.p[self.slices["zero"]][0])
-        return Refinement(refined, float(rwp), float(rp), gof, fit, reflections, self.ops, profile, atoms)
+                       for h, t, dd in sorted(zip(phase.hkl_np[inside], tth[inside], d[inside]), key=lambda r: r[1])]
+        orientation = (None if phase.po_direction is None
+                       else (phase.po_direction, float(self.p[phase.slices["po"]][0])))
+        return RefinedPhase(refined, phase.ops, atoms, reflections, preferred_orientation=orientation)
 
 
-def refine(pattern: Pattern, structure: Structure, start: ProfileStart | None = None,
+def refine(pattern: Pattern, structure: Structure | Sequence[Structure], start: ProfileStart | None = None,
            excluded: Sequence[tuple[float, float]] = (), max_nfev: int = 40) -> Refinement:
-    """Refine to convergence without progress reports (used by the solve for each candidate)."""
+    """Refine to convergence, optional terms included, without progress reports."""
     problem = Rietveld(pattern, structure, start, excluded)
-    for _ in problem.fit(max_nfev=max_nfev):
+    for _ in problem.fit(max_nfev=max_nfev, terms=TERMS):
         pass
     return problem.result()
 
 
-def refine_structure(pattern: Pattern, structure: Structure, excluded: Sequence[tuple[float, float]] = (),
+def refine_structure(pattern: Pattern, structure: Structure | Sequence[Structure],
+                     excluded: Sequence[tuple[float, float]] = (),
                      start: ProfileStart | None = None) -> Generator[Progress, None, SolveResult]:
-    """Rietveld of a given structure, reporting progress; stop iterating to cancel."""
+    """Rietveld of a given structure (or several phases), optional terms included, reporting
+    progress; stop iterating to cancel."""
     from model.preprocess import estimate_start
 
     began = time.perf_counter()
@@ -330,10 +516,10 @@ def refine_structure(pattern: Pattern, structure: Structure, excluded: Sequence[
     start = start or estimate_start(pattern)
     yield Progress("refine", 0.0, "reflections and constraints")
     problem = Rietveld(pattern, structure, start, excluded)
-    n = len(STAGES)
-    for i, stage in enumerate(STAGES):
-        for nfev in problem.fit([stage]):
-            yield Progress("refine", (i + min(nfev, 40) / 40) / n, f"stage {i + 1}/{n}: {', '.join(stage)}")
+    max_nfev = 40
+    for nfev in problem.fit(max_nfev=max_nfev, terms=TERMS):
+        step, steps, what = problem.status
+        yield Progress("refine", (step + min(nfev, max_nfev) / max_nfev) / steps, what)
     outcome = problem.result()
     result = to_solve_result(outcome)
     result.timings["refine"] = time.perf_counter() - began
@@ -342,16 +528,71 @@ def refine_structure(pattern: Pattern, structure: Structure, excluded: Sequence[
 
 
 def to_solve_result(outcome: Refinement) -> SolveResult:
-    """The refined cell with its origin moved to the space group's standard origin, so the Wyckoff
-    coordinates read as in the International Tables (a common shift changes no intensity)."""
-    ops = outcome.space_group
-    shift = _standard_origin(outcome.structure)
-    atoms = [replace(atom, xyz=tuple(float(v) for v in np.round(np.add(atom.xyz, shift), 10) % 1.0))
-             for atom in outcome.atoms]
-    return SolveResult(lattice=tuple(float(v) for v in outcome.structure.lattice.parameters),
-                       space_group=ops.symbol, space_group_number=ops.number,
-                       crystal_system=ops.crystal_system, atoms=atoms, rwp=outcome.rwp,
-                       rp=outcome.rp, gof=outcome.gof, fit=outcome.fit, reflections=outcome.reflections)
+    """The first phase as a SolveResult (the others in its ``phases``), each cell with its origin
+    moved to the space group's standard origin, so the Wyckoff coordinates read as in the
+    International Tables (a common shift changes no intensity)."""
+    results = []
+    for phase in outcome.phases:
+        ops = phase.space_group
+        shift = _standard_origin(phase.structure)
+        atoms = [replace(atom, xyz=tuple(float(v) for v in np.round(np.add(atom.xyz, shift), 10) % 1.0))
+                 for atom in phase.atoms]
+        results.append(SolveResult(lattice=tuple(float(v) for v in phase.structure.lattice.parameters),
+                                   space_group=ops.symbol, space_group_number=ops.number,
+                                   crystal_system=ops.crystal_system, atoms=atoms, rwp=outcome.rwp,
+                                   rp=outcome.rp, gof=outcome.gof, reflections=phase.reflections,
+                                   message=_description(outcome, phase), weight_fraction=phase.weight_fraction))
+    main = results[0]
+    main.fit = outcome.fit
+    main.phases = results[1:]
+    return main
+
+
+def _description(outcome: Refinement, phase: RefinedPhase) -> str:
+    """The optional terms a refinement kept, in words."""
+    profile, wl = outcome.profile, outcome.wavelength
+    words = []
+    if "doublet" in outcome.terms:
+        words.append(f"Kα1/Kα2 doublet {wl.ka1:.5f}/{wl.ka2:.5f} Å (the stated wavelength is their mean)")
+    if "ka2" in outcome.terms:
+        words.append(f"Kα2/Kα1 {profile['ka2_ratio']:.3f}")
+    if "displacement" in outcome.terms:
+        words.append(f"sample displacement {profile['displacement']:+.4f}° × cos θ")
+    if "asymmetry" in outcome.terms:
+        words.append("asymmetry P1 {:+.4f} P2 {:+.4f}".format(*profile["asymmetry"]))
+    if phase.preferred_orientation is not None:
+        (h, k, l), ratio = phase.preferred_orientation
+        words.append(f"March–Dollase r {ratio:.3f} along [{h} {k} {l}]*")
+    return "; ".join(words)
+
+
+def _orient(phase: _Phase, axis: tuple[int, int, int], on: bool) -> None:
+    phase.po_direction = axis if on else None
+
+
+def _no_switch(on: bool) -> None:
+    """A term that is only its parameters."""
+
+
+def _doublet_behind(wavelength: Wavelength) -> Wavelength | None:
+    """The anode Kα doublet whose intensity-weighted mean is this single wavelength, if any."""
+    if wavelength.ka2 is not None:
+        return None
+    for anode in ANODES.values():
+        if anode.has_doublet and abs((anode.ka1 + anode.ratio * anode.ka2) / (1 + anode.ratio)
+                                     - wavelength.ka1) < MEAN_TOLERANCE_A:
+            return anode
+    return None
+
+
+def _distinct_axes(laue: np.ndarray) -> list[tuple[int, int, int]]:
+    """The reciprocal axes 001, 100, 010 that no Laue operation maps onto one listed before."""
+    axes: list[tuple[int, int, int]] = []
+    for axis in ((0, 0, 1), (1, 0, 0), (0, 1, 0)):
+        images = {tuple(int(v) for v in np.asarray(axis) @ r) for r in laue}
+        if not any(a in images for a in axes):
+            axes.append(axis)
+    return axes
 
 
 def _standard_origin(structure: Structure) -> np.ndarray:

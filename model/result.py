@@ -78,7 +78,11 @@ class SolveResult:
     solved: bool = True
     message: str = ""
     # the other candidates refined beside the winner (screening depth only), best Rwp first
-    alternatives: list["SolveResult"] = field(default_factory=list)
+    alternatives: list[SolveResult] = field(default_factory=list)
+    # multi-phase Rietveld: this phase's mass fraction of the crystalline sample, and the other
+    # phases refined together with it against the same pattern (their fit is this one's)
+    weight_fraction: float = 1.0
+    phases: list[SolveResult] = field(default_factory=list)
 
     @property
     def sites(self) -> list[Site]:

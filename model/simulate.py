@@ -2,7 +2,8 @@
 
 Angles are degrees 2θ, wavelengths and d in Å. A profile is a sum of Thompson–Cox–Hastings
 pseudo-Voigt peaks at Kα1 and Kα2, with Lorentz–polarisation, zero shift, sample displacement,
-March–Dollase preferred orientation, a Chebyshev background and Poisson noise.
+Bérar–Baldinozzi peak asymmetry, March–Dollase preferred orientation, a Chebyshev background and
+Poisson noise.
 
 The profile formula exists once, in torch (``profile_torch``, batched, for training on GPU and
 refinement with autograd); ``profile`` and ``simulate_pattern`` call it on CPU tensors.
@@ -25,9 +26,9 @@ from model.files import atomic_write
 from model.pattern import Pattern, Provenance, Wavelength
 from model.scattering import Reflections, metric_family, reflections
 
-__all__ = ["Reflections", "reflections", "Sticks", "sticks", "ProfileParams", "profile",
-           "profile_torch", "params_torch", "march_dollase", "lorentz_polarisation",
-           "simulate_pattern", "random_lab_params"]
+__all__ = ["ProfileParams", "Reflections", "Sticks", "lorentz_polarisation", "march_dollase",
+           "march_dollase_factor", "params_torch", "peaks_torch", "profile", "profile_torch",
+           "random_lab_params", "reflections", "simulate_pattern", "sticks"]
 
 # Reflections outside the scan still put tails into it; simulate this far beyond its end (degrees).
 _TAIL_MARGIN_DEG = 2.0
@@ -116,6 +117,7 @@ class ProfileParams:
     zero: float = 0.0
     displacement_mm: float = 0.0
     goniometer_radius_mm: float = 240.0
+    asymmetry: tuple[float, float] = (0.0, 0.0)
     ka2: bool = True
     background: tuple[float, ...] = (0.03, -0.01, 0.005)
     po_ratio: float = 1.0
@@ -125,7 +127,7 @@ class ProfileParams:
 
     def __post_init__(self):
         values = [self.u, self.v, self.w, self.x, self.y, self.zero, self.displacement_mm,
-                  self.goniometer_radius_mm, self.po_ratio, self.scale, *self.background]
+                  self.goniometer_radius_mm, self.po_ratio, self.scale, *self.asymmetry, *self.background]
         if not all(math.isfinite(v) for v in values):
             raise InputError(None, "profile parameters must be finite")
         if self.w <= 0 or self.u < 0 or (self.v < 0 and self.v ** 2 >= 4 * self.u * self.w):
@@ -133,6 +135,8 @@ class ProfileParams:
                                    "non-positive Gaussian width")
         if self.x < 0 or self.y < 0:
             raise InputError(None, "Lorentzian widths x, y must be ≥ 0")
+        if len(self.asymmetry) != 2:
+            raise InputError(None, "asymmetry takes two Bérar–Baldinozzi coefficients (P1, P2)")
         if self.po_ratio <= 0 or not any(self.po_direction):
             raise InputError(None, "March–Dollase ratio must be > 0 along a non-zero direction")
         if self.goniometer_radius_mm <= 0 or self.scale <= 0:
@@ -161,17 +165,24 @@ def random_lab_params(rng: np.random.Generator) -> ProfileParams:
 
 
 def march_dollase(refl: Reflections, ratio: float, direction: tuple[int, int, int]) -> np.ndarray:
-    """(R,) March–Dollase factor (r²cos²α + sin²α/r)^(−3/2), averaged over each line's members.
-
-    α is the angle between a member's scattering vector and the reciprocal-lattice direction.
-    """
+    """(R,) March–Dollase factor of each line for ``ratio`` along reciprocal ``direction``."""
     if ratio == 1.0 or len(refl) == 0:
         return np.ones(len(refl))
     reciprocal = np.linalg.inv(refl.lattice).T
     g = metric_family(refl.hkl, refl.lattice) @ reciprocal
     n = np.asarray(direction, dtype=float) @ reciprocal
     cos2 = (g @ n) ** 2 / (np.einsum("rsi,rsi->rs", g, g) * (n @ n))
-    return np.mean((ratio ** 2 * cos2 + (1 - cos2) / ratio) ** -1.5, axis=1)
+    return march_dollase_factor(cos2, ratio)
+
+
+def march_dollase_factor(cos2, ratio):
+    """(r²cos²α + sin²α/r)^(−3/2) averaged over the last axis (a line's members); NumPy or torch.
+
+    cos2: cos²α between each member's scattering vector and the preferred-orientation direction;
+    ratio r: 1 = random powder, < 1 plates, > 1 needles along that direction. Keeps the total
+    intensity over all orientations.
+    """
+    return ((ratio ** 2 * cos2 + (1 - cos2) / ratio) ** -1.5).mean(-1)
 
 
 def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
@@ -185,6 +196,7 @@ def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
     columns = {
         **{k: [getattr(p, k) for p in params] for k in ("u", "v", "w", "x", "y", "zero")},
         "shift_cos": [math.degrees(-2 * p.displacement_mm / p.goniometer_radius_mm) for p in params],
+        "asymmetry": [list(p.asymmetry) for p in params],
         "ka2_ratio": [w.ratio if on else 0.0 for w, on in zip(wavelengths, doublet)],
         "ka2_over_ka1": [w.ka2 / w.ka1 if on else 1.0 for w, on in zip(wavelengths, doublet)],
         "counts": [p.counts or 0.0 for p in params],
@@ -201,19 +213,12 @@ def profile_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, G) profiles on two_theta (G,) degrees, increasing, each normalised to max 1 (before noise).
 
-    d (B, R) Å and weight (B, R) = multiplicity·|F|² (times any preferred-orientation factor),
-    0 for padding; wavelength_A (B,) is Kα1. params: (B,) tensors u, v, w (deg²), x, y, zero
-    (deg), ka2_ratio (I(Kα2)/I(Kα1), 0 = none), ka2_over_ka1 (λ ratio); optional shift_cos
-    (deg, peak shift ×cosθ from sample displacement), background (B, K) Chebyshev coefficients
-    relative to the strongest peak, counts (B,) Poisson counts at the maximum (0 = no noise).
-    Differentiable in d, weight and every parameter except counts.
+    d, weight, wavelength_A and the profile parameters as ``peaks_torch``; params may add
+    background (B, K) Chebyshev coefficients relative to the strongest peak and counts (B,)
+    Poisson counts at the maximum (0 = no noise). Differentiable in all but counts.
     """
     two_theta = two_theta.to(d.dtype)
-    peaks = _peaks(d, weight, wavelength_A, two_theta, params)
-    ka2 = params["ka2_ratio"]
-    if bool((ka2 > 0).any()):
-        peaks = peaks + _peaks(d, weight * ka2[:, None], wavelength_A * params["ka2_over_ka1"],
-                               two_theta, params)
+    peaks = peaks_torch(d, weight, two_theta, wavelength_A, params)
     y = peaks / peaks.amax(1, keepdim=True).clamp_min(torch.finfo(d.dtype).tiny)
     if "background" in params and params["background"].shape[1] > 0:
         y = y + _chebyshev(two_theta, params["background"].to(d.dtype))
@@ -224,6 +229,25 @@ def profile_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor
         noisy = torch.poisson((y * safe).detach().clamp_min(0), generator=generator) / safe
         y = torch.where(counts > 0, noisy, y)
     return y
+
+
+def peaks_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor,
+                wavelength_A: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, G) Σ weight·LP·peak shape at Kα1 and Kα2 on two_theta (G,) degrees, not normalised.
+
+    d (B, R) Å and weight (B, R) = multiplicity·|F|² (times any preferred-orientation factor),
+    0 for padding; wavelength_A (B,) is Kα1. params: (B,) tensors u, v, w (deg²), x, y, zero
+    (deg), ka2_ratio (I(Kα2)/I(Kα1), 0 = none), ka2_over_ka1 (λ ratio); optional shift_cos
+    (deg, peak shift ×cosθ from sample displacement) and asymmetry (B, 2) Bérar–Baldinozzi
+    (P1, P2). Differentiable in d, weight and every parameter; each peak has area weight·LP.
+    """
+    two_theta = two_theta.to(d.dtype)
+    peaks = _peaks(d, weight, wavelength_A, two_theta, params)
+    ka2 = params["ka2_ratio"]
+    if ka2.requires_grad or bool((ka2 > 0).any()):
+        peaks = peaks + _peaks(d, weight * ka2[:, None], wavelength_A * params["ka2_over_ka1"],
+                               two_theta, params)
+    return peaks
 
 
 def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
@@ -247,6 +271,13 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     inverse_half = 2 / fwhm
     lorentz = amplitude * eta * inverse_half / (math.pi * _LORENTZ_KEPT)
     gauss = amplitude * (1 - eta) * inverse_half * math.sqrt(math.log(2) / math.pi)
+    asymmetry = p.get("asymmetry")
+    if asymmetry is not None and not (asymmetry.requires_grad or bool(asymmetry.any())):
+        asymmetry = None
+    if asymmetry is not None:
+        # Bérar–Baldinozzi: odd Hermite functions of z = Δ2θ/FWHM, so each peak keeps its area
+        p1 = asymmetry[:, 0, None].to(d.dtype) / tan_theta
+        p2 = asymmetry[:, 1, None].to(d.dtype) / tan_theta
     reach = (_WINDOW_FWHM * fwhm).detach()
     first = torch.searchsorted(two_theta, (centre.detach() - reach).contiguous())
     end = torch.searchsorted(two_theta, (centre.detach() + reach).contiguous(), right=True)
@@ -264,9 +295,16 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
         index = first[:, cut, None] + torch.arange(width, device=d.device)
         inside = index < (first + span)[:, cut, None]
         index = index.clamp_max(two_theta.numel() - 1)
-        z = ((two_theta[index] - centre[:, cut, None]) * inverse_half[:, cut, None]) ** 2
+        half_widths = (two_theta[index] - centre[:, cut, None]) * inverse_half[:, cut, None]
+        z = half_widths ** 2
         values = (lorentz[:, cut, None] * (1 / (1 + z) - _LORENTZ_AT_CUT)
                   + gauss[:, cut, None] * torch.exp(-math.log(2) * z))
+        if asymmetry is not None:
+            t = half_widths / 2
+            fa = 2 * t * torch.exp(-t ** 2)
+            fb = 2 * (2 * t ** 2 - 3) * fa
+            # clamped: a strong coefficient at very low angle must not make a peak negative
+            values = values * (1 + p1[:, cut, None] * fa + p2[:, cut, None] * fb).clamp_min(0)
         values = torch.where(inside, values, torch.zeros_like(values))
         total = total.scatter_add(1, index.reshape(batch, -1), values.reshape(batch, -1))
     return total

@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 
 from pymatgen.core import Element, Structure
+from pymatgen.io.cif import CifParser
+from pymatgen.io.registry import get_structure_format
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from model.errors import InputError
@@ -15,6 +17,12 @@ MAX_SITES = 2000  # conventional-cell sites; beyond this a CIF is not a small-ce
 
 def load_structure(path: str | Path) -> Structure:
     """Read the first structure of a CIF (or any format pymatgen reads) with ordered or partial sites."""
+    return load_structures(path)[0]
+
+
+def load_structures(path: str | Path) -> list[Structure]:
+    """Every structure in a file: one per CIF data block that holds atoms (e.g. the phases of a
+    multi-phase refinement), or the one structure of any other format pymatgen reads."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -26,11 +34,15 @@ def load_structure(path: str | Path) -> Structure:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            structure = Structure.from_file(path)
+            if get_structure_format(filename=str(path)).name == "cif":
+                structures = CifParser(path).parse_structures(primitive=False)
+            else:
+                structures = [Structure.from_file(path)]
     except Exception as exc:  # pymatgen raises many types for malformed files
         raise InputError(path, f"cannot read a structure: {_first_line(exc)}") from None
-    check_structure(structure, path)
-    return structure
+    for structure in structures:
+        check_structure(structure, path)
+    return structures
 
 
 def check_structure(structure: Structure, source: str | Path | None = None) -> None:

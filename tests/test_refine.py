@@ -5,9 +5,15 @@ from pymatgen.core import Lattice, Structure
 
 from cmedgui.cli import main
 from model import constraints
-from model.pattern import ANODES
 from model.exporters import solve_result_structure
-from model.refine import ProfileStart, Rietveld, refine, refine_structure, to_solve_result
+from model.pattern import ANODES
+from model.refine import (
+    ProfileStart,
+    Rietveld,
+    refine,
+    refine_structure,
+    to_solve_result,
+)
 from model.simulate import ProfileParams, simulate_pattern
 
 
