@@ -17,6 +17,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, PeriodicSite, Structure
 from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from model.density import Density
 from model.errors import InputError
@@ -209,20 +210,46 @@ def _wavelength_text(pattern: Pattern) -> str:
 
 
 def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
-    """CIF with the symmetry found by spglib (pymatgen CifWriter, tolerance CIF_SYMPREC Å)."""
+    """CIF with the symmetry found by spglib (pymatgen CifWriter, tolerance CIF_SYMPREC Å), the
+    occupancy and, where the sites carry a "biso" property (a SolveResult's do), the isotropic
+    displacement B (Å²) of every site in the asymmetric unit."""
     structure = solve_result_structure(obj) if isinstance(obj, SolveResult) else obj
-    text = str(CifWriter(structure, symprec=CIF_SYMPREC))
+    writer = CifWriter(structure, symprec=CIF_SYMPREC)
+    if None not in structure.site_properties.get("biso", [None]):
+        _add_biso(writer, structure)
+    text = str(writer)
     with atomic_write(path) as handle:
         handle.write(text)
 
 
+def _add_biso(writer: CifWriter, structure: Structure) -> None:
+    """_atom_site_B_iso_or_equiv for each row CifWriter wrote: its rows are sites of the refined
+    (standardised) cell, so each takes the B of the site of that cell it sits on."""
+    refined = SpacegroupAnalyzer(structure, symprec=CIF_SYMPREC).get_refined_structure(keep_site_properties=True)
+    block = next(iter(writer.cif_file.data.values()))
+    rows = zip(block.data["_atom_site_type_symbol"], block.data["_atom_site_fract_x"],
+               block.data["_atom_site_fract_y"], block.data["_atom_site_fract_z"])
+    biso = []
+    for symbol, *xyz in rows:
+        candidates = [site for site in refined if symbol in {str(sp) for sp in site.species}]
+        offsets = np.array([site.frac_coords for site in candidates]) - np.array(xyz, dtype=float)
+        nearest = int(np.argmin(np.linalg.norm(offsets - np.round(offsets), axis=1)))
+        biso.append(f"{candidates[nearest].properties['biso']:.4f}")
+    block.data["_atom_site_B_iso_or_equiv"] = biso
+    block.data["_atom_site_adp_type"] = ["Biso"] * len(biso)
+    loop = next(loop for loop in block.loops if "_atom_site_label" in loop)
+    loop += ["_atom_site_B_iso_or_equiv", "_atom_site_adp_type"]
+
+
 def solve_result_structure(result: SolveResult) -> Structure:
-    """The solved cell (lattice + every atom, occupancies kept) as a pymatgen Structure."""
+    """The solved cell (lattice + every atom, occupancies kept, B in Å² as the site property
+    "biso") as a pymatgen Structure."""
     if not result.atoms:
         raise InputError(None, "the solve result has no atoms to write")
     lattice = Lattice.from_parameters(*result.lattice)
     return Structure(lattice, [{atom.element: atom.occupancy} for atom in result.atoms],
-                     [atom.xyz for atom in result.atoms])
+                     [atom.xyz for atom in result.atoms],
+                     site_properties={"biso": [atom.biso for atom in result.atoms]})
 
 
 # ---------------------------------------------------------------- registry

@@ -218,3 +218,43 @@ def test_pattern_files_read_back_with_the_app_readers(pattern, tmp_path):
     doublet = read_patterns(tmp_path / "p.xy")[0].wavelength  # Kα2 survives: the solve needs it
     assert (doublet.ka1, doublet.ka2, doublet.ratio) == pytest.approx(
         (pattern.wavelength.ka1, pattern.wavelength.ka2, pattern.wavelength.ratio))
+
+
+def test_cif_writes_biso_and_occupancy_that_pymatgen_reads_back(tmp_path):
+    from pymatgen.io.cif import CifParser
+
+    atoms = [Site("Ba", (0, 0, 0), biso=0.61, orbit=0), Site("Ti", (0.5, 0.5, 0.5), occupancy=0.9, biso=0.35, orbit=1)]
+    atoms += [Site("O", xyz, biso=1.25, orbit=2) for xyz in ((0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5))]
+    result = SolveResult((4.0, 4.0, 4.0, 90, 90, 90), "Pm-3m", 221, "cubic", atoms, rwp=5.0, rp=4.0, gof=1.2)
+    export(tmp_path / "perovskite.cif", result)
+    block = next(iter(CifParser(tmp_path / "perovskite.cif").as_dict().values()))
+    rows = {symbol: (float(b), float(occ)) for symbol, b, occ in
+            zip(block["_atom_site_type_symbol"], block["_atom_site_B_iso_or_equiv"], block["_atom_site_occupancy"])}
+    assert rows == {"Ba": (0.61, 1.0), "Ti": (0.35, 0.9), "O": (1.25, 1.0)}
+    assert set(block["_atom_site_adp_type"]) == {"Biso"}
+    read = Structure.from_file(tmp_path / "perovskite.cif")
+    assert read.composition.get_el_amt_dict() == {"Ba": 1.0, "Ti": 0.9, "O": 3.0}
+    assert SpacegroupAnalyzer(read).get_space_group_number() == 221
+
+
+def test_refined_cif_round_trip(tmp_path):
+    """A refinement's CIF: pymatgen reads the same cell, atoms and each orbit's refined B."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+    from pymatgen.io.cif import CifParser
+
+    from model.refine import Rietveld, to_solve_result
+    from model.simulate import simulate_pattern
+
+    structure = Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(3.9, 6.1), ["Ba", "Ti", "O", "O"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.0], [0.5, 0.5, 0.31], [0.0, 0.5, 0.22]])
+    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(15, 90, 0.03), biso={"Ba": 0.4, "Ti": 0.8, "O": 1.5})
+    problem = Rietveld(pattern, structure)
+    for _ in problem.fit(stages=[("scale", "bkg", "biso")], max_nfev=10):
+        pass
+    result = to_solve_result(problem.result())
+    export(tmp_path / "refined.cif", result)
+    block = next(iter(CifParser(tmp_path / "refined.cif").as_dict().values()))
+    read_b = {s: float(b) for s, b in zip(block["_atom_site_type_symbol"], block["_atom_site_B_iso_or_equiv"])}
+    assert read_b == pytest.approx({s.element: s.biso for s in result.sites}, abs=1e-4)
+    assert len(set(read_b.values())) == 3  # one refined B per element
+    assert StructureMatcher().fit(Structure.from_file(tmp_path / "refined.cif"), structure)

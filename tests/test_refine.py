@@ -70,6 +70,7 @@ def test_cli_refine_experimental_mg2si(shared_data, tmp_path):
     assert report["published_rwp"] == pytest.approx(3.51)
     assert report["rwp"] < 1.5 * report["published_rwp"]
     assert report["space_group"] == "Fm-3m"
+    assert min(site["biso"] for site in report["sites"]) >= 0
     for name in ("gw5052Mg2Si_100K_LTsup2.cif", "gw5052Mg2Si_100K_LTsup2_fit.csv",
                  "gw5052Mg2Si_100K_LTsup2_density.cube"):
         assert (tmp_path / name).stat().st_size > 0
@@ -104,3 +105,132 @@ def test_sites_are_the_asymmetric_unit_in_the_standard_origin():
     cell = solve_result_structure(result)
     assert StructureMatcher().fit(cell, mg2si)
     assert sorted(map(tuple, np.round(expanded.frac_coords, 6) % 1)) == sorted(map(tuple, np.round(cell.frac_coords, 6) % 1))
+
+
+def _two_phase_pattern(scales, two_theta, params):
+    """Rock salt + CsCl-type CsCl at physical scales S (I = S·m|F|²·LP), Cu Kα, no noise."""
+    import torch
+
+    from model.scattering import reflections
+    from model.simulate import params_torch, peaks_torch
+
+    rocksalt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
+    cscl = Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.12), ["Cs", "Cl"], [[0, 0, 0], [0.5] * 3])
+    wl = ANODES["CuKa"]
+    y = np.zeros_like(two_theta)
+    for structure, scale in zip((rocksalt, cscl), scales):
+        refl = reflections(structure, 1.0, biso=0.5)
+        with torch.no_grad():
+            peaks = peaks_torch(torch.tensor(refl.d)[None], torch.tensor(refl.multiplicity * refl.f2)[None],
+                                torch.tensor(two_theta), torch.tensor([wl.ka1]),
+                                params_torch([params], [wl], dtype=torch.float64))[0].numpy()
+        y += scale * peaks
+    from model.pattern import Pattern
+
+    return Pattern(two_theta, y + 0.002 * y.max(), wavelength=wl), rocksalt, cscl
+
+
+def test_two_phases_recover_their_scale_ratio_and_weight_fractions():
+    scales = (1.0, 0.4)
+    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0)
+    pattern, rocksalt, cscl = _two_phase_pattern(scales, np.arange(20, 80, 0.03), params)
+    start = [s.copy() for s in (rocksalt, cscl)]
+    for s, a in zip(start, (5.65, 4.11)):
+        s.scale_lattice(a ** 3)
+    problem = Rietveld(pattern, start, ProfileStart(w=0.004, x=0.03))
+    for _ in problem.fit(stages=[("scale", "bkg", "cell"), ("scale", "bkg", "cell", "biso")], max_nfev=15):
+        pass
+    outcome = problem.result()
+    fitted = [np.exp(problem.p[phase.slices["scale"]][0]) for phase in problem.phases]
+    assert fitted[1] / fitted[0] == pytest.approx(scales[1] / scales[0], rel=0.02)
+    assert outcome.rwp < 2
+    assert [p.structure.lattice.a for p in outcome.phases] == pytest.approx([5.64, 4.12], abs=1e-3)
+    # Hill–Howard: mass ∝ S · (cell mass) · V
+    mass = [s * x.composition.weight * x.volume for s, x in zip(scales, (rocksalt, cscl))]
+    expected = np.array(mass) / sum(mass)
+    assert [p.weight_fraction for p in outcome.phases] == pytest.approx(expected, abs=0.01)
+    result = to_solve_result(outcome)
+    assert result.space_group == "Fm-3m" and [p.space_group for p in result.phases] == ["Pm-3m"]
+    assert result.weight_fraction + result.phases[0].weight_fraction == pytest.approx(1.0)
+
+
+def test_preferred_orientation_is_found_along_its_axis_and_recovered(perovskite):
+    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, po_ratio=0.8, po_direction=(0, 0, 1))
+    pattern = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 90, 0.03), params)
+    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    for _ in problem.fit(stages=[("scale", "bkg", "cell")], max_nfev=10, terms=("po",)):
+        pass
+    outcome = problem.result()
+    assert outcome.terms == ["po"]
+    axis, ratio = outcome.phases[0].preferred_orientation
+    assert axis == (0, 0, 1)
+    assert ratio == pytest.approx(0.8, abs=0.01)
+    assert "along [0 0 1]" in to_solve_result(outcome).message
+
+
+def test_an_optional_term_that_does_not_pay_is_left_out(perovskite):
+    pattern = simulate_pattern(perovskite, ANODES["CuKa1"], np.arange(15, 90, 0.03),
+                               ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, ka2=False))
+    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    before = problem.p.copy()
+    for _ in problem.fit(stages=[("scale", "bkg")], max_nfev=5, terms=("displacement", "asymmetry", "po")):
+        pass
+    outcome = problem.result()
+    assert outcome.terms == [] and outcome.phases[0].preferred_orientation is None
+    assert outcome.profile["displacement"] == 0 and outcome.profile["asymmetry"] == (0, 0)
+    assert np.array_equal(problem.p[problem.slices["asymmetry"]], before[problem.slices["asymmetry"]])
+
+
+def test_asymmetry_and_the_doublet_behind_a_stated_mean_wavelength(perovskite):
+    """A Cu Kα doublet pattern with a low-angle tail, stated as the 1.5418 Å mean: both terms pay."""
+    from model.pattern import Pattern, Wavelength
+
+    params = ProfileParams(u=0.0, v=0.0, w=0.003, x=0.02, y=0.0, asymmetry=(-0.1, 0.0))
+    simulated = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 80, 0.02), params)
+    pattern = Pattern(simulated.two_theta, simulated.intensity + 5, wavelength=Wavelength(1.5418))
+    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    for _ in problem.fit(stages=[("scale", "bkg", "zero", "cell", "profile")], max_nfev=15,
+                         terms=("doublet", "asymmetry")):
+        pass
+    outcome = problem.result()
+    assert outcome.terms == ["doublet", "asymmetry"]
+    assert outcome.wavelength.ka1 == pytest.approx(ANODES["CuKa"].ka1)
+    assert outcome.profile["asymmetry"][0] == pytest.approx(-0.1, abs=0.02)
+    assert outcome.rwp < 3
+
+
+def test_biso_stays_physical_where_the_data_ask_for_a_negative_one(perovskite):
+    """Intensities × exp(+1 Å²·s²), as B = −0.5 Å² would give them: B ends at 0, not below."""
+    pattern = simulate_pattern(perovskite, ANODES["CuKa1"], np.arange(15, 110, 0.03),
+                               ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, ka2=False))
+    s2 = (np.sin(np.radians(pattern.two_theta / 2)) / pattern.wavelength.ka1) ** 2
+    from dataclasses import replace as with_
+
+    pattern = with_(pattern, intensity=pattern.intensity * np.exp(1.0 * s2) + 1.0)
+    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    for _ in problem.fit(stages=[("scale", "bkg", "biso")], max_nfev=15):
+        pass
+    biso = [site.biso for site in problem.result().atoms]
+    assert min(biso) >= 0
+    assert max(biso) < 0.05  # pushed to the bound
+
+
+def test_cli_refines_every_structure_block_of_a_cif_as_a_phase(tmp_path):
+    import json
+
+    from model.exporters import export
+    from model.structure import load_structures
+
+    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0)
+    pattern, rocksalt, cscl = _two_phase_pattern((1.0, 0.4), np.arange(20, 70, 0.04), params)
+    export(tmp_path / "mixture.xy", pattern)
+    both = tmp_path / "both.cif"
+    both.write_text(rocksalt.to(fmt="cif") + "\n" + cscl.to(fmt="cif"))
+    assert [s.composition.reduced_formula for s in load_structures(both)] == ["NaCl", "CsCl"]
+    assert main(["refine", str(tmp_path / "mixture.xy"), str(both), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "mixture_report.json").read_text())
+    assert [p["space_group"] for p in report["phases"]] == ["Fm-3m", "Pm-3m"]
+    assert sum(p["weight_fraction"] for p in report["phases"]) == pytest.approx(1.0)
+    assert report["rwp"] < 5
+    second = Structure.from_file(tmp_path / "out" / report["phases"][1]["cif"])
+    assert second.composition.reduced_formula == "CsCl"
