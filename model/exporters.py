@@ -9,9 +9,10 @@ path's ending (and kind); every file is written atomically. Density formats are 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import numpy as np
 from pymatgen.core import Element, Lattice, PeriodicSite, Structure

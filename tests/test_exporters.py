@@ -7,7 +7,14 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from model.density import Density, cmed
 from model.errors import InputError
-from model.exporters import BOHR_A, EXPORTERS, export, exporter_for, file_filter, kind_of
+from model.exporters import (
+    BOHR_A,
+    EXPORTERS,
+    export,
+    exporter_for,
+    file_filter,
+    kind_of,
+)
 from model.pattern import ANODES, Pattern, Provenance
 from model.result import Fit, Site, SolveResult
 
