@@ -225,13 +225,14 @@ class Rietveld:
     def components(self, p: torch.Tensor, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each phase's Bragg profile at unit scale and the background, on 2θ points x."""
         params = self._profile_params(p)
-        wavelength = torch.tensor([self.wavelength.ka1])
-        bragg = []
-        for phase in self.phases:
-            metric = phase.metric(p)
-            d = torch.einsum("ri,ij,rj->r", phase.hkl, torch.linalg.inv(metric), phase.hkl).rsqrt()
-            bragg.append(simulate.peaks_torch(d[None], phase.weights(p, metric, d)[None], x, wavelength, params)[0])
-        return bragg, self._chebyshev(x) @ p[self.slices["bkg"]]
+        return [self.bragg(phase, p, x, params) for phase in self.phases], self._chebyshev(x) @ p[self.slices["bkg"]]
+
+    def bragg(self, phase: _Phase, p: torch.Tensor, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One phase's Bragg profile at unit scale on 2θ points x (one model evaluation)."""
+        metric = phase.metric(p)
+        d = torch.einsum("ri,ij,rj->r", phase.hkl, torch.linalg.inv(metric), phase.hkl).rsqrt()
+        return simulate.peaks_torch(d[None], phase.weights(p, metric, d)[None], x,
+                                    torch.tensor([self.wavelength.ka1]), params)[0]
 
     def _chebyshev(self, x: torch.Tensor) -> torch.Tensor:
         """(G, BACKGROUND_TERMS) Chebyshev polynomials of 2θ mapped onto −1…1 over the scan."""
@@ -364,8 +365,11 @@ class Rietveld:
         """least_squares from the current parameters; ``pause()`` before every model evaluation."""
         full = torch.tensor(self.p)
         index = torch.tensor(free)
-        scales = {ph.slices["scale"].start: ph for ph in self.phases}
+        scales = {ph.slices["scale"].start: k for k, ph in enumerate(self.phases)}
         background = self.slices["bkg"]
+        # parameters only one phase's peaks depend on: their columns re-evaluate that phase alone
+        owner = {i: k for k, ph in enumerate(self.phases) for name in ("cell", "xyz", "biso", "po")
+                 for i in range(ph.slices[name].start, ph.slices[name].stop)}
 
         def fun(q):
             pause()
@@ -383,21 +387,29 @@ class Rietveld:
             p = full.index_put((index,), q)
             pause()
             with torch.no_grad():
-                bragg, bkg = self.components(p, self.x)
-                scaled = {ph.slices["scale"].start: torch.exp(p[ph.slices["scale"]][0]) * b
-                          for ph, b in zip(self.phases, bragg)}
-                base = self.sqrt_w * (self.y_obs - sum(scaled.values()) - bkg)
+                params = self._profile_params(p)
+                scaled = [torch.exp(p[ph.slices["scale"]][0]) * self.bragg(ph, p, self.x, params) for ph in self.phases]
                 cheb = self._chebyshev(self.x)
+                base = self.sqrt_w * (self.y_obs - sum(scaled) - cheb @ p[background])
                 columns = []
                 for column, i in enumerate(free.tolist()):
                     if i in scales:
-                        columns.append(-self.sqrt_w * scaled[i])
-                    elif background.start <= i < background.stop:
+                        columns.append(-self.sqrt_w * scaled[scales[i]])
+                        continue
+                    if background.start <= i < background.stop:
                         columns.append(-self.sqrt_w * cheb[:, i - background.start])
+                        continue
+                    step = 1e-6 * max(abs(float(q[column])), 1e-2)
+                    shifted = q.clone()
+                    shifted[column] += step
+                    if i in owner:
+                        k = owner[i]
+                        phase = self.phases[k]
+                        moved = full.index_put((index,), shifted)
+                        pause()
+                        new = torch.exp(moved[phase.slices["scale"]][0]) * self.bragg(phase, moved, self.x, params)
+                        columns.append(-self.sqrt_w * (new - scaled[k]) / step)
                     else:
-                        step = 1e-6 * max(abs(float(q[column])), 1e-2)
-                        shifted = q.clone()
-                        shifted[column] += step
                         columns.append((fun(shifted) - base) / step)
             return torch.stack(columns, 1).numpy()
 

@@ -20,15 +20,16 @@ def case():
 
 
 def _counted(problem: Rietveld) -> list[int]:
-    """Count the problem's model evaluations (residuals and Jacobian columns)."""
+    """Count the problem's model evaluations (a phase's Bragg profile: one per residual of this
+    one-phase problem and per Jacobian column)."""
     calls = [0]
-    residual = problem.residual
+    bragg = problem.bragg
 
-    def counting(p):
+    def counting(*args):
         calls[0] += 1
-        return residual(p)
+        return bragg(*args)
 
-    problem.residual = counting
+    problem.bragg = counting
     return calls
 
 
