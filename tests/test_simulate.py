@@ -281,3 +281,22 @@ def test_symmetry_shortcut_changes_nothing(shared_data, monkeypatch, name):
     direct = reflections(structure, 1.2, biso=0.7)
     assert np.array_equal(by_orbit.hkl, direct.hkl) and np.array_equal(by_orbit.multiplicity, direct.multiplicity)
     assert np.allclose(by_orbit.f2, direct.f2, rtol=1e-6, atol=1e-9 * direct.f2.max())
+
+
+def test_asymmetry_keeps_the_area_and_puts_the_tail_below_the_peak():
+    """One line at 2θ ≈ 20°: P1 < 0 moves intensity to the low-angle side, the area stays."""
+    from model.simulate import peaks_torch
+
+    two_theta = torch.arange(15.0, 25.0, 0.005, dtype=torch.float64)
+    d = torch.tensor([[1.540593 / (2 * math.sin(math.radians(10.0)))]], dtype=torch.float64)
+    weight = torch.ones(1, 1, dtype=torch.float64)
+    wl = torch.tensor([1.540593], dtype=torch.float64)
+    lines = []
+    for asymmetry in ((0.0, 0.0), (-0.1, 0.0)):
+        params = params_torch([_narrow(w=0.01, x=0.02, ka2=False, asymmetry=asymmetry)], [CU], dtype=torch.float64)
+        lines.append(peaks_torch(d, weight, two_theta, wl, params)[0].numpy())
+    symmetric, tailed = lines
+    below = two_theta.numpy() < 20.0
+    assert tailed.sum() == pytest.approx(symmetric.sum(), rel=1e-3)
+    assert tailed[below].sum() > 1.1 * symmetric[below].sum()
+    assert tailed.min() >= 0
