@@ -3,7 +3,7 @@ structure is in the same file; a file with several structure blocks is refined a
 
 Prints per file our Rwp, the published one where the file states it, the acceptance bound (1.5×
 the published Rwp, or 15 % where none is stated), the phases' weight fractions, the optional terms
-kept and the wall time. Run: OMP_NUM_THREADS=1 python benchmarks/refine.py [--files NAME ...]
+kept, the range of the refined Biso (Å²) and the wall time. Run: OMP_NUM_THREADS=1 python benchmarks/refine.py [--files NAME ...]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def main() -> None:
         rows = list(csv.DictReader(handle))
     if args.files:
         rows = [r for r in rows if any(r["file"].startswith(f) for f in args.files)]
-    print(f"{'file':<42} {'formula':<10} {'Rwp':>6} {'publ.':>6} {'bound':>6} pass {'time s':>7}  phases; kept terms")
+    print(f"{'file':<42} {'formula':<10} {'Rwp':>6} {'publ.':>6} {'bound':>6} pass {'B Å²':>9} {'time s':>7}"
+          "  phases; kept terms")
     passed = 0
     for row in rows:
         path = args.data / row["file"]
@@ -54,10 +55,11 @@ def main() -> None:
         bound = 1.5 * published if published is not None else UNSTATED_BOUND
         ok = report["rwp"] <= bound
         passed += ok
+        biso = [site["biso"] for phase in report["phases"] for site in phase["sites"]]
         phases = ", ".join(f"{p['space_group']} {100 * p['weight_fraction']:.1f} %" for p in report["phases"])
         print(f"{row['file']:<42} {row['formula']:<10} {report['rwp']:6.2f} "
               f"{'–' if published is None else f'{published:.2f}':>6} {bound:6.2f} {'yes' if ok else 'NO':>4} "
-              f"{seconds:7.1f}  {phases}; {report['message'] or 'none'}")
+              f"{min(biso):4.2f}–{max(biso):4.2f} {seconds:7.1f}  {phases}; {report['message'] or 'none'}")
     print(f"{passed}/{len(rows)} within bound")
 
 

@@ -5,7 +5,8 @@ coordinates and one Biso (Å², ≥ 0) per element. Shared by the phases: zero s
 TCH pseudo-Voigt U, V, W (deg²) and X, Y (deg), Chebyshev background. Optional terms, each kept
 only where it pays (lowers χ² by at least PAYS): the Kα1/Kα2 doublet where the pattern states an
 anode's mean Kα wavelength (an unresolved doublet), the Kα2/Kα1 intensity ratio, sample displacement
-(deg 2θ at cos θ = 1), Bérar–Baldinozzi peak asymmetry and, per phase, March–Dollase preferred
+(deg 2θ at cos θ = 1), Bérar–Baldinozzi peak asymmetry, the beam's polarisation (synchrotron
+radiation is not the unpolarised beam of a tube) and, per phase, March–Dollase preferred
 orientation along the best of the phase's reciprocal axes. Least squares by scipy (trust-region
 reflective); Jacobian by forward differences of the torch model (exact columns for the linear
 scales and background). The calculated pattern is model.simulate's: |F|² from
@@ -37,7 +38,7 @@ BACKGROUND_TERMS = 8
 STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
           ("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"))
 # optional terms, tried in this order after STAGES by refine() and refine_structure()
-TERMS = ("doublet", "ka2", "displacement", "asymmetry", "po")
+TERMS = ("doublet", "ka2", "displacement", "asymmetry", "polarisation", "po")
 PAYS = 0.01  # a term is kept when it lowers χ² by at least this fraction
 TRIAL_NFEV = 10  # evaluations of a term's trial (the term with the scales and background)
 KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) of an X-ray tube, where a pattern names Kα2 but not the ratio
@@ -54,7 +55,8 @@ REPORT_S = 0.1  # seconds of work between progress reports: a cancel waits about
 class ProfileStart:
     """Starting TCH pseudo-Voigt widths (U, V, W in deg², X, Y in deg), zero shift and sample
     displacement (deg 2θ; the displacement shift is this × cos θ), Bérar–Baldinozzi asymmetry
-    (P1, P2) and the Kα2/Kα1 intensity ratio (None: the pattern's, or KA2_RATIO)."""
+    (P1, P2), the fraction of the beam polarised in the diffraction plane (0.5: unpolarised) and the
+    Kα2/Kα1 intensity ratio (None: the pattern's, or KA2_RATIO)."""
 
     u: float = 0.0
     v: float = 0.0
@@ -64,6 +66,7 @@ class ProfileStart:
     zero: float = 0.0
     displacement: float = 0.0
     asymmetry: tuple[float, float] = (0.0, 0.0)
+    polarisation: float = 0.5
     ka2_ratio: float | None = None
 
     @classmethod
@@ -191,7 +194,8 @@ class Rietveld:
         self.phases = [_Phase(s, d_min * 0.97, pattern.provenance.path or None) for s in structures]
 
         start = start or ProfileStart()
-        sizes = {"bkg": BACKGROUND_TERMS, "zero": 1, "displacement": 1, "profile": 5, "asymmetry": 2, "ka2": 1}
+        sizes = {"bkg": BACKGROUND_TERMS, "zero": 1, "displacement": 1, "profile": 5, "asymmetry": 2,
+                 "polarisation": 1, "ka2": 1}
         self.slices, offset = {}, 0
         for name, size in sizes.items():
             self.slices[name] = slice(offset, offset + size)
@@ -205,6 +209,7 @@ class Rietveld:
         p[self.slices["displacement"]] = start.displacement
         p[self.slices["profile"]] = [start.u, start.v, start.w, start.x, start.y]
         p[self.slices["asymmetry"]] = start.asymmetry
+        p[self.slices["polarisation"]] = start.polarisation
         p[self.slices["ka2"]] = next(r for r in (start.ka2_ratio, wl.ratio, KA2_RATIO) if r is not None)
         for phase in self.phases:
             p[phase.slices["cell"]] = phase.coeffs0
@@ -252,7 +257,7 @@ class Rietveld:
         wl = self.wavelength
         return {"u": u[None], "v": v[None], "w": w[None], "x": x[None], "y": y[None],
                 "zero": p[self.slices["zero"]], "shift_cos": p[self.slices["displacement"]],
-                "asymmetry": p[self.slices["asymmetry"]][None],
+                "asymmetry": p[self.slices["asymmetry"]][None], "polarisation": p[self.slices["polarisation"]],
                 "ka2_ratio": p[self.slices["ka2"]] if self.doublet else torch.zeros(1, dtype=p.dtype),
                 "ka2_over_ka1": torch.tensor([wl.ka2 / wl.ka1 if self.doublet else 1.0])}
 
@@ -431,6 +436,7 @@ class Rietveld:
         bound(self.slices["zero"], -0.5, 0.5)
         bound(self.slices["displacement"], -1.0, 1.0)
         bound(self.slices["asymmetry"], -0.5, 0.5)
+        bound(self.slices["polarisation"], 0.0, 1.0)
         bound(self.slices["ka2"], 0.3, 0.7)
         for phase in self.phases:
             bound(phase.slices["biso"], *BISO_BOUNDS)
@@ -480,6 +486,7 @@ class Rietveld:
         profile["zero"] = float(self.p[self.slices["zero"]][0])
         profile["displacement"] = float(self.p[self.slices["displacement"]][0])
         profile["asymmetry"] = tuple(float(v) for v in self.p[self.slices["asymmetry"]])
+        profile["polarisation"] = float(self.p[self.slices["polarisation"]][0])
         profile["ka2_ratio"] = float(self.p[self.slices["ka2"]][0]) if self.doublet else None
         return Refinement(phases, float(rwp), float(rp), gof, fit, profile, list(self.kept), self.wavelength)
 
@@ -572,6 +579,8 @@ def _description(outcome: Refinement, phase: RefinedPhase) -> str:
         words.append(f"sample displacement {profile['displacement']:+.4f}° × cos θ")
     if "asymmetry" in outcome.terms:
         words.append("asymmetry P1 {:+.4f} P2 {:+.4f}".format(*profile["asymmetry"]))
+    if "polarisation" in outcome.terms:
+        words.append(f"beam polarised {profile['polarisation']:.2f} in the diffraction plane")
     if phase.preferred_orientation is not None:
         (h, k, l), ratio = phase.preferred_orientation
         words.append(f"March–Dollase r {ratio:.3f} along [{h} {k} {l}]*")

@@ -46,10 +46,15 @@ _GROUP = 128
 _SIN_THETA_MAX = math.sin(math.radians(179.5 / 2))
 
 
-def lorentz_polarisation(theta_rad):
-    """(1 + cos²2θ) / (sin²θ cosθ), pymatgen's factor; NumPy array or torch tensor of θ (radians)."""
+def lorentz_polarisation(theta_rad, in_plane=0.5):
+    """2·((1 − p) + p·cos²2θ) / (sin²θ cosθ); NumPy array or torch tensor of θ (radians).
+
+    p is the fraction of the incident intensity polarised in the diffraction plane: 0.5 for an
+    unpolarised tube, giving pymatgen's (1 + cos²2θ) / (sin²θ cosθ); near 0 for synchrotron
+    radiation diffracted in the vertical plane.
+    """
     xp = torch if isinstance(theta_rad, torch.Tensor) else np
-    return (1 + xp.cos(2 * theta_rad) ** 2) / (xp.sin(theta_rad) ** 2 * xp.cos(theta_rad))
+    return 2 * ((1 - in_plane) + in_plane * xp.cos(2 * theta_rad) ** 2) / (xp.sin(theta_rad) ** 2 * xp.cos(theta_rad))
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +108,10 @@ class ProfileParams:
     Widths (Thompson–Cox–Hastings): Gaussian FWHM² = u·tan²θ + v·tanθ + w (deg²), Lorentzian
     FWHM = x/cosθ + y·tanθ (deg). zero: 2θ zero shift (deg, added to every peak). Sample
     displacement s (mm) on a goniometer of radius R (mm) shifts peaks by −2·s·cosθ/R (rad).
+    asymmetry: Bérar–Baldinozzi coefficients (P1, P2) of the factor 1 + (P1·Fa(z) + P2·Fb(z))/tanθ
+    on each peak, z = (2θ − 2θ_k)/FWHM (P1 < 0 puts a tail on the low-angle side, as axial
+    divergence does). polarisation: fraction of the incident intensity polarised in the
+    diffraction plane (0.5 = unpolarised tube).
     ka2: include Kα2 where the Wavelength has a doublet (False: Kα1-monochromated instrument).
     background: Chebyshev coefficients over the scan (2θ mapped to −1…1), as fractions of the
     strongest peak. March–Dollase ratio r along reciprocal direction po_direction (1 = random).
@@ -118,6 +127,7 @@ class ProfileParams:
     displacement_mm: float = 0.0
     goniometer_radius_mm: float = 240.0
     asymmetry: tuple[float, float] = (0.0, 0.0)
+    polarisation: float = 0.5
     ka2: bool = True
     background: tuple[float, ...] = (0.03, -0.01, 0.005)
     po_ratio: float = 1.0
@@ -127,7 +137,8 @@ class ProfileParams:
 
     def __post_init__(self):
         values = [self.u, self.v, self.w, self.x, self.y, self.zero, self.displacement_mm,
-                  self.goniometer_radius_mm, self.po_ratio, self.scale, *self.asymmetry, *self.background]
+                  self.goniometer_radius_mm, self.po_ratio, self.scale, self.polarisation, *self.asymmetry,
+                  *self.background]
         if not all(math.isfinite(v) for v in values):
             raise InputError(None, "profile parameters must be finite")
         if self.w <= 0 or self.u < 0 or (self.v < 0 and self.v ** 2 >= 4 * self.u * self.w):
@@ -135,6 +146,8 @@ class ProfileParams:
                                    "non-positive Gaussian width")
         if self.x < 0 or self.y < 0:
             raise InputError(None, "Lorentzian widths x, y must be ≥ 0")
+        if not 0 <= self.polarisation <= 1:
+            raise InputError(None, f"polarisation {self.polarisation:g} is a fraction: 0–1")
         if len(self.asymmetry) != 2:
             raise InputError(None, "asymmetry takes two Bérar–Baldinozzi coefficients (P1, P2)")
         if self.po_ratio <= 0 or not any(self.po_direction):
@@ -194,7 +207,7 @@ def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
     """
     doublet = [p.ka2 and w.has_doublet for p, w in zip(params, wavelengths)]
     columns = {
-        **{k: [getattr(p, k) for p in params] for k in ("u", "v", "w", "x", "y", "zero")},
+        **{k: [getattr(p, k) for p in params] for k in ("u", "v", "w", "x", "y", "zero", "polarisation")},
         "shift_cos": [math.degrees(-2 * p.displacement_mm / p.goniometer_radius_mm) for p in params],
         "asymmetry": [list(p.asymmetry) for p in params],
         "ka2_ratio": [w.ratio if on else 0.0 for w, on in zip(wavelengths, doublet)],
@@ -238,8 +251,8 @@ def peaks_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor,
     d (B, R) Å and weight (B, R) = multiplicity·|F|² (times any preferred-orientation factor),
     0 for padding; wavelength_A (B,) is Kα1. params: (B,) tensors u, v, w (deg²), x, y, zero
     (deg), ka2_ratio (I(Kα2)/I(Kα1), 0 = none), ka2_over_ka1 (λ ratio); optional shift_cos
-    (deg, peak shift ×cosθ from sample displacement) and asymmetry (B, 2) Bérar–Baldinozzi
-    (P1, P2). Differentiable in d, weight and every parameter; each peak has area weight·LP.
+    (deg, peak shift ×cosθ from sample displacement), asymmetry (B, 2) Bérar–Baldinozzi
+    (P1, P2) and polarisation (fraction in the diffraction plane, 0.5 when absent). Differentiable in d, weight and every parameter; each peak has area weight·LP.
     """
     two_theta = two_theta.to(d.dtype)
     peaks = _peaks(d, weight, wavelength_A, two_theta, params)
@@ -257,7 +270,8 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     sin_theta = lam / (2 * torch.where(valid, d, lam))  # padding sits harmlessly at 2θ = 60°
     theta = torch.arcsin(sin_theta)
     cos_theta, tan_theta = torch.cos(theta), torch.tan(theta)
-    amplitude = torch.where(valid, weight, torch.zeros_like(weight)) * lorentz_polarisation(theta)
+    in_plane = p["polarisation"].to(d.dtype)[:, None] if "polarisation" in p else 0.5
+    amplitude = torch.where(valid, weight, torch.zeros_like(weight)) * lorentz_polarisation(theta, in_plane)
 
     col = {k: p[k].to(d.dtype)[:, None] for k in ("u", "v", "w", "x", "y", "zero")}
     shift = p["shift_cos"].to(d.dtype)[:, None] * cos_theta if "shift_cos" in p else 0.0
