@@ -22,7 +22,7 @@ from model import constraints, index, search
 from model.errors import InputError
 from model.lockstep import lockstep
 from model.pattern import Pattern
-from model.preprocess import background, find_peaks
+from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
@@ -70,26 +70,15 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     clock = time.perf_counter()
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
-    # the strongest lines: weak ones are where impurity phases and noise peaks hide
-    positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
-    ranked = yield from lockstep(
-        lambda pause: index.index(positions, pattern.wavelength.ka1, SYSTEMS[system], pause=pause),
-        REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks"))
-    # positions alone cannot always tell a cell from a pseudo-symmetric one with a similar M20:
-    # every cell not far behind the best is searched, and the full-profile fit decides
-    cells = [c for c in ranked if c.m20 >= CELL_M20_FRACTION * ranked[0].m20][:CELLS_TRIED] if ranked else []
+    _, cells, plans = yield from lockstep(
+        lambda pause: index_cells(peaks, pattern.wavelength.ka1, SYSTEMS[system], pause),
+        REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks, cells and space groups"))
     timings["index"] = time.perf_counter() - clock
     if not cells:
         return _failure("no cell indexes the peak list", timings)
 
     clock = time.perf_counter()
     candidates: list[tuple[search.Candidate, index.Cell]] = []
-    # higher symmetry first; each (cell, space group) gets an equal share of the search time
-    cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
-    wavelength = pattern.wavelength.ka1
-    plans = yield from lockstep(
-        lambda pause: [(cell, group) for cell in cells for group in _groups(cell, positions, wavelength, pause)],
-        REPORT_S, Progress("index", 0.08, "space groups from the extinctions"))
     fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
     share = SEARCH_BUDGET_S / max(len(plans), 1)
     for i, (cell, group) in enumerate(plans):
@@ -243,6 +232,24 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
         if len(symbols) == 1 or composition.oxi_state_guesses(max_sites=-1):
             ratios.append(dict(zip(symbols, amounts)))
     return sorted(ratios, key=lambda r: sum(r.values()))[:4]
+
+
+def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
+                pause: Callable[[], None] = lambda: None
+                ) -> tuple[list[index.Cell], list[index.Cell], list[tuple[index.Cell, index.SpaceGroupCandidate]]]:
+    """The index stage of the solve: (ranked cells, the cells searched, (cell, space group) plans).
+
+    The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
+    peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
+    similar M20: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
+    first, each in the space groups that _groups allows; the full-profile fit decides.
+    """
+    positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
+    ranked = index.index(positions, wavelength_A, systems, pause=pause)
+    cells = [c for c in ranked if c.merit >= CELL_M20_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
+    cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
+    plans = [(cell, group) for cell in cells for group in _groups(cell, positions, wavelength_A, pause)]
+    return ranked, cells, plans
 
 
 def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
