@@ -10,6 +10,7 @@ Cubic, tetragonal, hexagonal (trigonal in the hexagonal setting) and orthorhombi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
@@ -41,10 +42,13 @@ SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhom
 
 @dataclass(frozen=True)
 class SpaceGroupCandidate:
+    """A space group in its standard setting on the cell's axes taken in the order ``axes``."""
+
     number: int
     symbol: str
     hall_number: int
     unexplained: int  # observed lines only absent reflections would explain
+    axes: tuple[int, int, int] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -334,32 +338,50 @@ _SYSTEM_RANGES = {"cubic": (195, 230), "hexagonal": (143, 194), "tetragonal": (7
 def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A: float,
                            tolerance_deg: float = 0.05,
                            pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
-    """Space groups of the cell's system whose extinctions leave every observed line explained.
-
-    Ranked by most extinctions first (fewest allowed lines): the conventional choice of the
+    """Space groups of the cell's system ranked by how few observed lines their extinctions leave
+    unexplained, then by most extinctions (fewest allowed lines): the conventional choice of the
     highest-extinction group consistent with the data; ties keep higher symmetry first.
-    ``pause()`` is called before each space group (model.lockstep makes it a yield).
+
+    An orthorhombic group is tried in its standard setting on every order of the cell's axes
+    (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
+    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
+    yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
-    metric = _metric(cell.lattice)
     d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
     low, high = _SYSTEM_RANGES[cell.crystal_system]
+    orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     halls = standard_hall_numbers()
-    ranked = []
+    ranked, seen = [], set()
     for number in range(high, low - 1, -1):
         pause()
         symmetry = spglib.get_symmetry_from_database(halls[number])
         ops = constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
                                         spglib.get_spacegroup_type(halls[number]).international_short)
-        hkl, _ = constraints.hkl_families(metric, ops, d_min)
-        if len(hkl) == 0:
-            continue
-        d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-        calc = np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1)))
-        unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-        ranked.append((unexplained, len(hkl), SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained)))
+        for axes in orders:
+            metric = _metric(in_setting(cell, axes).lattice)
+            hkl, _ = constraints.hkl_families(metric, ops, d_min)
+            if len(hkl) == 0:
+                continue
+            d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
+            calc = np.sort(np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1))))
+            allowed = (number, tuple(np.round(calc, 4)))
+            if allowed in seen:
+                continue
+            seen.add(allowed)
+            unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
+            ranked.append((unexplained, len(hkl),
+                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in ranked]
+
+
+def in_setting(cell: Cell, axes: tuple[int, int, int]) -> Cell:
+    """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells)."""
+    if tuple(axes) == (0, 1, 2):
+        return cell
+    lengths = [cell.lattice[i] for i in axes]
+    return dataclasses.replace(cell, lattice=(*lengths, *cell.lattice[3:]))
 
 
 def _metric(lattice) -> np.ndarray:

@@ -72,7 +72,7 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     peaks = _drop_ka2_shadows(peaks, wavelength)
     peaks.sort(key=lambda p: -p.height)
     peaks = sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
-    if wavelength is not pattern.wavelength:
+    if wavelength is not None and wavelength.ka1 != pattern.wavelength.ka1:
         scale = pattern.wavelength.ka1 / wavelength.ka1
         peaks = [replace(p, two_theta=float(2 * np.degrees(np.arcsin(min(np.sin(np.radians(p.two_theta) / 2) * scale, 1.0)))))
                  for p in peaks]
@@ -80,12 +80,17 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
 
 
 def kalpha_doublet(wavelength: Wavelength | None) -> Wavelength | None:
-    """The Kα1 + Kα2 doublet behind a single wavelength that is an anode's weighted Kα mean
-    (ka1 + ratio·ka2) / (1 + ratio), shifted so that its mean is the stated value; otherwise the
-    wavelength itself. Lab patterns stated at the mean are unmonochromated: at high angles their
-    peaks split, and a single-peak fit would give Kα1 positions there and mean positions below."""
-    if wavelength is None or wavelength.ka2 is not None:
+    """The Kα1 + Kα2 doublet the peaks of a pattern measured at ``wavelength`` have.
+
+    A Kα2 stated without an intensity ratio gets the usual 0.5. A single wavelength that is an
+    anode's weighted Kα mean (ka1 + ratio·ka2) / (1 + ratio) is an unmonochromated doublet whose
+    mean is the stated value: at high angles its peaks split, and a single-peak fit would give Kα1
+    positions there and mean positions below. Any other wavelength is returned as it is.
+    """
+    if wavelength is None or wavelength.has_doublet:
         return wavelength
+    if wavelength.ka2 is not None:
+        return Wavelength(wavelength.ka1, wavelength.ka2, ANODES["CuKa"].ratio, wavelength.label)
     for anode in ANODES.values():
         if not anode.has_doublet:
             continue

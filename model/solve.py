@@ -241,15 +241,22 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
 
     The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
     peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
-    similar M20: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
-    first, each in the space groups that _groups allows; the full-profile fit decides.
+    similar merit: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
+    first, each in the space groups that _groups allows; the full-profile fit decides. A plan's
+    cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
+    cells searched are those plan cells.
     """
     positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
     ranked = index.index(positions, wavelength_A, systems, pause=pause)
-    cells = [c for c in ranked if c.merit >= CELL_M20_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
-    cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
-    plans = [(cell, group) for cell in cells for group in _groups(cell, positions, wavelength_A, pause)]
-    return ranked, cells, plans
+    indexed = [c for c in ranked if c.merit >= CELL_M20_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
+    indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
+    settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
+    plans = []
+    for cell in indexed:
+        for group in _groups(cell, positions, wavelength_A, pause):
+            setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
+            plans.append((setting, group))
+    return ranked, list(settings.values()), plans
 
 
 def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
