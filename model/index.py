@@ -35,6 +35,7 @@ REFINED = 150  # smallest screened trial cells per crystal system refined with t
 MAX_ZERO_DEG = 0.3
 MIN_VOLUME_A3 = 15.0  # below the smallest conventional cells of the elements (hcp Be, 16 Å³)
 UNINDEXED_FACTOR = 0.5  # merit factor per unindexed line
+SUBCELL_MERIT_FRACTION = 0.5
 # Ranking prefers the higher symmetry when merits are comparable: a lower-symmetry cell fits the
 # position errors of a higher-symmetry pattern with its extra parameters and indexes it as well.
 SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhombic": 1.0}
@@ -103,7 +104,26 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     for cell in cells:
         if not any(_same_cell(cell, other) for other in unique):
             unique.append(cell)
-    return unique[:n_candidates]
+    return _subcells_first(unique)[:n_candidates]
+
+
+def _subcells_first(cells: list[Cell]) -> list[Cell]:
+    """The cells with each preceded by its subcells of the same crystal system (volume an integer
+    fraction of its own) that index as many lines with at least SUBCELL_MERIT_FRACTION of its
+    merit: a supercell's extra lines can fit position errors better without being seen."""
+    def subcell(small: Cell, large: Cell) -> bool:
+        ratio = large.volume / small.volume
+        return (small.crystal_system == large.crystal_system and ratio > 1.5
+                and abs(ratio - round(ratio)) <= 0.01 * ratio and small.n_indexed >= large.n_indexed
+                and small.merit >= SUBCELL_MERIT_FRACTION * large.merit)
+
+    ordered: dict[int, Cell] = {}
+    for cell in cells:
+        for small in cells:
+            if id(small) not in ordered and subcell(small, cell):
+                ordered[id(small)] = small
+        ordered.setdefault(id(cell), cell)
+    return list(ordered.values())
 
 
 def _features(system: str, hkl: np.ndarray) -> np.ndarray:

@@ -145,13 +145,17 @@ def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
 
 
 def _drop_ka2_shadows(peaks: list[Peak], wavelength) -> list[Peak]:
-    """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak."""
+    """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak.
+
+    A weaker peak within one FWHM of a stronger one is a second fit of the same peak (e.g. from a
+    local maximum on its Kα2 shoulder) or not resolved from it, so it is not a line of its own.
+    """
     peaks = sorted(peaks, key=lambda p: -p.height)
     kept: list[Peak] = []
     for peak in peaks:
         shadow = False
         for strong in kept:
-            if abs(peak.two_theta - strong.two_theta) < 0.5 * strong.fwhm:
+            if abs(peak.two_theta - strong.two_theta) < strong.fwhm:
                 shadow = True
             elif wavelength is not None and wavelength.has_doublet:
                 theta = np.radians(strong.two_theta) / 2
