@@ -1,8 +1,9 @@
 """Indexing benchmark: simulated lab Cu Kα patterns of the shared real structures (≤ 20 atoms).
 
-Each structure gets a randomised lab pattern exactly as benchmarks/solve.py makes them
+Each structure gets a randomised lab pattern as benchmarks/solve.py makes them
 (model.simulate.random_lab_params: widths, Kα2, zero shift, sample displacement, background,
-Poisson noise, preferred orientation); the peak search, indexing and space-group screening run as
+Poisson noise, preferred orientation), from a generator seeded by (seed, manifest row) so that a
+run on a subset sees the same patterns; the peak search, indexing and space-group screening run as
 the solve runs them (model.solve.index_cells). Prints, per structure, the rank of the true cell, and
 per crystal system the % with the true conventional cell ranked first / among the cells the solve
 keeps, the % with the true space group among the groups the solve tries (on a cell whose axes are
@@ -53,19 +54,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    rng = np.random.default_rng(args.seed)
     with open(DATA / "manifest.csv") as manifest:
-        rows = [r for r in csv.DictReader(manifest)
+        rows = [(i, r) for i, r in enumerate(csv.DictReader(manifest))
                 if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
                 and float(r["min_distance_A"]) >= 0.9]
     taken = defaultdict(int)
     first, kept, grouped, seconds = (defaultdict(list) for _ in range(4))
-    for row in rows:
+    for number, row in rows:
         system = row["crystal_system"]
         if args.limit and taken[system] >= args.limit:
             continue
         taken[system] += 1
         truth = Structure.from_file(DATA / row["file"])
+        rng = np.random.default_rng([args.seed, number])
         pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
         lattice = conventional_standard(truth).lattice
         setting = SpacegroupAnalyzer(truth, symprec=1e-3).get_symmetry_dataset().std_lattice

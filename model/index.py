@@ -3,8 +3,11 @@
 No maintained Python indexing engine installs here (pyobjcryst does not build), so this is an
 exhaustive-assignment indexer: 1/d² is linear in the cell's reciprocal metric, e.g.
 1/d² = A(h²+k²) + C l² for tetragonal, so every choice of n low-angle lines and n low-index hkl
-gives a trial cell from an n×n linear solve; trials are scored by how many of the first lines they
-index, refined with the zero shift by least squares, and ranked by de Wolff M20.
+gives a trial cell from an n×n linear solve. Trials are screened on the first lines at a tolerance
+wide enough for the zero shift they inherit, allowing a few unindexed (impurity) lines; the
+smallest survivors are refined with the zero shift by linear least squares with re-assignment and
+ranked by de Wolff M20 penalised per unindexed line, the higher symmetry and the smaller of
+sub/supercells preferred when the figures are comparable.
 Cubic, tetragonal, hexagonal (trigonal in the hexagonal setting) and orthorhombic cells.
 """
 
@@ -33,7 +36,9 @@ SCREEN_LINES = 10  # a trial cell must index these first lines, all but max_unin
 SCREEN_TOLERANCE = 2.0
 REFINED = 150  # smallest screened trial cells per crystal system refined with the zero shift
 MAX_ZERO_DEG = 0.3
+LINES_PER_PARAMETER = 3  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
 MIN_VOLUME_A3 = 15.0  # below the smallest conventional cells of the elements (hcp Be, 16 Å³)
+MIN_AXIS_A = 2.0  # below the shortest lattice translations of solids (hcp Be a = 2.29 Å)
 UNINDEXED_FACTOR = 0.5  # merit factor per unindexed line
 SUBCELL_MERIT_FRACTION = 0.5
 # Ranking prefers the higher symmetry when merits are comparable: a lower-symmetry cell fits the
@@ -240,11 +245,13 @@ def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause
     q_obs = _q(tth, wavelength)
     inverses = _trial_inverses(system)
     n = inverses.shape[-1]
+    if tth.size - max_unindexed < LINES_PER_PARAMETER * (n + 1):
+        return []  # too few lines: a cell with this many parameters (and the zero) fits any of them
     trial_lines = itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n)
     coef = np.concatenate([inverses @ q_obs[list(lines)] for lines in trial_lines])
-    coef = coef[np.all(coef > 1e-4, axis=1)]
-    volume = _volume(system, coef)
-    coef = coef[(volume >= MIN_VOLUME_A3) & (volume <= max_volume)]
+    coef = coef[_plausible(system, coef, max_volume)]
+    if system == "orthorhombic":
+        coef = np.sort(coef, axis=1)  # the same cell with its axes in another order
     # one trial per cell: coefficients equal to 0.05 % are the same cell from other lines
     _, first_of = np.unique(np.round(np.log(coef) / 5e-4), axis=0, return_index=True)
     coef = coef[first_of]
@@ -262,10 +269,19 @@ def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause
     cells = []
     for g in good:
         pause()
-        cell = _refine_cell(system, g, tth, wavelength, tol, max_unindexed)
+        cell = _refine_cell(system, g, tth, wavelength, tol, max_unindexed, max_volume)
         if cell:
             cells.append(cell)
     return cells
+
+
+def _plausible(system: str, coef: np.ndarray, max_volume: float) -> np.ndarray:
+    """Rows of coefficients that make a cell with axes ≥ MIN_AXIS_A and a volume (Å³) from
+    MIN_VOLUME_A3 to max_volume."""
+    valid = np.all(coef > 0, axis=1)
+    coef = np.where(valid[:, None], coef, 1.0)
+    volume = _volume(system, coef)
+    return valid & np.all(coef <= MIN_AXIS_A**-2, axis=1) & (volume >= MIN_VOLUME_A3) & (volume <= max_volume)
 
 
 def _volume(system: str, coef: np.ndarray) -> np.ndarray:
@@ -277,7 +293,7 @@ def _volume(system: str, coef: np.ndarray) -> np.ndarray:
     return coef[:, 0] ** -1.0 * coef[:, 1] ** -0.5 * (np.sqrt(3) / 2 if system == "hexagonal" else 1.0)
 
 
-def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed) -> Cell | None:
+def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) -> Cell | None:
     """Assign hkl to the lines, refine the 1/d² coefficients with the zero shift (linear least
     squares in 2θ, re-linearised each pass), first at the screening tolerance, then at ``tol``;
     the figures of merit of the result, or None when it leaves too many lines unindexed."""
@@ -297,7 +313,7 @@ def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed) -> Cell | No
         design = np.column_stack([features[nearest[use]] / slope[use, None], np.ones(use.sum())])
         solution, *_ = np.linalg.lstsq(design, q_obs[use] / slope[use], rcond=None)
         coef, zero = solution[:n], zero + float(solution[n])
-        if np.any(coef <= 0) or abs(zero) > MAX_ZERO_DEG:
+        if not _plausible(system, coef[None], max_volume)[0] or abs(zero) > MAX_ZERO_DEG:
             return None
     q_obs = _q(tth, wavelength, zero)
     slope = _dq_dtth(tth - zero, wavelength)

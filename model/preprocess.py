@@ -19,6 +19,7 @@ from scipy.signal import find_peaks as _scipy_find_peaks
 
 from model.pattern import ANODES, Pattern, Wavelength
 
+MIN_FWHM_STEPS = 1.5  # narrower fits are noise spikes: a diffraction peak spans several points
 KA_MEAN_TOLERANCE_A = 3e-4  # stated Kα means differ by this much (1.5418, 1.54178, 1.54184 Å for Cu)
 
 
@@ -139,7 +140,7 @@ def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
     except (RuntimeError, ValueError):
         return None
     err = float(np.sqrt(abs(pcov[0, 0]))) if np.all(np.isfinite(pcov)) else step
-    if popt[1] < 3 * sigma:
+    if popt[1] < 3 * sigma or popt[2] < MIN_FWHM_STEPS * step:
         return None
     return Peak(float(popt[0]), err, float(popt[1]), float(popt[2]), float(popt[3]))
 
