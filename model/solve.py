@@ -29,7 +29,8 @@ from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
-MAX_LINES = 20  # strongest lines used for indexing and extinctions
+MAX_LINES = 20  # strongest lines used for indexing
+EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 PRIOR_RERANKED = 8  # placements re-scored with the network density (~0.1–0.8 s each on 2 cores)
 PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
 CELL_M20_FRACTION = 0.2
@@ -242,18 +243,22 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
     peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
     similar merit: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
-    first, each in the space groups that _groups allows; the full-profile fit decides. A plan's
+    first, each in the space groups that _groups allows; the full-profile fit decides. The
+    extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
+    the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
     cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
     cells searched are those plan cells.
     """
-    positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
+    strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
+    positions = sorted(p.two_theta for p in strongest)
+    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
     ranked = index.index(positions, wavelength_A, systems, pause=pause)
     indexed = [c for c in ranked if c.merit >= CELL_M20_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
     indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
     settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
     plans = []
     for cell in indexed:
-        for group in _groups(cell, positions, wavelength_A, pause):
+        for group in _groups(cell, lines, wavelength_A, pause):
             setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
             plans.append((setting, group))
     return ranked, list(settings.values()), plans
