@@ -33,7 +33,7 @@ MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 PRIOR_RERANKED = 8  # placements re-scored with the network density (~0.1–0.8 s each on 2 cores)
 PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
-CELL_M20_FRACTION = 0.2
+CELL_MERIT_FRACTION = 0.2
 GROUPS_TRIED = 6
 REFINED = 3
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -251,9 +251,9 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     """
     strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
     positions = sorted(p.two_theta for p in strongest)
-    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
     ranked = index.index(positions, wavelength_A, systems, pause=pause)
-    indexed = [c for c in ranked if c.merit >= CELL_M20_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
+    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
+    indexed = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
     indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
     settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
     plans = []
