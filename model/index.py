@@ -3,44 +3,70 @@
 No maintained Python indexing engine installs here (pyobjcryst does not build), so this is an
 exhaustive-assignment indexer: 1/d² is linear in the cell's reciprocal metric, e.g.
 1/d² = A(h²+k²) + C l² for tetragonal, so every choice of n low-angle lines and n low-index hkl
-gives a trial cell from an n×n linear solve; trials are scored by how many of the first lines they
-index, refined with the zero shift by least squares, and ranked by de Wolff M20.
+gives a trial cell from an n×n linear solve. Trials are screened on the first lines at a tolerance
+wide enough for the zero shift they inherit, allowing a few unindexed (impurity) lines; the
+smallest survivors are refined with the zero shift by linear least squares with re-assignment and
+ranked by de Wolff M20 penalised per unindexed line, the higher symmetry and the smaller of
+sub/supercells preferred when the figures are comparable.
 Cubic, tetragonal, hexagonal (trigonal in the hexagonal setting) and orthorhombic cells.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 import spglib
-from scipy.optimize import least_squares
 
 from model import constraints
 from model.errors import InputError
 
 SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic")
-_MAX_INDEX = {"cubic": 6, "hexagonal": 4, "tetragonal": 4, "orthorhombic": 2}
+# trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
+_TRIAL_INDEX = {"cubic": (6, 6), "hexagonal": (4, 6), "tetragonal": (4, 6), "orthorhombic": (2, 2)}
 _TRIAL_LINES = {"cubic": 3, "hexagonal": 6, "tetragonal": 6, "orthorhombic": 6}
-# Ranking prefers the higher symmetry when figures of merit are comparable (a lower-symmetry
-# cell can always index a higher-symmetry pattern at least as well).
-_SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhombic": 1.0}
+_SCREEN_INDEX = {"cubic": (8, 8), "hexagonal": (4, 8), "tetragonal": (4, 8), "orthorhombic": (4, 4)}
+SCREEN_LINES = 10  # a trial cell must index these first lines, all but max_unindexed of them
+# a trial cell inherits the zero shift of its few lines, so it is screened at a wider tolerance;
+# the refinement with the zero shift then judges it at the stated one
+SCREEN_TOLERANCE = 2.0
+REFINED = 150  # smallest screened trial cells per crystal system refined with the zero shift
+MAX_ZERO_DEG = 0.3
+LINES_PER_PARAMETER = 3  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
+MIN_VOLUME_A3 = 15.0  # below the smallest conventional cells of the elements (hcp Be, 16 Å³)
+MIN_AXIS_A = 2.0  # below the shortest lattice translations of solids (hcp Be a = 2.29 Å)
+UNINDEXED_FACTOR = 0.5  # merit factor per unindexed line
+SUBCELL_MERIT_FRACTION = 0.5
+# Ranking prefers the higher symmetry when merits are comparable: a lower-symmetry cell fits the
+# position errors of a higher-symmetry pattern with its extra parameters and indexes it as well.
+SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhombic": 1.0}
 
 
 @dataclass(frozen=True)
 class SpaceGroupCandidate:
+    """A space group in its standard setting on the cell's axes taken in the order ``axes``."""
+
     number: int
     symbol: str
     hall_number: int
     unexplained: int  # observed lines only absent reflections would explain
+    axes: tuple[int, int, int] = (0, 1, 2)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """An indexing solution: lattice (Å, degrees), zero shift (deg 2θ), figures of merit."""
+    """An indexing solution: lattice (Å, degrees), zero shift (deg 2θ), figures of merit.
+
+    ``m20`` is de Wolff's M20 = Q_N / (2 ε N_calc) over the indexed lines (Q = 1/d², Å⁻²; ε their
+    mean |Q_obs − Q_calc|; N_calc the distinct lines the cell allows up to Q_N, the last observed
+    line); ``f_n`` is Smith & Snyder's F_N = N / (mean |Δ2θ| · N_calc) over the same lines.
+    ``merit`` ranks the cells: M20 × UNINDEXED_FACTOR per unindexed line × SYMMETRY_WEIGHT, so a
+    cell that leaves impurity lines unexplained pays for them without being refused.
+    """
 
     crystal_system: str
     lattice: tuple[float, float, float, float, float, float]
@@ -49,6 +75,7 @@ class Cell:
     f_n: float
     n_indexed: int
     n_lines: int
+    merit: float
     space_groups: list[SpaceGroupCandidate] = field(default_factory=list)
 
     @property
@@ -60,9 +87,11 @@ class Cell:
 
 def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = SYSTEMS,
           tolerance_deg: float = 0.05, max_volume_A3: float = 3000.0, n_candidates: int = 5,
-          pause: Callable[[], None] = lambda: None) -> list[Cell]:
-    """Ranked cells (best M20 first) that index the Kα1 peak positions ``two_theta`` (degrees).
+          max_unindexed: int = 2, pause: Callable[[], None] = lambda: None) -> list[Cell]:
+    """Ranked cells (best merit first) that index the Kα1 peak positions ``two_theta`` (degrees).
 
+    Of 20 lines up to ``max_unindexed`` may stay unindexed (impurity or noise peaks), of fewer
+    lines proportionally fewer.
     ``pause()`` is called between steps of a few milliseconds (model.lockstep makes them yields).
     """
     tth = np.sort(np.asarray(two_theta, dtype=float))[:20]
@@ -73,17 +102,37 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
             raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(SYSTEMS)}")
     cells: list[Cell] = []
     for system in systems:
-        cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3, pause))
+        cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3, max_unindexed, pause))
     cells = [c for c in cells if not _metrically_higher(c)]
-    cells.sort(key=lambda c: -c.m20 * _SYMMETRY_WEIGHT[c.crystal_system])
+    cells.sort(key=lambda c: -c.merit)
     unique: list[Cell] = []
     for cell in cells:
         if not any(_same_cell(cell, other) for other in unique):
             unique.append(cell)
-    return unique[:n_candidates]
+    return _subcells_first(unique)[:n_candidates]
+
+
+def _subcells_first(cells: list[Cell]) -> list[Cell]:
+    """The cells with each preceded by its subcells of the same crystal system (volume an integer
+    fraction of its own) that index as many lines with at least SUBCELL_MERIT_FRACTION of its
+    merit: a supercell's extra lines can fit position errors better without being seen."""
+    def subcell(small: Cell, large: Cell) -> bool:
+        ratio = large.volume / small.volume
+        return (small.crystal_system == large.crystal_system and ratio > 1.5
+                and abs(ratio - round(ratio)) <= 0.01 * ratio and small.n_indexed >= large.n_indexed
+                and small.merit >= SUBCELL_MERIT_FRACTION * large.merit)
+
+    ordered: dict[int, Cell] = {}
+    for cell in cells:
+        for small in cells:
+            if id(small) not in ordered and subcell(small, cell):
+                ordered[id(small)] = small
+        ordered.setdefault(id(cell), cell)
+    return list(ordered.values())
 
 
 def _features(system: str, hkl: np.ndarray) -> np.ndarray:
+    """Rows F with 1/d² = F · coef (coef: the system's reciprocal metric terms, Å⁻²)."""
     h, k, l = hkl.T.astype(float)
     if system == "cubic":
         return (h**2 + k**2 + l**2)[:, None]
@@ -102,13 +151,68 @@ def _lattice(system: str, coef: np.ndarray) -> tuple[float, ...]:
         return (inv[0], inv[0], inv[1], 90.0, 90.0, 90.0)
     if system == "hexagonal":
         return (inv[0], inv[0], inv[1], 90.0, 90.0, 120.0)
-    return (inv[0], inv[1], inv[2], 90.0, 90.0, 90.0)
+    a, b, c = sorted(inv)  # a ≤ b ≤ c, the orthorhombic convention of pymatgen's conventional cells
+    return (a, b, c, 90.0, 90.0, 90.0)
 
 
-def _hkl_grid(n: int) -> np.ndarray:
-    r = np.arange(-n, n + 1)
-    grid = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    return grid[np.any(grid != 0, axis=1)]
+@functools.cache
+def _low_index_features(system: str, limits: tuple[int, int]) -> np.ndarray:
+    """Distinct non-zero feature rows of the hkl with |h|, |k| ≤ limits[0] and |l| ≤ limits[1]."""
+    hk, l_max = limits
+    r, rl = np.arange(-hk, hk + 1), np.arange(-l_max, l_max + 1)
+    grid = np.stack(np.meshgrid(r, r, rl, indexing="ij"), -1).reshape(-1, 3)
+    features = np.unique(_features(system, grid), axis=0)
+    return features[np.any(features > 0, axis=1)]
+
+
+@functools.cache
+def _trial_inverses(system: str) -> np.ndarray:
+    """Inverses of every invertible n×n matrix of distinct low-index feature rows (n = len(coef))."""
+    features = _low_index_features(system, _TRIAL_INDEX[system])
+    n = features.shape[1]
+    mats = features[np.array(list(itertools.permutations(range(len(features)), n)))]
+    return np.linalg.inv(mats[np.abs(np.linalg.det(mats)) > 1e-9])
+
+
+@functools.cache
+def _norms(form: str, limit: int) -> np.ndarray:
+    """Sorted distinct values ≤ limit of h²+k² ("square"), h²+hk+k² ("hexagonal") or h²+k²+l²
+    ("cubic") over integer h, k, l."""
+    r = np.arange(-int(np.sqrt(limit)) - 1, int(np.sqrt(limit)) + 2)
+    if form == "cubic":
+        h, k, l = np.meshgrid(r, r, r, indexing="ij")
+        values = h**2 + k**2 + l**2
+    else:
+        h, k = np.meshgrid(r, r, indexing="ij")
+        values = h**2 + k**2 + (h * k if form == "hexagonal" else 0)
+    values = np.unique(values)
+    return values[values <= limit].astype(float)
+
+
+def _reflections(system: str, coef: np.ndarray, q_max: float) -> np.ndarray:
+    """Feature rows of every distinct line of the cell with 1/d² ≤ q_max (Å⁻²), sorted by 1/d²."""
+    def norms(form, bound):  # cached on a power-of-two limit: cells of one pattern share it
+        limit = 1 << max(int(np.ceil(np.log2(max(bound, 1.0)))), 4)
+        values = _norms(form, limit)
+        return values[values <= bound]
+
+    if system == "cubic":
+        features = norms("cubic", q_max / coef[0])[:, None]
+    elif system in ("tetragonal", "hexagonal"):
+        if system == "tetragonal":
+            first = norms("square", q_max / coef[0])
+        else:
+            first = 4.0 / 3.0 * norms("hexagonal", 0.75 * q_max / coef[0])
+        second = np.arange(int(np.sqrt(q_max / coef[1])) + 1, dtype=float) ** 2
+        features = np.stack(np.broadcast_arrays(first[:, None], second[None, :]), -1).reshape(-1, 2)
+    else:
+        axes = [np.arange(int(np.sqrt(q_max / c)) + 1, dtype=float) ** 2 for c in coef]
+        features = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    q = features @ coef
+    keep = (q > 0) & (q <= q_max)
+    features, q = features[keep], q[keep]
+    order = np.argsort(q)
+    return features[order]
 
 
 def _q(tth: np.ndarray, wavelength: float, zero: float = 0.0) -> np.ndarray:
@@ -121,87 +225,127 @@ def _dq_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
     return 2 * np.sin(np.radians(tth)) / wavelength**2 * np.pi / 180
 
 
-def _index_system(system, tth, wavelength, tol, max_volume, pause) -> list[Cell]:
+def _nearest(q_obs: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
+    """|q_obs − nearest q_calc| per row: q_obs (M, m), q_calc (M, H) sorted along rows."""
+    rows = q_calc.shape[0]
+    cap = 2.0 * float(q_obs.max())
+    span = 2.0 * cap
+    offset = np.arange(rows, dtype=float)[:, None] * span
+    flat = (np.minimum(q_calc, cap) + offset).ravel()
+    target = q_obs + offset
+    pos = np.searchsorted(flat, target.ravel()).reshape(target.shape)
+    above = flat[np.minimum(pos, flat.size - 1)]
+    below = flat[np.maximum(pos - 1, 0)]
+    return np.minimum(np.abs(above - target), np.abs(target - below))
+
+
+def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause) -> list[Cell]:
     pause()
+    max_unindexed = max_unindexed * tth.size // 20
     q_obs = _q(tth, wavelength)
-    q_tol = tol * _dq_dtth(tth, wavelength)
-    features = np.unique(_features(system, _hkl_grid(_MAX_INDEX[system])), axis=0)
-    features = features[np.any(features > 0, axis=1)]
-    n = features.shape[1]
-    trial_lines = list(itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n))
-    combos = np.array(list(itertools.permutations(range(len(features)), n)))
-    mats = features[combos]  # (K, n, n)
-    solvable = np.abs(np.linalg.det(mats)) > 1e-9
-    mats = mats[solvable]
-    trials = [np.linalg.solve(mats, np.broadcast_to(q_obs[list(lines)], (len(mats), n))[..., None])[..., 0]
-              for lines in trial_lines]
-    coef = np.concatenate(trials).reshape(-1, n)
-    coef = coef[np.all(coef > 1e-4, axis=1)]
-    volume = 1.0 / np.sqrt(np.prod(coef, axis=1)) * (2 / np.sqrt(3) if system == "hexagonal" else 1.0)
-    coef = coef[volume <= max_volume]
-    coef = np.unique(np.round(coef, 6), axis=0)
-    screen_features = np.unique(_features(system, _hkl_grid(4)), axis=0)
-    screen_features = screen_features[np.any(screen_features > 0, axis=1)]
-    first = min(8, tth.size)
-    scores = []
-    for chunk in np.array_split(coef, max(1, len(coef) // 4000)):
+    inverses = _trial_inverses(system)
+    n = inverses.shape[-1]
+    if tth.size - max_unindexed < LINES_PER_PARAMETER * (n + 1):
+        return []  # too few lines: a cell with this many parameters (and the zero) fits any of them
+    trial_lines = itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n)
+    coef = np.concatenate([inverses @ q_obs[list(lines)] for lines in trial_lines])
+    coef = coef[_plausible(system, coef, max_volume)]
+    if system == "orthorhombic":
+        coef = np.sort(coef, axis=1)  # the same cell with its axes in another order
+    # one trial per cell: coefficients equal to 0.05 % are the same cell from other lines
+    _, first_of = np.unique(np.round(np.log(coef) / 5e-4), axis=0, return_index=True)
+    coef = coef[first_of]
+    screen_features = _low_index_features(system, _SCREEN_INDEX[system])
+    m = min(SCREEN_LINES, tth.size)
+    q_tol = SCREEN_TOLERANCE * tol * _dq_dtth(tth[:m], wavelength)
+    passed = []
+    for chunk in np.array_split(coef, max(1, len(coef) // 20000)):
         pause()
-        q_calc = chunk @ screen_features.T  # (M, H)
-        miss = np.abs(q_obs[None, :first, None] - q_calc[:, None, :]).min(2)
-        scores.append(np.sum(miss <= q_tol[None, :first], axis=1))
-    scores = np.concatenate(scores) if scores else np.zeros(0)
-    good = coef[scores >= first - 1]
-    volume = 1.0 / np.sqrt(np.prod(good, axis=1))
-    good = good[np.argsort(volume)][:200]
-    calc_features = np.unique(_features(system, _hkl_grid(10)), axis=0)
-    calc_features = calc_features[np.any(calc_features > 0, axis=1)]
+        q_calc = np.sort(chunk @ screen_features.T, axis=1)
+        misses = np.sum(_nearest(np.broadcast_to(q_obs[:m], (len(chunk), m)), q_calc) > q_tol, axis=1)
+        passed.append(chunk[misses <= max_unindexed])
+    good = np.concatenate(passed) if passed else np.zeros((0, n))
+    good = good[np.argsort(_volume(system, good))][:REFINED]
     cells = []
     for g in good:
         pause()
-        cell = _refine_cell(system, g, tth, wavelength, tol, calc_features)
+        cell = _refine_cell(system, g, tth, wavelength, tol, max_unindexed, max_volume)
         if cell:
             cells.append(cell)
     return cells
 
 
-def _refine_cell(system, coef, tth, wavelength, tol, calc_features) -> Cell | None:
-    """Assign hkl to every line, refine 1/d² coefficients and zero shift, compute M20 and F_N."""
-    q_obs = _q(tth, wavelength)
-    q_calc = calc_features @ coef
-    assign = np.argmin(np.abs(q_obs[:, None] - q_calc[None, :]), axis=1)
-    ok = np.abs(q_obs - q_calc[assign]) <= tol * _dq_dtth(tth, wavelength)
-    if ok.sum() < len(coef) + 2:
-        return None
-    feats = calc_features[assign[ok]]
+def _plausible(system: str, coef: np.ndarray, max_volume: float) -> np.ndarray:
+    """Rows of coefficients that make a cell with axes ≥ MIN_AXIS_A and a volume (Å³) from
+    MIN_VOLUME_A3 to max_volume."""
+    valid = np.all(coef > 0, axis=1)
+    coef = np.where(valid[:, None], coef, 1.0)
+    volume = _volume(system, coef)
+    return valid & np.all(coef <= MIN_AXIS_A**-2, axis=1) & (volume >= MIN_VOLUME_A3) & (volume <= max_volume)
 
-    def residual(x):
-        return (_q(tth[ok], wavelength, x[-1]) - feats @ x[:-1]) / _dq_dtth(tth[ok], wavelength)
 
-    fit = least_squares(residual, np.concatenate([coef, [0.0]]),
-                        bounds=(np.concatenate([coef * 0.9, [-0.3]]), np.concatenate([coef * 1.1, [0.3]])))
-    coef, zero = fit.x[:-1], float(fit.x[-1])
+def _volume(system: str, coef: np.ndarray) -> np.ndarray:
+    """Cell volumes (Å³) of rows of reciprocal metric coefficients (1/a², [1/b²,] [1/c²])."""
+    if system == "cubic":
+        return coef[:, 0] ** -1.5
+    if system == "orthorhombic":
+        return 1.0 / np.sqrt(np.prod(coef, axis=1))
+    return coef[:, 0] ** -1.0 * coef[:, 1] ** -0.5 * (np.sqrt(3) / 2 if system == "hexagonal" else 1.0)
+
+
+def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) -> Cell | None:
+    """Assign hkl to the lines, refine the 1/d² coefficients with the zero shift (linear least
+    squares in 2θ, re-linearised each pass), first at the screening tolerance, then at ``tol``;
+    the figures of merit of the result, or None when it leaves too many lines unindexed."""
+    zero = 0.0
+    n = len(coef)
+    for window in (SCREEN_TOLERANCE * tol, tol, tol):
+        q_obs = _q(tth, wavelength, zero)
+        slope = _dq_dtth(tth - zero, wavelength)
+        features = _reflections(system, coef, q_obs[-1] * 1.05)
+        if len(features) == 0:
+            return None
+        q_line = features @ coef
+        nearest = _nearest_index(q_obs, q_line)
+        use = np.abs(q_obs - q_line[nearest]) / slope <= window
+        if use.sum() < n + 2:
+            return None
+        design = np.column_stack([features[nearest[use]] / slope[use, None], np.ones(use.sum())])
+        solution, *_ = np.linalg.lstsq(design, q_obs[use] / slope[use], rcond=None)
+        coef, zero = solution[:n], zero + float(solution[n])
+        if not _plausible(system, coef[None], max_volume)[0] or abs(zero) > MAX_ZERO_DEG:
+            return None
     q_obs = _q(tth, wavelength, zero)
-    q_line = np.unique(np.round(calc_features @ coef, 10))
-    miss = np.abs(q_obs[:, None] - q_line[None, :]).min(1)
-    indexed = miss <= 0.5 * tol * _dq_dtth(tth, wavelength)
-    n_lines = tth.size
+    slope = _dq_dtth(tth - zero, wavelength)
     q_max = q_obs[-1]
-    n_calc = int(np.sum(q_line <= q_max * 1.0001))
-    eps = max(float(np.mean(miss)), 1e-9)
-    m20 = float(q_max / (2 * eps * max(n_calc, 1)))
-    two_theta_calc = np.degrees(2 * np.arcsin(np.clip(np.sqrt(q_line[q_line <= q_max * 1.0001]) * wavelength / 2, 0, 1)))
-    dtth = np.abs(tth - zero - two_theta_calc[np.argmin(np.abs((tth - zero)[:, None] - two_theta_calc[None]), 1)])
-    f_n = float(n_lines / (max(float(np.mean(dtth)), 1e-6) * max(n_calc, 1)))
+    q_line = _reflections(system, coef, q_max * 1.05) @ coef
+    q_line = q_line[np.concatenate([[True], np.diff(q_line) > 1e-12 * q_max])]
+    miss = np.abs(q_obs - q_line[_nearest_index(q_obs, q_line)])
+    indexed = miss / slope <= tol
+    if indexed.sum() < tth.size - max_unindexed:
+        return None
+    n_calc = max(int(np.sum(q_line <= q_max)), 1)
+    eps = max(float(np.mean(miss[indexed])), 1e-12)
+    m20 = float(q_max / (2 * eps * n_calc))
+    merit = m20 * UNINDEXED_FACTOR ** int(tth.size - indexed.sum()) * SYMMETRY_WEIGHT[system]
+    f_n = float(indexed.sum() / (max(float(np.mean(miss[indexed] / slope[indexed])), 1e-6) * n_calc))
     lattice = tuple(float(v) for v in _lattice(system, coef))
-    cell = Cell(system, lattice, zero, m20, f_n, int(indexed.sum()), n_lines)
-    return cell if indexed.sum() >= n_lines - 2 else None
+    return Cell(system, lattice, zero, m20, f_n, int(indexed.sum()), int(tth.size), merit)
+
+
+def _nearest_index(q_obs: np.ndarray, q_line: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of the sorted q_line for each q_obs."""
+    pos = np.clip(np.searchsorted(q_line, q_obs), 1, max(len(q_line) - 1, 1))
+    below = np.maximum(pos - 1, 0)
+    return np.where(np.abs(q_line[np.minimum(pos, len(q_line) - 1)] - q_obs) < np.abs(q_obs - q_line[below]),
+                    np.minimum(pos, len(q_line) - 1), below)
 
 
 def _metrically_higher(cell: Cell) -> bool:
     """True for a tetragonal/orthorhombic cell whose axes are equal within 0.1 %: the higher
     system describes it with fewer parameters and is searched as well."""
     a, b, c = cell.lattice[:3]
-    close = lambda x, y: abs(x - y) <= 1e-3 * max(x, y)  # noqa: E731
+    close = lambda x, y: abs(x - y) <= 1e-3 * max(x, y)
     if cell.crystal_system == "tetragonal":
         return close(a, c)
     if cell.crystal_system == "orthorhombic":
@@ -230,32 +374,50 @@ _SYSTEM_RANGES = {"cubic": (195, 230), "hexagonal": (143, 194), "tetragonal": (7
 def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A: float,
                            tolerance_deg: float = 0.05,
                            pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
-    """Space groups of the cell's system whose extinctions leave every observed line explained.
-
-    Ranked by most extinctions first (fewest allowed lines): the conventional choice of the
+    """Space groups of the cell's system ranked by how few observed lines their extinctions leave
+    unexplained, then by most extinctions (fewest allowed lines): the conventional choice of the
     highest-extinction group consistent with the data; ties keep higher symmetry first.
-    ``pause()`` is called before each space group (model.lockstep makes it a yield).
+
+    An orthorhombic group is tried in its standard setting on every order of the cell's axes
+    (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
+    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
+    yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
-    metric = _metric(cell.lattice)
     d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
     low, high = _SYSTEM_RANGES[cell.crystal_system]
+    orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     halls = standard_hall_numbers()
-    ranked = []
+    ranked, seen = [], set()
     for number in range(high, low - 1, -1):
         pause()
         symmetry = spglib.get_symmetry_from_database(halls[number])
         ops = constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
                                         spglib.get_spacegroup_type(halls[number]).international_short)
-        hkl, _ = constraints.hkl_families(metric, ops, d_min)
-        if len(hkl) == 0:
-            continue
-        d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-        calc = np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1)))
-        unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-        ranked.append((unexplained, len(hkl), SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained)))
+        for axes in orders:
+            metric = _metric(in_setting(cell, axes).lattice)
+            hkl, _ = constraints.hkl_families(metric, ops, d_min)
+            if len(hkl) == 0:
+                continue
+            d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
+            calc = np.sort(np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1))))
+            allowed = (number, tuple(np.round(calc, 4)))
+            if allowed in seen:
+                continue
+            seen.add(allowed)
+            unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
+            ranked.append((unexplained, len(hkl),
+                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in ranked]
+
+
+def in_setting(cell: Cell, axes: tuple[int, int, int]) -> Cell:
+    """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells)."""
+    if tuple(axes) == (0, 1, 2):
+        return cell
+    lengths = [cell.lattice[i] for i in axes]
+    return dataclasses.replace(cell, lattice=(*lengths, *cell.lattice[3:]))
 
 
 def _metric(lattice) -> np.ndarray:

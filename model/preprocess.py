@@ -3,19 +3,24 @@
 Angles in degrees 2θ. Background by pybaselines (SNIP); peaks located by scipy.signal.find_peaks on
 the background-subtracted pattern and each fitted by a pseudo-Voigt (as a Kα1 + Kα2 pair where
 the wavelength has a doublet, so positions are Kα1 positions and Kα2 shoulders are not peaks).
+A single stated wavelength equal to an anode's weighted Kα mean (e.g. 1.5418 Å for Cu) is an
+unresolved doublet too: it is fitted as one, and its positions are given for the stated wavelength.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pybaselines import Baseline
 from scipy.optimize import curve_fit
 from scipy.signal import find_peaks as _scipy_find_peaks
 
-from model.pattern import Pattern
+from model.pattern import ANODES, Pattern, Wavelength
+
+MIN_FWHM_STEPS = 1.5  # narrower fits are noise spikes: a diffraction peak spans several points
+KA_MEAN_TOLERANCE_A = 3e-4  # stated Kα means differ by this much (1.5418, 1.54178, 1.54184 Å for Cu)
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Peak:
 
 def background(pattern: Pattern, excluded: Sequence[tuple[float, float]] = ()) -> np.ndarray:
     """SNIP background; the clipping window spans ~2° so peaks (and Kα doublets) are cut off."""
-    window = max(int(round(2.0 / pattern.step)), 5)
+    window = max(round(2.0 / pattern.step), 5)
     fitter = Baseline(pattern.two_theta)
     base, _ = fitter.snip(pattern.intensity, max_half_window=window, decreasing=True, smooth_half_window=1)
     return base
@@ -52,7 +57,8 @@ def noise_level(net: np.ndarray) -> float:
 
 def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), min_snr: float = 4.0,
                max_peaks: int = 60) -> list[Peak]:
-    """Peaks sorted by 2θ, at most ``max_peaks`` of the strongest, each profile-fitted."""
+    """Peaks sorted by 2θ, at most ``max_peaks`` of the strongest, each profile-fitted; positions
+    are for the pattern's (Kα1) wavelength."""
     net = pattern.intensity - background(pattern, excluded)
     keep = _included(pattern, excluded)
     sigma = noise_level(net)
@@ -61,12 +67,40 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     index, props = _scipy_find_peaks(np.where(keep, smooth, 0.0), prominence=min_snr * sigma,
                                      distance=max(1, int(0.04 / step)))
     order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
-    wavelength = pattern.wavelength
+    wavelength = kalpha_doublet(pattern.wavelength)
     peaks = [p for p in (_fit_peak(pattern.two_theta, net, i, step, wavelength, sigma) for i in index[order])
              if p is not None]
     peaks = _drop_ka2_shadows(peaks, wavelength)
     peaks.sort(key=lambda p: -p.height)
-    return sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
+    peaks = sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
+    if wavelength is not None and wavelength.ka1 != pattern.wavelength.ka1:
+        scale = pattern.wavelength.ka1 / wavelength.ka1
+        peaks = [replace(p, two_theta=float(2 * np.degrees(np.arcsin(min(np.sin(np.radians(p.two_theta) / 2) * scale, 1.0)))))
+                 for p in peaks]
+    return peaks
+
+
+def kalpha_doublet(wavelength: Wavelength | None) -> Wavelength | None:
+    """The Kα1 + Kα2 doublet the peaks of a pattern measured at ``wavelength`` have.
+
+    A Kα2 stated without an intensity ratio gets the usual 0.5. A single wavelength that is an
+    anode's weighted Kα mean (ka1 + ratio·ka2) / (1 + ratio) is an unmonochromated doublet whose
+    mean is the stated value: at high angles its peaks split, and a single-peak fit would give Kα1
+    positions there and mean positions below. Any other wavelength is returned as it is.
+    """
+    if wavelength is None or wavelength.has_doublet:
+        return wavelength
+    if wavelength.ka2 is not None:
+        return Wavelength(wavelength.ka1, wavelength.ka2, ANODES["CuKa"].ratio, wavelength.label)
+    for anode in ANODES.values():
+        if not anode.has_doublet:
+            continue
+        weight = anode.ratio / (1 + anode.ratio)
+        mean = anode.ka1 + weight * (anode.ka2 - anode.ka1)
+        if abs(wavelength.ka1 - mean) <= KA_MEAN_TOLERANCE_A:
+            ka1 = wavelength.ka1 - weight * (anode.ka2 - anode.ka1)
+            return Wavelength(ka1, ka1 + anode.ka2 - anode.ka1, anode.ratio, anode.label)
+    return wavelength
 
 
 def estimate_start(pattern: Pattern):
@@ -106,19 +140,23 @@ def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
     except (RuntimeError, ValueError):
         return None
     err = float(np.sqrt(abs(pcov[0, 0]))) if np.all(np.isfinite(pcov)) else step
-    if popt[1] < 3 * sigma:
+    if popt[1] < 3 * sigma or popt[2] < MIN_FWHM_STEPS * step:
         return None
     return Peak(float(popt[0]), err, float(popt[1]), float(popt[2]), float(popt[3]))
 
 
 def _drop_ka2_shadows(peaks: list[Peak], wavelength) -> list[Peak]:
-    """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak."""
+    """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak.
+
+    A weaker peak within one FWHM of a stronger one is a second fit of the same peak (e.g. from a
+    local maximum on its Kα2 shoulder) or not resolved from it, so it is not a line of its own.
+    """
     peaks = sorted(peaks, key=lambda p: -p.height)
     kept: list[Peak] = []
     for peak in peaks:
         shadow = False
         for strong in kept:
-            if abs(peak.two_theta - strong.two_theta) < 0.5 * strong.fwhm:
+            if abs(peak.two_theta - strong.two_theta) < strong.fwhm:
                 shadow = True
             elif wavelength is not None and wavelength.has_doublet:
                 theta = np.radians(strong.two_theta) / 2

@@ -22,17 +22,18 @@ from model import constraints, index, search
 from model.errors import InputError
 from model.lockstep import lockstep
 from model.pattern import Pattern
-from model.preprocess import background, find_peaks
+from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
-MAX_LINES = 20  # strongest lines used for indexing and extinctions
+MAX_LINES = 20  # strongest lines used for indexing
+EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 PRIOR_RERANKED = 8  # placements re-scored with the network density (~0.1–0.8 s each on 2 cores)
 PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
-CELL_M20_FRACTION = 0.2
+CELL_MERIT_FRACTION = 0.2
 GROUPS_TRIED = 6
 REFINED = 3
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -70,26 +71,15 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     clock = time.perf_counter()
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
-    # the strongest lines: weak ones are where impurity phases and noise peaks hide
-    positions = sorted(p.two_theta for p in sorted(peaks, key=lambda p: -p.height)[:MAX_LINES])
-    ranked = yield from lockstep(
-        lambda pause: index.index(positions, pattern.wavelength.ka1, SYSTEMS[system], pause=pause),
-        REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks"))
-    # positions alone cannot always tell a cell from a pseudo-symmetric one with a similar M20:
-    # every cell not far behind the best is searched, and the full-profile fit decides
-    cells = [c for c in ranked if c.m20 >= CELL_M20_FRACTION * ranked[0].m20][:CELLS_TRIED] if ranked else []
+    _, cells, plans = yield from lockstep(
+        lambda pause: index_cells(peaks, pattern.wavelength.ka1, SYSTEMS[system], pause),
+        REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks, cells and space groups"))
     timings["index"] = time.perf_counter() - clock
     if not cells:
         return _failure("no cell indexes the peak list", timings)
 
     clock = time.perf_counter()
     candidates: list[tuple[search.Candidate, index.Cell]] = []
-    # higher symmetry first; each (cell, space group) gets an equal share of the search time
-    cells.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
-    wavelength = pattern.wavelength.ka1
-    plans = yield from lockstep(
-        lambda pause: [(cell, group) for cell in cells for group in _groups(cell, positions, wavelength, pause)],
-        REPORT_S, Progress("index", 0.08, "space groups from the extinctions"))
     fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
     share = SEARCH_BUDGET_S / max(len(plans), 1)
     for i, (cell, group) in enumerate(plans):
@@ -243,6 +233,35 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
         if len(symbols) == 1 or composition.oxi_state_guesses(max_sites=-1):
             ratios.append(dict(zip(symbols, amounts)))
     return sorted(ratios, key=lambda r: sum(r.values()))[:4]
+
+
+def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
+                pause: Callable[[], None] = lambda: None
+                ) -> tuple[list[index.Cell], list[index.Cell], list[tuple[index.Cell, index.SpaceGroupCandidate]]]:
+    """The index stage of the solve: (ranked cells, the cells searched, (cell, space group) plans).
+
+    The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
+    peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
+    similar merit: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
+    first, each in the space groups that _groups allows; the full-profile fit decides. The
+    extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
+    the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
+    cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
+    cells searched are those plan cells.
+    """
+    strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
+    positions = sorted(p.two_theta for p in strongest)
+    ranked = index.index(positions, wavelength_A, systems, pause=pause)
+    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
+    indexed = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
+    indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
+    settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
+    plans = []
+    for cell in indexed:
+        for group in _groups(cell, lines, wavelength_A, pause):
+            setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
+            plans.append((setting, group))
+    return ranked, list(settings.values()), plans
 
 
 def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,

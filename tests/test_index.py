@@ -5,7 +5,10 @@ from pymatgen.core import Lattice, Structure
 from model import index
 from model.errors import InputError
 from model.pattern import ANODES
+from model.preprocess import find_peaks
+from model.readers import read_patterns
 from model.simulate import sticks
+from model.solve import index_cells
 
 CU = ANODES["CuKa"].ka1
 
@@ -50,3 +53,42 @@ def test_auto_prefers_the_true_cubic_cell_and_its_extinctions():
 def test_too_few_peaks_is_input_error():
     with pytest.raises(InputError):
         index.index([20.0, 30.0], CU)
+
+
+def test_impurity_lines_and_zero_shift_still_give_the_cell():
+    structure = CASES[1][1]
+    lines = np.sort(_lines(structure, zero=0.08, n=18))
+    # two lines of another phase, each well away from every line the true cell allows
+    impurities = [25.6, 44.1]
+    calc = sticks(structure, CU, (10, 100)).two_theta + 0.08
+    assert all(np.min(np.abs(calc - x)) > 0.3 for x in impurities)
+    best = index.index(np.concatenate([lines, impurities]), CU)[0]
+    assert best.crystal_system == "tetragonal"
+    assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=2e-3)
+    assert abs(best.zero - 0.08) < 0.01
+    assert (best.n_indexed, best.n_lines) == (18, 20)
+
+
+def test_orthorhombic_group_is_offered_in_its_standard_setting():
+    # Pnma with b the longest axis: the indexer reports a ≤ b ≤ c, so the group's setting needs
+    # the axes reordered
+    structure = Structure.from_spacegroup("Pnma", Lattice.orthorhombic(5.5, 7.8, 5.4), ["Ca", "Ti", "O", "O"],
+                                          [[0.03, 0.25, 0.99], [0, 0, 0.5], [0.48, 0.25, 0.08], [0.29, 0.04, 0.71]])
+    lines = _lines(structure)
+    best = index.index(lines, CU, systems=("orthorhombic",))[0]
+    assert np.allclose(best.lattice[:3], (5.4, 5.5, 7.8), rtol=2e-3)
+    groups = index.space_group_candidates(best, lines, CU)
+    pnma = [g for g in groups if g.number == 62 and g.unexplained == 0]
+    assert pnma
+    assert any(np.allclose(index.in_setting(best, g.axes).lattice[:3], (5.5, 7.8, 5.4), rtol=2e-3) for g in pnma)
+
+
+def test_klatio4_lab_pattern_indexes_to_its_published_cell(shared_data):
+    # Cu Kα stated as the mean 1.54178 Å, Kα2 unresolved at low angles and resolved at high ones
+    pattern = read_patterns(shared_data / "experimental" / "wm2446Isup2.rtv.combined.cif")[0]
+    ranked, _, plans = index_cells(find_peaks(pattern), pattern.wavelength.ka1)
+    best = ranked[0]
+    assert best.crystal_system == "tetragonal"
+    assert np.allclose(best.lattice[:3], (3.8416, 3.8416, 13.4695), rtol=1e-3)
+    assert best.n_indexed == best.n_lines
+    assert 129 in [g.number for cell, g in plans if cell is best]  # P4/nmm

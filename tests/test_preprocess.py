@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from model.pattern import ANODES
-from model.preprocess import background, find_peaks
+from model.pattern import ANODES, Wavelength
+from model.preprocess import background, find_peaks, kalpha_doublet
 from model.simulate import ProfileParams, simulate_pattern, sticks
 
 
@@ -43,3 +45,20 @@ def test_background_below_pattern_and_excluded_region(rocksalt):
     assert np.median(pattern.intensity - base) >= -3 * np.sqrt(np.median(pattern.intensity))
     peaks = find_peaks(pattern, excluded=[(31.0, 33.0)])
     assert not any(31.0 <= p.two_theta <= 33.0 for p in peaks)
+
+
+def test_kalpha_mean_wavelength_is_fitted_as_the_doublet(rocksalt):
+    # a Cu Kα1 + Kα2 pattern whose file states only the mean wavelength 1.5418 Å
+    pattern = dataclasses.replace(_pattern(rocksalt), wavelength=Wavelength(1.5418))
+    found = np.array([p.two_theta for p in find_peaks(pattern)])
+    expected = sticks(rocksalt, 1.5418, (10, 90))
+    strong = expected.two_theta[expected.intensity > 5]
+    # positions for the stated wavelength at every angle, not Kα1 ones where the doublet splits
+    assert max(np.min(np.abs(found - position)) for position in strong) < 0.015
+    assert len(found) <= len(expected.two_theta)
+
+
+def test_kalpha2_without_ratio_gets_the_usual_one():
+    doublet = kalpha_doublet(Wavelength(1.54056, 1.54439))
+    assert doublet.has_doublet and doublet.ratio == 0.5
+    assert kalpha_doublet(Wavelength(1.0)) == Wavelength(1.0)
