@@ -39,7 +39,7 @@ class Wavelength:
     def has_doublet(self) -> bool:
         return self.ka2 is not None and bool(self.ratio)
 
-    def monochromatic(self) -> "Wavelength":
+    def monochromatic(self) -> Wavelength:
         return Wavelength(self.ka1, label=self.label)
 
 
@@ -54,6 +54,33 @@ ANODES: dict[str, Wavelength] = {
 }
 ANODES.update({f"{name[:2]}Ka1": dataclasses.replace(w.monochromatic(), label=f"{name[:2]}Ka1")
                for name, w in list(ANODES.items())})
+
+
+KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) of an X-ray tube
+KA_MEAN_TOLERANCE_A = 3e-4  # stated Kα means differ by this much (1.5418, 1.54178, 1.54184 Å for Cu)
+
+
+def kalpha_doublet(wavelength: Wavelength | None) -> Wavelength | None:
+    """The Kα1 + Kα2 doublet a pattern measured at ``wavelength`` has.
+
+    A Kα2 stated without an intensity ratio gets the tube's KA2_RATIO. A single wavelength that is
+    an anode's weighted Kα mean (ka1 + ratio·ka2) / (1 + ratio) is an unmonochromated doublet whose
+    mean is the stated value: at high angles its peaks split, and a single-peak fit would give Kα1
+    positions there and mean positions below. Any other wavelength is returned as it is.
+    """
+    if wavelength is None or wavelength.has_doublet:
+        return wavelength
+    if wavelength.ka2 is not None:
+        return Wavelength(wavelength.ka1, wavelength.ka2, KA2_RATIO, wavelength.label)
+    for anode in ANODES.values():
+        if not anode.has_doublet:
+            continue
+        weight = anode.ratio / (1 + anode.ratio)
+        mean = anode.ka1 + weight * (anode.ka2 - anode.ka1)
+        if abs(wavelength.ka1 - mean) <= KA_MEAN_TOLERANCE_A:
+            ka1 = wavelength.ka1 - weight * (anode.ka2 - anode.ka1)
+            return Wavelength(ka1, ka1 + anode.ka2 - anode.ka1, anode.ratio, anode.label)
+    return wavelength
 
 
 def parse_wavelength(text: str | float) -> Wavelength:
@@ -141,7 +168,7 @@ class Pattern:
         """Median 2θ step in degrees."""
         return float(np.median(np.diff(self.two_theta)))
 
-    def with_wavelength(self, wavelength: Wavelength) -> "Pattern":
+    def with_wavelength(self, wavelength: Wavelength) -> Pattern:
         return dataclasses.replace(self, wavelength=wavelength)
 
 

@@ -17,10 +17,9 @@ from pybaselines import Baseline
 from scipy.optimize import curve_fit
 from scipy.signal import find_peaks as _scipy_find_peaks
 
-from model.pattern import ANODES, Pattern, Wavelength
+from model.pattern import Pattern, kalpha_doublet
 
 MIN_FWHM_STEPS = 1.5  # narrower fits are noise spikes: a diffraction peak spans several points
-KA_MEAN_TOLERANCE_A = 3e-4  # stated Kα means differ by this much (1.5418, 1.54178, 1.54184 Å for Cu)
 
 
 @dataclass(frozen=True)
@@ -78,29 +77,6 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
         peaks = [replace(p, two_theta=float(2 * np.degrees(np.arcsin(min(np.sin(np.radians(p.two_theta) / 2) * scale, 1.0)))))
                  for p in peaks]
     return peaks
-
-
-def kalpha_doublet(wavelength: Wavelength | None) -> Wavelength | None:
-    """The Kα1 + Kα2 doublet the peaks of a pattern measured at ``wavelength`` have.
-
-    A Kα2 stated without an intensity ratio gets the usual 0.5. A single wavelength that is an
-    anode's weighted Kα mean (ka1 + ratio·ka2) / (1 + ratio) is an unmonochromated doublet whose
-    mean is the stated value: at high angles its peaks split, and a single-peak fit would give Kα1
-    positions there and mean positions below. Any other wavelength is returned as it is.
-    """
-    if wavelength is None or wavelength.has_doublet:
-        return wavelength
-    if wavelength.ka2 is not None:
-        return Wavelength(wavelength.ka1, wavelength.ka2, ANODES["CuKa"].ratio, wavelength.label)
-    for anode in ANODES.values():
-        if not anode.has_doublet:
-            continue
-        weight = anode.ratio / (1 + anode.ratio)
-        mean = anode.ka1 + weight * (anode.ka2 - anode.ka1)
-        if abs(wavelength.ka1 - mean) <= KA_MEAN_TOLERANCE_A:
-            ka1 = wavelength.ka1 - weight * (anode.ka2 - anode.ka1)
-            return Wavelength(ka1, ka1 + anode.ka2 - anode.ka1, anode.ratio, anode.label)
-    return wavelength
 
 
 def estimate_start(pattern: Pattern):

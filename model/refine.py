@@ -30,7 +30,7 @@ from scipy.optimize import least_squares, lsq_linear
 from model import constraints, scattering, simulate
 from model.errors import InputError
 from model.lockstep import lockstep
-from model.pattern import ANODES, Pattern, Wavelength, q_to_two_theta
+from model.pattern import KA2_RATIO, Pattern, Wavelength, kalpha_doublet, q_to_two_theta
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 
 BACKGROUND_TERMS = 8
@@ -41,10 +41,6 @@ STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "pr
 TERMS = ("doublet", "ka2", "displacement", "asymmetry", "polarisation", "po")
 PAYS = 0.01  # a term is kept when it lowers χ² by at least this fraction
 TRIAL_NFEV = 10  # evaluations of a term's trial (the term with the scales and background)
-KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) of an X-ray tube, where a pattern names Kα2 but not the ratio
-# a single stated wavelength this close to an anode's intensity-weighted Kα mean may be that mean
-# (Kα1 and the mean differ by 1.3e-3 Å for Cu)
-MEAN_TOLERANCE_A = 2e-4
 BISO_BOUNDS = (0.0, 8.0)  # Å²; a displacement parameter is a mean square amplitude, never negative
 PO_BOUNDS = (0.4, 2.5)  # March–Dollase ratio
 BURST_NFEV = 8  # least-squares evaluations per call (each call restarts its trust region)
@@ -347,8 +343,8 @@ class Rietveld:
             return [[(index[ph.slices["po"]], partial(_orient, ph, axis)) for axis in ph.po_candidates]
                     for ph in self.phases]
         if term == "doublet":
-            doublet = _doublet_behind(self.wavelength)
-            if doublet is None:
+            doublet = kalpha_doublet(self.wavelength)
+            if self.wavelength.ka2 is not None or doublet == self.wavelength:
                 return []
             # Kα1 sits below the mean: the cell, zero and widths move with the model
             return [[(self._indices(("zero", "cell", "profile")), partial(self._model_doublet, doublet))]]
@@ -593,17 +589,6 @@ def _orient(phase: _Phase, axis: tuple[int, int, int], on: bool) -> None:
 
 def _no_switch(on: bool) -> None:
     """A term that is only its parameters."""
-
-
-def _doublet_behind(wavelength: Wavelength) -> Wavelength | None:
-    """The anode Kα doublet whose intensity-weighted mean is this single wavelength, if any."""
-    if wavelength.ka2 is not None:
-        return None
-    for anode in ANODES.values():
-        if anode.has_doublet and abs((anode.ka1 + anode.ratio * anode.ka2) / (1 + anode.ratio)
-                                     - wavelength.ka1) < MEAN_TOLERANCE_A:
-            return anode
-    return None
 
 
 def _distinct_axes(laue: np.ndarray) -> list[tuple[int, int, int]]:

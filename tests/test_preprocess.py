@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from model.pattern import ANODES, Wavelength
-from model.preprocess import background, find_peaks, kalpha_doublet
+from model.pattern import ANODES, Wavelength, kalpha_doublet
+from model.preprocess import background, find_peaks
 from model.simulate import ProfileParams, simulate_pattern, sticks
 
 
