@@ -23,10 +23,10 @@ from pymatgen.core import Structure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.exporters import solve_result_structure  # noqa: E402
-from model.pattern import ANODES  # noqa: E402
-from model.simulate import random_lab_params, simulate_pattern  # noqa: E402
-from model.solve import solve  # noqa: E402
+from model.exporters import solve_result_structure
+from model.pattern import ANODES
+from model.simulate import random_lab_params, simulate_pattern
+from model.solve import solve
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
 
@@ -40,9 +40,10 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(args.seed)
-    rows = [r for r in csv.DictReader(open(DATA / "manifest.csv"))
-            if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
-            and float(r["min_distance_A"]) >= 0.9]
+    with open(DATA / "manifest.csv") as manifest:
+        rows = [r for r in csv.DictReader(manifest)
+                if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
+                and float(r["min_distance_A"]) >= 0.9]
     taken = defaultdict(int)
     matches = defaultdict(list)
     stage_times = defaultdict(list)
@@ -57,12 +58,15 @@ def main() -> None:
         elements = [e.symbol for e in truth.composition.elements]
         began = time.perf_counter()
         job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
-        while True:
-            try:
+        try:
+            while True:
                 next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        except StopIteration as stop:
+            result = stop.value
+        except Exception as error:  # noqa: BLE001 - a crash is a miss of this structure, not the end of the run
+            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
+            matches[row["crystal_system"]].append(False)
+            continue
         elapsed = time.perf_counter() - began
         matched = bool(result.atoms) and matcher.fit(truth, solve_result_structure(result))
         matches[row["crystal_system"]].append(matched)

@@ -1,38 +1,90 @@
-"""Wyckoff search: atom placements in a given space group and cell, scored against the pattern.
+"""Wyckoff search: atom placements in indexed cells and space groups, scored against the pattern.
 
-Every combination of Wyckoff positions that holds the composition (pyxtal enumerates them) is
-tried; free coordinates are found by random restarts and a local simplex search. The score is an
-intensity R factor on integrated reflection clusters: the background-subtracted pattern integrated
-over windows around groups of overlapping reflections, against Σ multiplicity·|F|²·LP of the
-same groups (|F|² from model.scattering, LP from model.simulate). Cheap enough for thousands of
-trials; the best few go on to full Rietveld refinement. An optional prior (e.g. the network's
-density) can add a term to the score.
+Score: an intensity R factor on integrated reflection clusters. The background-subtracted pattern
+is integrated over windows around groups of overlapping reflections and compared with
+Σ multiplicity·LP·|F|² of the same groups (least-squares scale, and the best of a few overall
+displacement factors B). Windows around reflections of the lattice that the space group forbids
+count as clusters the structure cannot explain, so groups of one cell are scored on the same
+observed intensity. A close-contact penalty (Å²) keeps atoms apart.
+
+Search: a beam search over the elements, heaviest first (the heavy-atom method: heavy atoms
+dominate the intensities, so their placement can be judged before light atoms are placed). All
+search problems ("arms": cell × space group × atoms per cell) advance together. At each level every
+kept partial structure is extended by each way the next element can fill Wyckoff positions (an
+orbit without free coordinates holds one element), the new free coordinates are found by random
+sampling and then gradient descent on the best samples (torch, all trials of a level in a few
+tensors, so thousands of trials cost about a second), and the best partial structures across all
+arms go on. The complete structures get a joint gradient polish and are returned best first.
+The amount of work is fixed by the constants below, not by the clock, so results do not depend
+on machine load.
 """
 
 from __future__ import annotations
 
-import time
+import functools
+import itertools
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
+import spglib
 import torch
 from pymatgen.core import Element, Lattice, Structure
-import spglib
 from pyxtal.symmetry import Group
-from scipy.optimize import minimize
 
 from model import constraints, scattering, simulate
 from model.index import standard_hall_numbers
 from model.pattern import Pattern
+from model.result import Progress
 
-MAX_COMBINATIONS = 400
+MAX_OPTIONS = 64  # Wyckoff fillings of one element tried per partial structure, simplest first
+MAX_SITES = 4  # orbits per element
+POLISH_STARTS = 4  # best random samples of an extension that are polished
+POLISH_STEPS = 30
+LEARNING_RATE = 0.02  # fractional coordinates per Adam step at the start (cosine decay)
+ADAM_BETAS = (0.9, 0.999)
+WINDOW_FWHM = 1.5  # a cluster integrates this many FWHM either side of its reflections
+OVERALL_B = (0.0, 1.0, 2.0, 4.0)  # Å², overall displacement factors tried for every trial
 CLOSE_FACTOR = 0.55  # atoms closer than this × (r_i + r_j) are penalised (atomic radii, Å)
+CHUNK = 1 << 21  # trial × atom × reflection entries evaluated at once (memory, cancel latency)
+SAME_SCORE = 1e-5  # equal scores in one arm: the same structure at another origin
+
+
+@dataclass(frozen=True)
+class Effort:
+    """Work per arm in one round: partial structures kept per element (beam), extensions per
+    element polished by gradient descent, joint polish steps of the complete structures."""
+
+    beam: int
+    polished: int
+    final_steps: int
+
+
+# Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
+# complete structures decide which arms are searched again with more effort.
+ROUNDS = ((None, Effort(beam=2, polished=0, final_steps=0)),
+          (8, Effort(beam=6, polished=8, final_steps=20)),
+          (3, Effort(beam=16, polished=24, final_steps=40)))
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One search problem: a cell (zero shift in deg 2θ), a space group in its standard setting
+    and the number of atoms of each species in the cell."""
+
+    lattice: Lattice
+    zero: float
+    space_group: int
+    species: tuple[str, ...]
+    counts: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class Clusters:
-    """Reflections grouped where they overlap, with the observed integrated intensity of each group."""
+    """Reflections grouped where they overlap, with the observed integrated intensity of each group.
+
+    Clusters without reflections are the windows of forbidden lattice reflections (calculated 0).
+    """
 
     hkl: np.ndarray  # (R, 3)
     d: np.ndarray  # (R,) Å
@@ -43,130 +95,492 @@ class Clusters:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A trial structure and its cluster R factor (lower is better)."""
+    """A trial structure and its score (cluster R + close-contact penalty; lower is better)."""
 
     score: float
     structure: Structure
     space_group: int
     wyckoffs: tuple[str, ...]
+    arm: int  # index into the arms searched
+
+
+@dataclass(frozen=True)
+class Orbit:
+    """A Wyckoff position: atom j sits at offsets[j] + basis[j] @ p for free coordinates p."""
+
+    label: str  # multiplicity and letter, e.g. "4e"
+    offsets: np.ndarray  # (m, 3)
+    basis: np.ndarray  # (m, 3, dof)
+
+    @property
+    def dof(self) -> int:
+        return self.basis.shape[2]
 
 
 def clusters(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int, zero: float,
-             fwhm: float) -> Clusters:
-    """Reflections of the cell in the measured range and their observed cluster intensities."""
-    ops = _ops(space_group)
-    wl = pattern.wavelength
-    tth_max = pattern.two_theta[-1]
-    d_min = wl.ka1 / (2 * np.sin(np.radians(tth_max - zero) / 2))
-    hkl, mult = constraints.hkl_families(lattice.metric_tensor, ops, d_min)
-    d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(lattice.metric_tensor), hkl))
-    theta = np.arcsin(np.clip(wl.ka1 / (2 * d), 0, 1))
-    tth = np.degrees(2 * theta) + zero
-    inside = (tth > pattern.two_theta[0] + fwhm) & (tth < tth_max - fwhm)
-    hkl, mult, d, theta, tth = hkl[inside], mult[inside], d[inside], theta[inside], tth[inside]
+             fwhm_poly: Sequence[float]) -> Clusters:
+    """Reflections of the cell in the measured range and their observed cluster intensities.
+
+    ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
+    """
+    tth_all = pattern.two_theta
+    metric = lattice.metric_tensor
+    hkl, mult, tth, low, high = _windows(pattern, metric, _ops(space_group), zero, fwhm_poly)
     order = np.argsort(tth)
-    hkl, mult, d, theta, tth = hkl[order], mult[order], d[order], theta[order], tth[order]
-    doublet = 0.0
-    if wl.has_doublet:
-        doublet = np.degrees(2 * np.arcsin(np.clip(np.sin(theta) * wl.ka2 / wl.ka1, 0, 1))) - np.degrees(2 * theta)
-    low = tth - 1.5 * fwhm
-    high = tth + 1.5 * fwhm + doublet
+    hkl, mult, tth, low, high = hkl[order], mult[order], tth[order], low[order], high[order]
     group = np.zeros(len(tth), dtype=int)
     for i in range(1, len(tth)):
         group[i] = group[i - 1] + (low[i] > high[:i].max())
-    step = np.gradient(pattern.two_theta)
-    observed = np.zeros(group.max() + 1 if len(group) else 0)
-    for g in range(observed.size):
-        members = group == g
-        window = (pattern.two_theta >= low[members].min()) & (pattern.two_theta <= high[members].max())
-        observed[g] = max(float(np.sum(net[window] * step[window])), 0.0)
+    step = np.gradient(tth_all)
+    n_clusters = group.max() + 1 if len(group) else 0
+    covered = np.zeros(tth_all.size, dtype=bool)
+    observed = []
+    for g in range(n_clusters):
+        window = (tth_all >= low[group == g].min()) & (tth_all <= high[group == g].max())
+        covered |= window
+        observed.append(np.sum(net[window] * step[window]))
+    # windows of lattice reflections this group forbids, outside its own windows: intensity
+    # there is unexplained (runs of adjacent points are one cluster)
+    *_, gap_low, gap_high = _windows(pattern, metric, _ops(1), zero, fwhm_poly)
+    gap = np.zeros(tth_all.size, dtype=bool)
+    for lo, hi in zip(gap_low, gap_high):
+        gap |= (tth_all >= lo) & (tth_all <= hi)
+    gap &= ~covered
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], gap.astype(int), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        observed.append(np.sum(net[start:stop] * step[start:stop]))
+    d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
+    theta = np.radians(tth - zero) / 2
     weight = mult * simulate.lorentz_polarisation(theta)
-    return Clusters(hkl, d, weight, group, observed)
+    return Clusters(hkl, d, weight, group, np.clip(observed, 0.0, None))
+
+
+def _windows(pattern: Pattern, metric: np.ndarray, ops: constraints.SpaceGroupOps, zero: float,
+             fwhm_poly: Sequence[float]):
+    """hkl families inside the scan, their multiplicity, 2θ (deg) and integration window."""
+    wl = pattern.wavelength
+    tth_min, tth_max = pattern.two_theta[0], pattern.two_theta[-1]
+    d_min = wl.ka1 / (2 * np.sin(np.radians(tth_max - zero) / 2))
+    hkl, mult = constraints.hkl_families(metric, ops, d_min)
+    d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
+    theta = np.arcsin(np.clip(wl.ka1 / (2 * d), 0, 1))
+    tth = np.degrees(2 * theta) + zero
+    fwhm = np.clip(np.polyval(fwhm_poly, tth), 2 * pattern.step, None)
+    inside = (tth > tth_min + fwhm) & (tth < tth_max - fwhm)
+    doublet = 0.0
+    if wl.has_doublet:
+        doublet = np.degrees(2 * np.arcsin(np.clip(np.sin(theta) * wl.ka2 / wl.ka1, 0, 1))) - np.degrees(2 * theta)
+        doublet = doublet[inside]
+    tth, fwhm = tth[inside], fwhm[inside]
+    return hkl[inside], mult[inside], tth, tth - WINDOW_FWHM * fwhm, tth + WINDOW_FWHM * fwhm + doublet
 
 
 def cluster_r(clusters: Clusters, f2: np.ndarray) -> float:
-    """R = sqrt(Σ(Io − s·Ic)² / ΣIo²) with the least-squares scale s."""
+    """R = sqrt(Σ(Io − s·Ic)² / ΣIo²) with the least-squares scale s (no overall B)."""
     calc = np.bincount(clusters.group, weights=clusters.weight * f2, minlength=clusters.observed.size)
     scale = float(calc @ clusters.observed) / max(float(calc @ calc), 1e-30)
     return float(np.sqrt(np.sum((clusters.observed - scale * calc) ** 2) / np.sum(clusters.observed**2)))
 
 
-def composition_counts(formula_counts: dict[str, int], z: int) -> tuple[list[str], list[int]]:
-    species = sorted(formula_counts)
-    return species, [formula_counts[s] * z for s in species]
+@functools.cache
+def orbits(space_group: int) -> tuple[Orbit, ...]:
+    """The Wyckoff positions of a space group in its standard setting (pyxtal's tables, whose
+    operations map a general xyz onto the position; its free coordinates are the x, y or z the
+    first operation uses)."""
+    result = []
+    for wp in Group(space_group):
+        first = wp.ops[0].rotation_matrix
+        free = [j for j in range(3) if np.any(first[:, j] != 0)]
+        offsets = np.array([op.translation_vector for op in wp.ops], dtype=float)
+        basis = np.array([op.rotation_matrix[:, free] for op in wp.ops], dtype=float).reshape(len(wp.ops), 3, len(free))
+        result.append(Orbit(f"{wp.multiplicity}{wp.letter}", offsets, basis))
+    return tuple(result)
 
 
-def search(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int, species: list[str],
-           counts: list[int], zero: float, fwhm: float, rng: np.random.Generator, restarts: int = 6,
-           prior: Callable[[Structure], float] | None = None, deadline: float = float("inf")) -> Iterator[Candidate]:
-    """Best placement of each Wyckoff combination (yielded one by one, so callers can stop).
+def fillings(space_group: int, count: int, taken: frozenset[int] = frozenset()) -> list[tuple[int, ...]]:
+    """Ways ``count`` atoms of one element fill Wyckoff positions (orbit indices, non-decreasing), at
+    most MAX_SITES orbits, positions without free coordinates used once and not in ``taken``;
+    fewest orbits first, then fewest free coordinates, at most MAX_OPTIONS."""
+    table = orbits(space_group)
+    found: list[tuple[int, ...]] = []
 
-    ``deadline`` (time.perf_counter() seconds) cuts the random restarts of a combination short.
+    def extend(prefix: tuple[int, ...], first: int, left: int) -> None:
+        if left == 0:
+            found.append(prefix)
+            return
+        if len(prefix) == MAX_SITES:
+            return
+        for k in range(first, len(table)):
+            orbit = table[k]
+            size = orbit.offsets.shape[0]
+            if size > left or (orbit.dof == 0 and (k in taken or k in prefix)):
+                continue
+            extend(prefix + (k,), k, left - size)
+
+    extend((), 0, count)
+    found.sort(key=lambda ks: (len(ks), sum(table[k].dof for k in ks)))
+    return found[:MAX_OPTIONS]
+
+
+def feasible(space_group: int, counts: Sequence[int]) -> bool:
+    """Whether some choice of Wyckoff positions holds all the atoms (fixed positions used once)."""
+    def place(i: int, taken: frozenset[int]) -> bool:
+        if i == len(counts):
+            return True
+        return any(place(i + 1, taken | {k for k in option if orbits(space_group)[k].dof == 0})
+                   for option in fillings(space_group, counts[i], taken))
+
+    return place(0, frozenset())
+
+
+@dataclass(frozen=True)
+class _Partial:
+    """Some elements placed: orbits (species index, orbit index) with their free coordinates."""
+
+    arm: int
+    sites: tuple[tuple[int, int], ...]
+    params: np.ndarray  # free coordinates of all sites, in site order
+    score: float
+
+    @property
+    def taken(self) -> frozenset[int]:
+        return frozenset(k for _, k in self.sites)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Atoms of a list of sites: atom j at offsets[j] + basis[j] @ p; species index of each atom."""
+
+    offsets: np.ndarray  # (A, 3)
+    basis: np.ndarray  # (A, 3, P)
+    kinds: np.ndarray  # (A,)
+
+    @property
+    def dof(self) -> int:
+        return self.basis.shape[2]
+
+    def positions(self, params: np.ndarray) -> np.ndarray:
+        return self.offsets + np.einsum("aip,p->ai", self.basis, params)
+
+
+@dataclass(frozen=True)
+class _Extension:
+    """A partial structure extended by new sites; starts are its best random samples, best first."""
+
+    parent: _Partial
+    sites: tuple[tuple[int, int], ...]
+    layout: _Layout
+    starts: np.ndarray  # (k, dof)
+    score: float
+
+    def partial(self, params: np.ndarray, score: float) -> _Partial:
+        return _Partial(self.parent.arm, self.parent.sites + self.sites,
+                        np.concatenate([self.parent.params, params]), float(score))
+
+
+@dataclass
+class _Batch:
+    """Free atoms of n trials, padded to A atoms and P parameters (mask 0 on padding)."""
+
+    offsets: torch.Tensor  # (n, A, 3)
+    basis: torch.Tensor  # (n, A, 3, P)
+    kinds: torch.Tensor  # (n, A) species index
+    mask: torch.Tensor  # (n, A)
+
+    def take(self, rows) -> _Batch:
+        return _Batch(self.offsets[rows], self.basis[rows], self.kinds[rows], self.mask[rows])
+
+
+@dataclass
+class _Fixed:
+    """Atoms already placed in n trials: their structure factor, positions and own penalty."""
+
+    re: torch.Tensor  # (n, R)
+    im: torch.Tensor  # (n, R)
+    pos: torch.Tensor  # (n, Q, 3)
+    kinds: torch.Tensor  # (n, Q)
+    mask: torch.Tensor  # (n, Q)
+    penalty: torch.Tensor  # (n,)
+
+    def take(self, rows) -> _Fixed:
+        return _Fixed(self.re[rows], self.im[rows], self.pos[rows], self.kinds[rows], self.mask[rows],
+                      self.penalty[rows])
+
+
+class _Problem:
+    """One arm's reflections, observed clusters and cost function, as torch tensors."""
+
+    def __init__(self, pattern: Pattern, net: np.ndarray, arm: Arm, fwhm_poly: Sequence[float]):
+        self.arm = arm
+        self.orbits = orbits(arm.space_group)
+        refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
+        self.valid = len(refl.d) > 0 and bool(np.any(refl.observed > 0))
+        dtype = torch.float32
+        self.hkl = torch.tensor(refl.hkl, dtype=dtype)
+        d = torch.tensor(refl.d, dtype=torch.float64)
+        coeffs = torch.tensor(scattering.form_factor_coeffs(list(arm.species)))
+        self.f = scattering.form_factors_torch(d, coeffs).T.to(dtype)  # (S, R)
+        b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None]
+        weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2))  # (K, R), on intensities
+        membership = torch.zeros(len(refl.d), refl.observed.size, dtype=torch.float64)
+        membership[torch.arange(len(refl.d)), torch.tensor(refl.group)] = 1.0
+        self.design = (weight[:, :, None] * membership[None]).to(dtype)  # (K, R, C)
+        observed = torch.tensor(refl.observed, dtype=dtype)
+        self.observed = observed / observed.norm().clamp_min(1e-30)
+        self.matrix = torch.tensor(arm.lattice.matrix, dtype=dtype)
+        radii = np.array([_radius(s) for s in arm.species])
+        self.pair_min = torch.tensor(CLOSE_FACTOR * (radii[:, None] + radii[None, :]), dtype=dtype)
+        # the fractional difference wrapped into ±½ is the shortest vector only between right
+        # angles; along oblique axes the neighbouring images are checked as well
+        angles = arm.lattice.angles
+        oblique = [not (np.isclose(angles[(i + 1) % 3], 90) and np.isclose(angles[(i + 2) % 3], 90))
+                   for i in range(3)]
+        self.images = torch.tensor(list(itertools.product(*[(-1, 0, 1) if o else (0,) for o in oblique])),
+                                   dtype=dtype)
+
+    def layout(self, sites: Sequence[tuple[int, int]]) -> _Layout:
+        total = sum(self.orbits[k].dof for _, k in sites)
+        offsets, blocks, kinds, used = [np.zeros((0, 3))], [np.zeros((0, 3, total))], [np.zeros(0, int)], 0
+        for species, k in sites:
+            orbit = self.orbits[k]
+            block = np.zeros((orbit.offsets.shape[0], 3, total))
+            block[:, :, used:used + orbit.dof] = orbit.basis
+            used += orbit.dof
+            offsets.append(orbit.offsets)
+            blocks.append(block)
+            kinds.append(np.full(orbit.offsets.shape[0], species))
+        return _Layout(np.concatenate(offsets), np.concatenate(blocks), np.concatenate(kinds))
+
+    def score(self, q: torch.Tensor, free: _Batch, fixed: _Fixed) -> torch.Tensor:
+        """(n,) cluster R (at the best overall B) + close-contact penalty (Å²) of n trials."""
+        pos = free.offsets + torch.einsum("naip,np->nai", free.basis, q)  # (n, A, 3)
+        phase = (2 * torch.pi) * (pos @ self.hkl.T)  # (n, A, R)
+        f = self.f[free.kinds] * free.mask[..., None]
+        re = (f * torch.cos(phase)).sum(1) + fixed.re
+        im = (f * torch.sin(phase)).sum(1) + fixed.im
+        calc = torch.einsum("nr,krc->nkc", re * re + im * im, self.design)
+        # R² = 1 − cos²(calc, observed) at the least-squares scale
+        cosine = (calc @ self.observed) / calc.norm(dim=-1).clamp_min(1e-30)
+        r = torch.sqrt((1 - cosine.square()).clamp_min(1e-12)).min(dim=1).values
+        return (r + fixed.penalty + self.penalty(pos, free.kinds, free.mask, pos, free.kinds, free.mask, True)
+                + self.penalty(pos, free.kinds, free.mask, fixed.pos, fixed.kinds, fixed.mask))
+
+    def penalty(self, a, kinds_a, mask_a, b, kinds_b, mask_b, same: bool = False) -> torch.Tensor:
+        """Σ max(0, pair_min − distance)² (Å²) over pairs of atoms of a and b (a = b when ``same``)."""
+        if a.shape[1] == 0 or b.shape[1] == 0:
+            return torch.zeros(a.shape[0], dtype=a.dtype)
+        delta = a[:, :, None, :] - b[:, None, :, :]
+        delta = delta - torch.round(delta)
+        cart = (delta[..., None, :] + self.images) @ self.matrix
+        dist = torch.sqrt(cart.square().sum(-1) + 1e-6).min(dim=-1).values
+        short = (self.pair_min[kinds_a[:, :, None], kinds_b[:, None, :]] - dist).clamp_min(0)
+        weight = mask_a[:, :, None] * mask_b[:, None, :]
+        if same:
+            weight = weight * torch.ones(a.shape[1], b.shape[1], dtype=a.dtype).triu(diagonal=1)
+        return (weight * short.square()).sum((1, 2))
+
+    def batch(self, layouts: Sequence[_Layout]) -> _Batch:
+        width = max(max(lay.offsets.shape[0] for lay in layouts), 1)
+        params = max(max(lay.dof for lay in layouts), 1)
+        n = len(layouts)
+        offsets, basis = np.zeros((n, width, 3)), np.zeros((n, width, 3, params))
+        kinds, mask = np.zeros((n, width), dtype=int), np.zeros((n, width))
+        for i, lay in enumerate(layouts):
+            a = lay.offsets.shape[0]
+            offsets[i, :a], basis[i, :a, :, :lay.dof], kinds[i, :a], mask[i, :a] = lay.offsets, lay.basis, lay.kinds, 1
+        return _Batch(torch.tensor(offsets, dtype=torch.float32), torch.tensor(basis, dtype=torch.float32),
+                      torch.tensor(kinds), torch.tensor(mask, dtype=torch.float32))
+
+    def fixed(self, parents: Sequence[_Partial]) -> _Fixed:
+        """The placed atoms of each parent (computed once per distinct parent)."""
+        distinct = {id(p): p for p in parents}
+        layouts = {key: self.layout(p.sites) for key, p in distinct.items()}
+        width = max(max(lay.offsets.shape[0] for lay in layouts.values()), 1)
+        rows = {key: n for n, key in enumerate(distinct)}
+        batch = self.batch(list(layouts.values()))
+        pos = np.zeros((len(distinct), width, 3))
+        for key, p in distinct.items():
+            lay = layouts[key]
+            pos[rows[key], :lay.offsets.shape[0]] = lay.positions(p.params)
+        pos = torch.tensor(pos, dtype=torch.float32)
+        f = self.f[batch.kinds] * batch.mask[..., None]
+        phase = (2 * torch.pi) * (pos @ self.hkl.T)
+        re, im = (f * torch.cos(phase)).sum(1), (f * torch.sin(phase)).sum(1)
+        own = self.penalty(pos, batch.kinds, batch.mask, pos, batch.kinds, batch.mask, True)
+        index = torch.tensor([rows[id(p)] for p in parents])
+        return _Fixed(re, im, pos, batch.kinds, batch.mask, own).take(index)
+
+    def structure(self, sites: Sequence[tuple[int, int]], params: np.ndarray) -> Structure:
+        lay = self.layout(sites)
+        return Structure(self.arm.lattice, [self.arm.species[k] for k in lay.kinds], lay.positions(params) % 1.0)
+
+
+def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Sequence[float],
+           rng: np.random.Generator) -> Generator[Progress, None, list[Candidate]]:
+    """Complete placements over all arms, best first. A generator: it yields Progress (fraction 0–1)
+    after every batch of trials (a fraction of a second), so closing it cancels promptly.
+
+    ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
-    group = Group(space_group)
-    combos, _, _ = group.list_wyckoff_combinations(counts)
-    refl = clusters(pattern, net, lattice, space_group, zero, fwhm)
-    if refl.observed.size == 0 or not np.any(refl.observed > 0):
-        return
-    coeffs = torch.tensor(scattering.form_factor_coeffs(species))
-    hkl = torch.tensor(refl.hkl)
-    d = torch.tensor(refl.d)
-    radii = np.array([_radius(s) for s in species])
-    matrix = lattice.matrix
-    # simplest placements first: fewest sites, then fewest free coordinates
-    combos = sorted(combos, key=lambda c: (sum(map(len, c)), sum(group[l].get_dof() for ls in c for l in ls)))
-    for combo in combos[:MAX_COMBINATIONS]:
-        wps = [(k, group[label]) for k, labels in enumerate(combo) for label in labels]
-        element_index = np.concatenate([np.full(wp.multiplicity, k) for k, wp in wps])
-        atom_coeffs = coeffs[element_index]
-        ones = torch.ones(len(element_index), dtype=torch.float64)
-        biso = torch.full((len(element_index),), 0.5, dtype=torch.float64)
-        pair_min = CLOSE_FACTOR * (radii[element_index][:, None] + radii[element_index][None, :])
-        dof = sum(wp.get_dof() for _, wp in wps)
+    problems: dict[int, _Problem] = {}
+    for i, arm in enumerate(arms):
+        yield Progress("search", 0.0, f"reflections of {_symbol(arm.space_group)} ({i + 1}/{len(arms)})")
+        problem = _Problem(pattern, net, arm, fwhm_poly)
+        if problem.valid:
+            problems[i] = problem
+    # heaviest element first; every arm holds the same elements (in different numbers)
+    elements = sorted({s for p in problems.values() for s in p.arm.species}, key=lambda s: -Element(s).Z)
+    found: dict[int, list[_Partial]] = {}
+    alive = list(problems)
+    for r, (arms_kept, effort) in enumerate(ROUNDS):
+        # successive halving: the arms whose complete structures score best so far get more effort
+        alive = sorted(alive, key=lambda i: min((s.score for s in found.get(i, [])), default=0.0))[:arms_kept]
+        for k, i in enumerate(alive):
+            done = (r + k / len(alive)) / len(ROUNDS)
+            note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(ROUNDS)}")
+            found[i] = (yield from _beam_search(problems[i], i, elements, effort, rng, note)) or found.get(i, [])
+    complete = sorted((s for states in found.values() for s in states), key=lambda s: s.score)
+    return [Candidate(s.score, problems[s.arm].structure(s.sites, s.params), problems[s.arm].arm.space_group,
+                      tuple(problems[s.arm].orbits[k].label for _, k in s.sites), s.arm) for s in complete]
 
-        def positions(x):
-            return np.concatenate([np.asarray(wp.apply_ops(x[3 * i:3 * i + 3]), float)
-                                   for i, (_, wp) in enumerate(wps)]) % 1.0
 
-        def cost(x):
-            frac = positions(x)
-            with torch.no_grad():
-                f2 = scattering.structure_factor_sq_torch(hkl, d, torch.from_numpy(frac), atom_coeffs, ones, biso)
-            value = cluster_r(refl, f2.numpy()) + _overlap(frac, matrix, pair_min)
-            return value
+def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: Effort, rng: np.random.Generator,
+                 note: Progress) -> Generator[Progress, None, list[_Partial]]:
+    """Complete placements in one arm: the elements placed one by one, ``effort.beam`` partial
+    structures kept after each."""
+    beam = [_Partial(arm, (), np.zeros(0), 0.0)]
+    for element in elements:
+        extensions = yield from _sample(problem, beam, element, rng, note)
+        beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
+        if not beam:
+            return []
+    if effort.final_steps:
+        beam = yield from _polish_all(problem, beam, effort.final_steps, note)
+    return beam
 
-        starts = [rng.random(3 * len(wps)) for _ in range(restarts if dof else 1)]
-        best_x, best = None, np.inf
-        for k, x0 in enumerate(starts):
-            if k and time.perf_counter() > deadline:
+
+def _samples(dof: int) -> int:
+    """Random trials for ``dof`` new free coordinates."""
+    return 1 if dof == 0 else min(16 * dof, 64)
+
+
+def _sample(problem: _Problem, states: list[_Partial], element: str, rng: np.random.Generator,
+            note: Progress) -> Generator[Progress, None, list[_Extension]]:
+    """Every filling of ``element`` on every partial structure, scored at random samples of the new
+    free coordinates."""
+    arm = problem.arm
+    if element not in arm.species:
+        return [_Extension(s, (), problem.layout(()), np.zeros((1, 0)), s.score) for s in states]
+    species = arm.species.index(element)
+    jobs = [(state, tuple((species, k) for k in option)) for state in states
+            for option in fillings(arm.space_group, arm.counts[species], state.taken)]
+    if not jobs:
+        return []
+    layouts = [problem.layout(sites) for _, sites in jobs]
+    job_of_trial = np.concatenate([np.full(_samples(lay.dof), j) for j, lay in enumerate(layouts)])
+    batch = problem.batch(layouts)
+    fixed = problem.fixed([state for state, _ in jobs])
+    q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
+    rows = max(1, CHUNK // (batch.offsets.shape[1] * len(problem.hkl)))
+    scores = []
+    for start in range(0, job_of_trial.size, rows):
+        index = torch.from_numpy(job_of_trial[start:start + rows])
+        with torch.no_grad():
+            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
+                                        batch.take(index), fixed.take(index)).numpy())
+        yield note
+    scores = np.concatenate(scores)
+    extensions = []
+    for j, ((state, sites), lay) in enumerate(zip(jobs, layouts)):
+        mine = np.flatnonzero(job_of_trial == j)
+        best = mine[np.argsort(scores[mine], kind="stable")[:POLISH_STARTS]]
+        extensions.append(_Extension(state, sites, lay, q[best, :lay.dof], float(scores[best[0]])))
+    return extensions
+
+
+def _polish_new(problem: _Problem, extensions: list[_Extension], effort: Effort,
+                note: Progress) -> Generator[Progress, None, list[_Partial]]:
+    """Each extension as a partial structure; the ``effort.polished`` best with free coordinates get
+    gradient descent on the new coordinates from their best random samples."""
+    ranked = sorted((e for e in extensions if e.layout.dof > 0), key=lambda e: e.score)[:effort.polished]
+    best: dict[int, tuple[float, np.ndarray]] = {}
+    if ranked:
+        starts = [(e, row) for e in ranked for row in e.starts]
+        batch = problem.batch([e.layout for e, _ in starts])
+        fixed = problem.fixed([e.parent for e, _ in starts])
+        q0 = np.zeros((len(starts), batch.basis.shape[-1]))
+        for n, (_, row) in enumerate(starts):
+            q0[n, :row.size] = row
+        q, scores = yield from _descend(problem, q0, batch, fixed, POLISH_STEPS, LEARNING_RATE, note)
+        for n, (e, row) in enumerate(starts):
+            if scores[n] < best.get(id(e), (np.inf,))[0]:
+                best[id(e)] = (scores[n], q[n, :row.size])
+    return [e.partial(best[id(e)][1], best[id(e)][0]) if id(e) in best else e.partial(e.starts[0], e.score)
+            for e in extensions]
+
+
+def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
+                note: Progress) -> Generator[Progress, None, list[_Partial]]:
+    """Joint gradient descent on every free coordinate of complete structures."""
+    batch = problem.batch([problem.layout(s.sites) for s in states])
+    fixed = problem.fixed([_Partial(states[0].arm, (), np.zeros(0), 0.0)] * len(states))
+    q0 = np.zeros((len(states), batch.basis.shape[-1]))
+    for n, s in enumerate(states):
+        q0[n, :s.params.size] = s.params
+    q, scores = yield from _descend(problem, q0, batch, fixed, steps, LEARNING_RATE / 4, note)
+    return [_Partial(s.arm, s.sites, q[n, :s.params.size], float(scores[n])) if scores[n] < s.score else s
+            for n, s in enumerate(states)]
+
+
+def _descend(problem: _Problem, q0: np.ndarray, batch: _Batch, fixed: _Fixed, steps: int, rate: float,
+             note: Progress) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+    """Adam with a cosine-decaying step on the sum of the trials' scores (independent trials: each
+    follows its own gradient); returns the best parameters and score each trial reached.
+    Written out because torch.optim's first use imports torch._dynamo, seconds of start-up."""
+    rows = max(1, CHUNK // (3 * batch.offsets.shape[1] * len(problem.hkl)))
+    best_q, best_score = q0.copy(), np.full(len(q0), np.inf)
+    for start in range(0, len(q0), rows):
+        part = slice(start, start + rows)
+        free, placed = batch.take(part), fixed.take(part)
+        q = torch.tensor(q0[part], dtype=torch.float32, requires_grad=True)
+        mean, square = torch.zeros_like(q), torch.zeros_like(q)
+        for step in range(steps + 1):
+            score = problem.score(q, free, placed)
+            values = score.detach().numpy()
+            better = values < best_score[part]
+            best_score[part] = np.where(better, values, best_score[part])
+            best_q[part][better] = q.detach().numpy()[better]
+            if step == steps:
                 break
-            if dof:
-                result = minimize(cost, x0, method="Nelder-Mead",
-                                  options={"maxfev": 40 * dof, "xatol": 1e-3, "fatol": 1e-4})
-                x, value = result.x, float(result.fun)
-            else:
-                x, value = x0, cost(x0)
-            if value < best:
-                best_x, best = x, value
-        structure = Structure(lattice, [species[k] for k in element_index], positions(best_x))
-        if prior is not None:
-            best += prior(structure)
-        yield Candidate(best, structure, space_group, tuple(label for labels in combo for label in labels))
+            (gradient,) = torch.autograd.grad(score.sum(), q)
+            mean.mul_(ADAM_BETAS[0]).add_((1 - ADAM_BETAS[0]) * gradient)
+            square.mul_(ADAM_BETAS[1]).add_((1 - ADAM_BETAS[1]) * gradient.square())
+            unbiased = mean / (1 - ADAM_BETAS[0] ** (step + 1))
+            scale = (square / (1 - ADAM_BETAS[1] ** (step + 1))).sqrt() + 1e-8
+            with torch.no_grad():
+                q -= rate * 0.5 * (1 + np.cos(np.pi * step / steps)) * unbiased / scale
+            yield note
+    return best_q, best_score
 
 
-def _overlap(frac: np.ndarray, matrix: np.ndarray, pair_min: np.ndarray) -> float:
-    """Penalty for atoms closer than pair_min (Å), periodic images included."""
-    delta = frac[:, None, :] - frac[None, :, :]
-    delta -= np.round(delta)
-    dist = np.linalg.norm(delta @ matrix, axis=-1)
-    np.fill_diagonal(dist, np.inf)
-    short = np.clip(pair_min - dist, 0, None)
-    return float(np.sum(short**2))
+def _select(children: list[_Partial], width: int) -> list[_Partial]:
+    """The ``width`` best, one of each set of equal scores (the same structure at another origin)."""
+    kept: list[_Partial] = []
+    for child in sorted(children, key=lambda c: c.score):
+        if not any(abs(k.score - child.score) < SAME_SCORE for k in kept):
+            kept.append(child)
+        if len(kept) == width:
+            break
+    return kept
 
 
 def _radius(symbol: str) -> float:
     radius = Element(symbol).atomic_radius
     return float(radius) if radius is not None else 1.5
+
+
+def _symbol(number: int) -> str:
+    return _ops(number).symbol
 
 
 _OPS_CACHE: dict[int, constraints.SpaceGroupOps] = {}
