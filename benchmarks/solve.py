@@ -4,7 +4,7 @@ Each structure gets a randomised lab pattern (model.simulate.random_lab_params: 
 zero shift, background, Poisson noise, preferred orientation); the solve sees only the pattern
 and the formula. Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher
 match rate per crystal system, median and max time per stage, and the median Rwp.
-Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N]
+Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=20)
     parser.add_argument("--limit", type=int, default=None, help="at most N structures per system")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="solve only files whose name contains TEXT; the patterns stay those of the full run")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(args.seed)
@@ -55,6 +57,8 @@ def main() -> None:
         taken[row["crystal_system"]] += 1
         truth = Structure.from_file(DATA / row["file"])
         pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
+        if args.only and not any(text in row["file"] for text in args.only):
+            continue
         elements = [e.symbol for e in truth.composition.elements]
         began = time.perf_counter()
         job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)

@@ -41,10 +41,17 @@ MAX_OPTIONS = 64  # Wyckoff fillings of one element tried per partial structure,
 MAX_SITES = 4  # orbits per element
 POLISH_STARTS = 4  # best random samples of an extension that are polished
 POLISH_STEPS = 30
+MAX_SAMPLES = 512  # random trials of one filling
+START_SPACING = 0.08  # fractional coordinates between the polishing starts of one filling
 LEARNING_RATE = 0.02  # fractional coordinates per Adam step at the start (cosine decay)
 ADAM_BETAS = (0.9, 0.999)
+BACKGROUND_TERMS = 6  # Chebyshev terms of the background error fitted with the scale
+BACKGROUND_CLUSTERS = 6  # clusters needed per background term
 WINDOW_FWHM = 1.5  # a cluster integrates this many FWHM either side of its reflections
-OVERALL_B = (0.0, 1.0, 2.0, 4.0)  # Å², overall displacement factors tried for every trial
+OVERALL_B = (0.0, 1.5, 3.0)  # Å², overall displacement factors tried for every trial
+# March–Dollase preferred orientation tried for every trial: ratios along each low-index direction
+TEXTURE_RATIOS = (0.7, 0.85, 1.2, 1.45)
+TEXTURE_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
 CLOSE_FACTOR = 0.55  # atoms closer than this × (r_i + r_j) are penalised (atomic radii, Å)
 CHUNK = 1 << 21  # trial × atom × reflection entries evaluated at once (memory, cancel latency)
 SAME_SCORE = 1e-5  # equal scores in one arm: the same structure at another origin
@@ -53,18 +60,21 @@ SAME_SCORE = 1e-5  # equal scores in one arm: the same structure at another orig
 @dataclass(frozen=True)
 class Effort:
     """Work per arm in one round: partial structures kept per element (beam), extensions per
-    element polished by gradient descent, joint polish steps of the complete structures."""
+    element polished by gradient descent, joint polish steps of the complete structures, and the
+    best fillings searched again over all coordinates at once (how many, with how many samples)."""
 
     beam: int
     polished: int
     final_steps: int
+    restarted: int = 0
+    restarts: int = 0
 
 
 # Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
 # complete structures decide which arms are searched again with more effort.
 ROUNDS = ((None, Effort(beam=2, polished=0, final_steps=0)),
           (8, Effort(beam=6, polished=8, final_steps=20)),
-          (3, Effort(beam=16, polished=24, final_steps=40)))
+          (3, Effort(beam=16, polished=24, final_steps=40, restarted=4, restarts=256)))
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,8 @@ class Clusters:
     """Reflections grouped where they overlap, with the observed integrated intensity of each group.
 
     Clusters without reflections are the windows of forbidden lattice reflections (calculated 0).
+    The background-subtracted pattern keeps a smooth error of the background estimate; the score
+    fits it as a combination of the ``background`` columns.
     """
 
     hkl: np.ndarray  # (R, 3)
@@ -91,6 +103,7 @@ class Clusters:
     weight: np.ndarray  # (R,) multiplicity × LP
     group: np.ndarray  # (R,) cluster index of each reflection
     observed: np.ndarray  # (C,) integrated net intensity
+    background: np.ndarray  # (C, B) integrals of smooth functions of 2θ over each cluster's window
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,7 @@ def clusters(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: i
 
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
-    tth_all = pattern.two_theta
+    x = pattern.two_theta
     metric = lattice.metric_tensor
     hkl, mult, tth, low, high = _windows(pattern, metric, _ops(space_group), zero, fwhm_poly)
     order = np.argsort(tth)
@@ -131,28 +144,30 @@ def clusters(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: i
     group = np.zeros(len(tth), dtype=int)
     for i in range(1, len(tth)):
         group[i] = group[i - 1] + (low[i] > high[:i].max())
-    step = np.gradient(tth_all)
-    n_clusters = group.max() + 1 if len(group) else 0
-    covered = np.zeros(tth_all.size, dtype=bool)
-    observed = []
-    for g in range(n_clusters):
-        window = (tth_all >= low[group == g].min()) & (tth_all <= high[group == g].max())
-        covered |= window
-        observed.append(np.sum(net[window] * step[window]))
-    # windows of lattice reflections this group forbids, outside its own windows: intensity
-    # there is unexplained (runs of adjacent points are one cluster)
+    # cluster of each point of the pattern (−1: none)
+    point = np.full(x.size, -1)
+    for g in range(group.max() + 1 if len(group) else 0):
+        point[(x >= low[group == g].min()) & (x <= high[group == g].max())] = g
+    # windows of lattice reflections this group forbids, outside its own windows: intensity there
+    # is unexplained (each run of adjacent points is one cluster)
     *_, gap_low, gap_high = _windows(pattern, metric, _ops(1), zero, fwhm_poly)
-    gap = np.zeros(tth_all.size, dtype=bool)
+    gap = np.zeros(x.size, dtype=bool)
     for lo, hi in zip(gap_low, gap_high):
-        gap |= (tth_all >= lo) & (tth_all <= hi)
-    gap &= ~covered
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], gap.astype(int), [0]])))
-    for start, stop in zip(edges[::2], edges[1::2]):
-        observed.append(np.sum(net[start:stop] * step[start:stop]))
+        gap |= (x >= lo) & (x <= hi)
+    gap &= point < 0
+    runs = np.cumsum(np.diff(np.concatenate([[False], gap])) & gap)  # run number of each gap point
+    point[gap] = point.max(initial=-1) + runs[gap]
+    inside = point >= 0
+    step = np.gradient(x)[inside]
+    observed = np.bincount(point[inside], weights=net[inside] * step)
+    # the background left in ``net`` is smooth in 2θ: Chebyshev polynomials integrated over each window
+    scan = (2 * x[inside] - (x[0] + x[-1])) / (x[-1] - x[0])
+    residual = np.stack([np.bincount(point[inside], weights=np.polynomial.chebyshev.chebval(scan, np.eye(k + 1)[k])
+                                     * step) for k in range(BACKGROUND_TERMS)], axis=1)
     d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
     theta = np.radians(tth - zero) / 2
     weight = mult * simulate.lorentz_polarisation(theta)
-    return Clusters(hkl, d, weight, group, np.clip(observed, 0.0, None))
+    return Clusters(hkl, d, weight, group, observed, residual)
 
 
 def _windows(pattern: Pattern, metric: np.ndarray, ops: constraints.SpaceGroupOps, zero: float,
@@ -173,13 +188,6 @@ def _windows(pattern: Pattern, metric: np.ndarray, ops: constraints.SpaceGroupOp
         doublet = doublet[inside]
     tth, fwhm = tth[inside], fwhm[inside]
     return hkl[inside], mult[inside], tth, tth - WINDOW_FWHM * fwhm, tth + WINDOW_FWHM * fwhm + doublet
-
-
-def cluster_r(clusters: Clusters, f2: np.ndarray) -> float:
-    """R = sqrt(Σ(Io − s·Ic)² / ΣIo²) with the least-squares scale s (no overall B)."""
-    calc = np.bincount(clusters.group, weights=clusters.weight * f2, minlength=clusters.observed.size)
-    scale = float(calc @ clusters.observed) / max(float(calc @ calc), 1e-30)
-    return float(np.sqrt(np.sum((clusters.observed - scale * calc) ** 2) / np.sum(clusters.observed**2)))
 
 
 @functools.cache
@@ -320,12 +328,20 @@ class _Problem:
         d = torch.tensor(refl.d, dtype=torch.float64)
         coeffs = torch.tensor(scattering.form_factor_coeffs(list(arm.species)))
         self.f = scattering.form_factors_torch(d, coeffs).T.to(dtype)  # (S, R)
-        b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None]
-        weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2))  # (K, R), on intensities
-        membership = torch.zeros(len(refl.d), refl.observed.size, dtype=torch.float64)
-        membership[torch.arange(len(refl.d)), torch.tensor(refl.group)] = 1.0
-        self.design = (weight[:, :, None] * membership[None]).to(dtype)  # (K, R, C)
+        # every combination of an overall B and a preferred orientation: (K, R) weights on |F|²
+        b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None, None]
+        texture = torch.tensor(_textures(refl.hkl, arm.lattice, _ops(arm.space_group)))[None]
+        weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2)) * texture
+        self.weights = weight.reshape(-1, len(refl.d)).to(dtype)
+        self.group = torch.tensor(refl.group)
+        self.clusters = refl.observed.size
+        # the score fits scale and background together: both vectors are projected off the
+        # background columns (at most one per BACKGROUND_CLUSTERS clusters, so it cannot fit the peaks)
+        terms = min(refl.background.shape[1], refl.observed.size // BACKGROUND_CLUSTERS)
+        basis = np.linalg.qr(refl.background[:, :terms])[0] if terms else np.zeros((refl.observed.size, 0))
+        self.background = torch.tensor(basis, dtype=dtype)
         observed = torch.tensor(refl.observed, dtype=dtype)
+        observed = observed - self.background @ (self.background.T @ observed)
         self.observed = observed / observed.norm().clamp_min(1e-30)
         self.matrix = torch.tensor(arm.lattice.matrix, dtype=dtype)
         radii = np.array([_radius(s) for s in arm.species])
@@ -358,7 +374,10 @@ class _Problem:
         f = self.f[free.kinds] * free.mask[..., None]
         re = (f * torch.cos(phase)).sum(1) + fixed.re
         im = (f * torch.sin(phase)).sum(1) + fixed.im
-        calc = torch.einsum("nr,krc->nkc", re * re + im * im, self.design)
+        per_reflection = (re * re + im * im)[:, None, :] * self.weights
+        calc = per_reflection.new_zeros(len(q), len(self.weights), self.clusters).index_add_(2, self.group,
+                                                                                             per_reflection)
+        calc = calc - (calc @ self.background) @ self.background.T
         # R² = 1 − cos²(calc, observed) at the least-squares scale
         cosine = (calc @ self.observed) / calc.norm(dim=-1).clamp_min(1e-30)
         r = torch.sqrt((1 - cosine.square()).clamp_min(1e-12)).min(dim=1).values
@@ -456,12 +475,55 @@ def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: E
             return []
     if effort.final_steps:
         beam = yield from _polish_all(problem, beam, effort.final_steps, note)
+    if effort.restarts:
+        beam = _select(beam + (yield from _restart(problem, beam, effort, rng, note)), len(beam))
     return beam
 
 
+def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.random.Generator,
+             note: Progress) -> Generator[Progress, None, list[_Partial]]:
+    """The best fillings again with every free coordinate searched at once (random samples, then
+    gradient descent from distinct good ones): placing one element at a time can settle an element
+    of similar scattering power in the wrong place for the rest."""
+    fillings_seen: list[tuple] = []
+    for state in sorted(states, key=lambda s: s.score):
+        if state.sites not in fillings_seen and state.params.size:
+            fillings_seen.append(state.sites)
+    fillings_seen = fillings_seen[:effort.restarted]
+    if not fillings_seen:
+        return []
+    layouts = [problem.layout(sites) for sites in fillings_seen]
+    batch = problem.batch(layouts)
+    empty = problem.fixed([_Partial(states[0].arm, (), np.zeros(0), 0.0)])
+    job_of_trial = np.repeat(np.arange(len(layouts)), effort.restarts)
+    q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
+    rows = max(1, CHUNK // (batch.offsets.shape[1] * len(problem.hkl)))
+    scores = []
+    for start in range(0, job_of_trial.size, rows):
+        index = torch.from_numpy(job_of_trial[start:start + rows])
+        with torch.no_grad():
+            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
+                                        batch.take(index), empty.take(torch.zeros_like(index))).numpy())
+        yield note
+    scores = np.concatenate(scores)
+    starts = []
+    for j, lay in enumerate(layouts):
+        mine = np.flatnonzero(job_of_trial == j)
+        starts += [(j, row) for row in _distinct(q[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])]
+    q0 = np.zeros((len(starts), batch.basis.shape[-1]))
+    for n, (_, row) in enumerate(starts):
+        q0[n, :row.size] = row
+    index = torch.tensor([j for j, _ in starts])
+    q, scores = yield from _descend(problem, q0, batch.take(index), empty.take(torch.zeros_like(index)),
+                                    effort.final_steps, LEARNING_RATE, note)
+    return [_Partial(states[0].arm, fillings_seen[j], q[n, :row.size], float(scores[n]))
+            for n, (j, row) in enumerate(starts)]
+
+
 def _samples(dof: int) -> int:
-    """Random trials for ``dof`` new free coordinates."""
-    return 1 if dof == 0 else min(16 * dof, 64)
+    """Random trials for ``dof`` new free coordinates: about as many per coordinate as there are
+    basins along it (~4), so fillings with more free coordinates are not judged on a sparser look."""
+    return 1 if dof == 0 else min(16 * 4 ** (dof - 1), MAX_SAMPLES)
 
 
 def _sample(problem: _Problem, states: list[_Partial], element: str, rng: np.random.Generator,
@@ -493,17 +555,19 @@ def _sample(problem: _Problem, states: list[_Partial], element: str, rng: np.ran
     extensions = []
     for j, ((state, sites), lay) in enumerate(zip(jobs, layouts)):
         mine = np.flatnonzero(job_of_trial == j)
-        best = mine[np.argsort(scores[mine], kind="stable")[:POLISH_STARTS]]
-        extensions.append(_Extension(state, sites, lay, q[best, :lay.dof], float(scores[best[0]])))
+        starts = _distinct(q[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])
+        extensions.append(_Extension(state, sites, lay, starts, float(scores[mine].min())))
     return extensions
 
 
 def _polish_new(problem: _Problem, extensions: list[_Extension], effort: Effort,
                 note: Progress) -> Generator[Progress, None, list[_Partial]]:
     """Each extension as a partial structure; the ``effort.polished`` best with free coordinates get
-    gradient descent on the new coordinates from their best random samples."""
+    gradient descent on the new coordinates from each of their starts (distinct local minima of
+    one filling are different partial structures)."""
     ranked = sorted((e for e in extensions if e.layout.dof > 0), key=lambda e: e.score)[:effort.polished]
-    best: dict[int, tuple[float, np.ndarray]] = {}
+    chosen = {id(e) for e in ranked}
+    partials = [e.partial(e.starts[0], e.score) for e in extensions if id(e) not in chosen]
     if ranked:
         starts = [(e, row) for e in ranked for row in e.starts]
         batch = problem.batch([e.layout for e, _ in starts])
@@ -512,11 +576,21 @@ def _polish_new(problem: _Problem, extensions: list[_Extension], effort: Effort,
         for n, (_, row) in enumerate(starts):
             q0[n, :row.size] = row
         q, scores = yield from _descend(problem, q0, batch, fixed, POLISH_STEPS, LEARNING_RATE, note)
-        for n, (e, row) in enumerate(starts):
-            if scores[n] < best.get(id(e), (np.inf,))[0]:
-                best[id(e)] = (scores[n], q[n, :row.size])
-    return [e.partial(best[id(e)][1], best[id(e)][0]) if id(e) in best else e.partial(e.starts[0], e.score)
-            for e in extensions]
+        partials += [e.partial(q[n, :row.size], scores[n]) for n, (e, row) in enumerate(starts)]
+    return partials
+
+
+def _distinct(samples: np.ndarray) -> np.ndarray:
+    """Up to POLISH_STARTS of the (best-first) samples, each at least START_SPACING (fractional,
+    periodic) from those before it, so the starts fall in different basins."""
+    kept = [samples[0]]
+    for row in samples[1:]:
+        if len(kept) == POLISH_STARTS:
+            break
+        delta = np.abs(row - np.array(kept))
+        if np.all(np.minimum(delta, 1 - delta).max(axis=1) >= START_SPACING):
+            kept.append(row)
+    return np.array(kept)
 
 
 def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
@@ -572,6 +646,24 @@ def _select(children: list[_Partial], width: int) -> list[_Partial]:
         if len(kept) == width:
             break
     return kept
+
+
+def _textures(hkl: np.ndarray, lattice: Lattice, ops: constraints.SpaceGroupOps) -> np.ndarray:
+    """(T, R) March–Dollase factors (r²cos²α + sin²α/r)^(−3/2) of each hkl family, averaged over its
+    members: no texture, then each ratio along each symmetry-distinct low-index reciprocal direction."""
+    laue = np.concatenate([ops.rotations, -ops.rotations])
+    reciprocal = lattice.reciprocal_lattice_crystallographic.matrix
+    members = np.einsum("ri,nij->rnj", hkl, laue) @ reciprocal  # (R, N, 3) scattering vectors
+    factors, seen = [np.ones(len(hkl))], set()
+    for direction in TEXTURE_DIRECTIONS:
+        orbit = {tuple(image) for image in np.einsum("i,nij->nj", direction, laue)}
+        if orbit & seen:
+            continue
+        seen |= orbit
+        n = np.asarray(direction, dtype=float) @ reciprocal
+        cos2 = (members @ n) ** 2 / (np.einsum("rni,rni->rn", members, members) * (n @ n))
+        factors += [np.mean((r**2 * cos2 + (1 - cos2) / r) ** -1.5, axis=1) for r in TEXTURE_RATIOS]
+    return np.array(factors)
 
 
 def _radius(symbol: str) -> float:
