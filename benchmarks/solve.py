@@ -80,7 +80,9 @@ def main() -> None:
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
-              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s", flush=True)
+              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
+              + ("" if result.atoms else f"  ({result.message})"), flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")

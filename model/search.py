@@ -37,33 +37,38 @@ from model.index import standard_hall_numbers
 from model.pattern import Pattern
 from model.result import Progress
 
-MAX_OPTIONS = 64  # Wyckoff fillings of one element tried per partial structure, simplest first
 MAX_SITES = 4  # orbits per element
 POLISH_STARTS = 4  # best random samples of an extension that are polished
 POLISH_STEPS = 30
 MAX_SAMPLES = 512  # random trials of one filling
+MIN_SAMPLES = 8  # random trials of a filling with free coordinates, however many fillings there are
+RESTART_SPREAD = 0.08  # fractional, spread of the restarts near the best coordinates
 START_SPACING = 0.08  # fractional coordinates between the polishing starts of one filling
 LEARNING_RATE = 0.02  # fractional coordinates per Adam step at the start (cosine decay)
 ADAM_BETAS = (0.9, 0.999)
 BACKGROUND_TERMS = 6  # Chebyshev terms of the background error fitted with the scale
 BACKGROUND_CLUSTERS = 6  # clusters needed per background term
 WINDOW_FWHM = 1.5  # a cluster integrates this many FWHM either side of its reflections
-OVERALL_B = (0.0, 1.5, 3.0)  # Å², overall displacement factors tried for every trial
+OVERALL_B = (0.5, 2.5)  # Å², overall displacement factors tried for every trial
 # March–Dollase preferred orientation tried for every trial: ratios along each low-index direction
-TEXTURE_RATIOS = (0.7, 0.85, 1.2, 1.45)
+TEXTURE_RATIOS = (0.75, 1.35)
 TEXTURE_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
 CLOSE_FACTOR = 0.55  # atoms closer than this × (r_i + r_j) are penalised (atomic radii, Å)
+# an atom whose nearest neighbour is farther than this × (r_i + r_j) is penalised (no bond): the
+# shared real structures have every atom within 1.3 × of a neighbour, bar molecular oddities
+LONELY_FACTOR = 1.3
 CHUNK = 1 << 21  # trial × atom × reflection entries evaluated at once (memory, cancel latency)
-SAME_SCORE = 1e-5  # equal scores in one arm: the same structure at another origin
+SAME_SCORE = 1e-4  # equal scores in one arm: the same structure at another origin
 
 
 @dataclass(frozen=True)
 class Effort:
-    """Work per arm in one round: partial structures kept per element (beam), extensions per
+    """Work per arm in one round: partial structures kept per element (beam), random trials and extensions per
     element polished by gradient descent, joint polish steps of the complete structures, and the
     best fillings searched again over all coordinates at once (how many, with how many samples)."""
 
     beam: int
+    trials: int  # random trials per element, over all its fillings
     polished: int
     final_steps: int
     restarted: int = 0
@@ -72,9 +77,9 @@ class Effort:
 
 # Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
 # complete structures decide which arms are searched again with more effort.
-ROUNDS = ((None, Effort(beam=2, polished=0, final_steps=0)),
-          (8, Effort(beam=6, polished=8, final_steps=20)),
-          (3, Effort(beam=16, polished=24, final_steps=40, restarted=4, restarts=256)))
+ROUNDS = ((None, Effort(beam=2, trials=1024, polished=0, final_steps=0)),
+          (6, Effort(beam=4, trials=2048, polished=8, final_steps=20)),
+          (2, Effort(beam=12, trials=8192, polished=16, final_steps=40, restarted=4, restarts=256)))
 
 
 @dataclass(frozen=True)
@@ -207,8 +212,7 @@ def orbits(space_group: int) -> tuple[Orbit, ...]:
 
 def fillings(space_group: int, count: int, taken: frozenset[int] = frozenset()) -> list[tuple[int, ...]]:
     """Ways ``count`` atoms of one element fill Wyckoff positions (orbit indices, non-decreasing), at
-    most MAX_SITES orbits, positions without free coordinates used once and not in ``taken``;
-    fewest orbits first, then fewest free coordinates, at most MAX_OPTIONS."""
+    most MAX_SITES orbits, positions without free coordinates used once and not in ``taken``."""
     table = orbits(space_group)
     found: list[tuple[int, ...]] = []
 
@@ -219,26 +223,39 @@ def fillings(space_group: int, count: int, taken: frozenset[int] = frozenset()) 
         if len(prefix) == MAX_SITES:
             return
         for k in range(first, len(table)):
-            orbit = table[k]
-            size = orbit.offsets.shape[0]
-            if size > left or (orbit.dof == 0 and (k in taken or k in prefix)):
-                continue
-            extend(prefix + (k,), k, left - size)
+            if table[k].offsets.shape[0] <= left and (table[k].dof or (k not in taken and k not in prefix)):
+                extend(prefix + (k,), k, left - table[k].offsets.shape[0])
 
     extend((), 0, count)
-    found.sort(key=lambda ks: (len(ks), sum(table[k].dof for k in ks)))
-    return found[:MAX_OPTIONS]
+    return found
 
 
 def feasible(space_group: int, counts: Sequence[int]) -> bool:
     """Whether some choice of Wyckoff positions holds all the atoms (fixed positions used once)."""
+    table = orbits(space_group)
+
     def place(i: int, taken: frozenset[int]) -> bool:
         if i == len(counts):
             return True
-        return any(place(i + 1, taken | {k for k in option if orbits(space_group)[k].dof == 0})
-                   for option in fillings(space_group, counts[i], taken))
+        # only the fixed positions an element takes matter to the elements after it
+        used = {frozenset(k for k in option if not table[k].dof) for option in fillings(space_group, counts[i], taken)}
+        return any(place(i + 1, taken | fixed) for fixed in used)
 
     return place(0, frozenset())
+
+
+@functools.cache
+def _fillable(space_group: int, count: int, taken: frozenset[int], first: int, sites: int) -> bool:
+    """Whether ``count`` atoms fit in at most ``sites`` orbits of index ≥ ``first`` (fixed positions
+    used once and not in ``taken``)."""
+    if count == 0:
+        return True
+    table = orbits(space_group)
+    return sites > 0 and any(
+        _fillable(space_group, count - table[k].offsets.shape[0], taken | ({k} if not table[k].dof else set()), k,
+                  sites - 1)
+        for k in range(first, len(table))
+        if table[k].offsets.shape[0] <= count and (table[k].dof or k not in taken))
 
 
 @dataclass(frozen=True)
@@ -294,9 +311,10 @@ class _Batch:
     basis: torch.Tensor  # (n, A, 3, P)
     kinds: torch.Tensor  # (n, A) species index
     mask: torch.Tensor  # (n, A)
+    mixed: torch.Tensor  # (n,) more than one element among the atoms
 
     def take(self, rows) -> _Batch:
-        return _Batch(self.offsets[rows], self.basis[rows], self.kinds[rows], self.mask[rows])
+        return _Batch(self.offsets[rows], self.basis[rows], self.kinds[rows], self.mask[rows], self.mixed[rows])
 
 
 @dataclass
@@ -309,6 +327,12 @@ class _Fixed:
     kinds: torch.Tensor  # (n, Q)
     mask: torch.Tensor  # (n, Q)
     penalty: torch.Tensor  # (n,)
+
+    @classmethod
+    def empty(cls, n: int, reflections: int) -> _Fixed:
+        none = torch.zeros(n, 0)
+        return cls(torch.zeros(n, reflections), torch.zeros(n, reflections), torch.zeros(n, 0, 3),
+                   none.long(), none, torch.zeros(n))
 
     def take(self, rows) -> _Fixed:
         return _Fixed(self.re[rows], self.im[rows], self.pos[rows], self.kinds[rows], self.mask[rows],
@@ -345,7 +369,9 @@ class _Problem:
         self.observed = observed / observed.norm().clamp_min(1e-30)
         self.matrix = torch.tensor(arm.lattice.matrix, dtype=dtype)
         radii = np.array([_radius(s) for s in arm.species])
-        self.pair_min = torch.tensor(CLOSE_FACTOR * (radii[:, None] + radii[None, :]), dtype=dtype)
+        self.radius_sum = torch.tensor(radii[:, None] + radii[None, :], dtype=dtype)
+        self.pair_min = CLOSE_FACTOR * self.radius_sum
+        self.atoms = sum(arm.counts)
         # the fractional difference wrapped into ±½ is the shortest vector only between right
         # angles; along oblique axes the neighbouring images are checked as well
         angles = arm.lattice.angles
@@ -381,22 +407,42 @@ class _Problem:
         # R² = 1 − cos²(calc, observed) at the least-squares scale
         cosine = (calc @ self.observed) / calc.norm(dim=-1).clamp_min(1e-30)
         r = torch.sqrt((1 - cosine.square()).clamp_min(1e-12)).min(dim=1).values
-        return (r + fixed.penalty + self.penalty(pos, free.kinds, free.mask, pos, free.kinds, free.mask, True)
-                + self.penalty(pos, free.kinds, free.mask, fixed.pos, fixed.kinds, fixed.mask))
+        return r + fixed.penalty + self.penalty(pos, free, fixed)
 
-    def penalty(self, a, kinds_a, mask_a, b, kinds_b, mask_b, same: bool = False) -> torch.Tensor:
-        """Σ max(0, pair_min − distance)² (Å²) over pairs of atoms of a and b (a = b when ``same``)."""
-        if a.shape[1] == 0 or b.shape[1] == 0:
-            return torch.zeros(a.shape[0], dtype=a.dtype)
+    def penalty(self, pos: torch.Tensor, free: _Batch, fixed: _Fixed) -> torch.Tensor:
+        """(n,) close contacts (Å²) of the free atoms at ``pos`` among themselves and with the fixed
+        ones, and their loneliness (Å² per atom of the cell)."""
+        inner = self._distances(pos, pos)
+        outer = self._distances(pos, fixed.pos)
+        both = free.mask[:, :, None] * free.mask[:, None, :]
+        contact = (self._short(inner, free.kinds, free.kinds) * both).triu(diagonal=1).sum((1, 2)) + (
+            self._short(outer, free.kinds, fixed.kinds) * free.mask[:, :, None] * fixed.mask[:, None, :]).sum((1, 2))
+        # loneliness: the free atoms' distance to their nearest neighbour beyond bonding reach.
+        # Not judged while one element stands alone (heavy atoms alone are far apart by nature)
+        eye = torch.eye(pos.shape[1], dtype=torch.bool)
+        reach = torch.cat([
+            torch.where((both > 0) & ~eye, inner - LONELY_FACTOR * self.radius_sum[free.kinds[:, :, None],
+                                                                                   free.kinds[:, None, :]], torch.inf),
+            torch.where(fixed.mask[:, None, :] > 0, outer - LONELY_FACTOR * self.radius_sum[
+                free.kinds[:, :, None], fixed.kinds[:, None, :]], torch.inf)], dim=2).min(dim=2).values
+        several = (fixed.mask.sum(1) > 0) | free.mixed
+        lonely = torch.where(torch.isfinite(reach), reach, 0).clamp_min(0).square() * free.mask
+        return contact + several * lonely.sum(1) / self.atoms
+
+    def rows(self, batch: _Batch) -> int:
+        """Trials per evaluation, so that one holds about CHUNK entries (phases and weighted |F|²)."""
+        return max(1, CHUNK // (len(self.hkl) * (batch.offsets.shape[1] + len(self.weights))))
+
+    def _distances(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """(n, A, B) shortest distances (Å, periodic images included) between atoms of a and b."""
         delta = a[:, :, None, :] - b[:, None, :, :]
         delta = delta - torch.round(delta)
         cart = (delta[..., None, :] + self.images) @ self.matrix
-        dist = torch.sqrt(cart.square().sum(-1) + 1e-6).min(dim=-1).values
-        short = (self.pair_min[kinds_a[:, :, None], kinds_b[:, None, :]] - dist).clamp_min(0)
-        weight = mask_a[:, :, None] * mask_b[:, None, :]
-        if same:
-            weight = weight * torch.ones(a.shape[1], b.shape[1], dtype=a.dtype).triu(diagonal=1)
-        return (weight * short.square()).sum((1, 2))
+        return torch.sqrt(cart.square().sum(-1) + 1e-6).min(dim=-1).values
+
+    def _short(self, dist: torch.Tensor, kinds_a: torch.Tensor, kinds_b: torch.Tensor) -> torch.Tensor:
+        """max(0, pair_min − distance)² (Å²) of each pair."""
+        return (self.pair_min[kinds_a[:, :, None], kinds_b[:, None, :]] - dist).clamp_min(0).square()
 
     def batch(self, layouts: Sequence[_Layout]) -> _Batch:
         width = max(max(lay.offsets.shape[0] for lay in layouts), 1)
@@ -407,8 +453,9 @@ class _Problem:
         for i, lay in enumerate(layouts):
             a = lay.offsets.shape[0]
             offsets[i, :a], basis[i, :a, :, :lay.dof], kinds[i, :a], mask[i, :a] = lay.offsets, lay.basis, lay.kinds, 1
+        mixed = [len(set(lay.kinds)) > 1 for lay in layouts]
         return _Batch(torch.tensor(offsets, dtype=torch.float32), torch.tensor(basis, dtype=torch.float32),
-                      torch.tensor(kinds), torch.tensor(mask, dtype=torch.float32))
+                      torch.tensor(kinds), torch.tensor(mask, dtype=torch.float32), torch.tensor(mixed))
 
     def fixed(self, parents: Sequence[_Partial]) -> _Fixed:
         """The placed atoms of each parent (computed once per distinct parent)."""
@@ -425,7 +472,7 @@ class _Problem:
         f = self.f[batch.kinds] * batch.mask[..., None]
         phase = (2 * torch.pi) * (pos @ self.hkl.T)
         re, im = (f * torch.cos(phase)).sum(1), (f * torch.sin(phase)).sum(1)
-        own = self.penalty(pos, batch.kinds, batch.mask, pos, batch.kinds, batch.mask, True)
+        own = self.penalty(pos, batch, _Fixed.empty(len(distinct), len(self.hkl)))
         index = torch.tensor([rows[id(p)] for p in parents])
         return _Fixed(re, im, pos, batch.kinds, batch.mask, own).take(index)
 
@@ -465,14 +512,15 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
 
 def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: Effort, rng: np.random.Generator,
                  note: Progress) -> Generator[Progress, None, list[_Partial]]:
-    """Complete placements in one arm: the elements placed one by one, ``effort.beam`` partial
-    structures kept after each."""
+    """Complete placements in one arm: the elements placed one by one, heaviest first, each one
+    Wyckoff orbit at a time; ``effort.beam`` partial structures kept after each step."""
     beam = [_Partial(arm, (), np.zeros(0), 0.0)]
     for element in elements:
-        extensions = yield from _sample(problem, beam, element, rng, note)
-        beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
-        if not beam:
-            return []
+        while any(_left(problem, state, element) for state in beam):
+            extensions = yield from _sample(problem, beam, element, effort, rng, note)
+            beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
+            if not beam:
+                return []
     if effort.final_steps:
         beam = yield from _polish_all(problem, beam, effort.final_steps, note)
     if effort.restarts:
@@ -482,14 +530,15 @@ def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: E
 
 def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.random.Generator,
              note: Progress) -> Generator[Progress, None, list[_Partial]]:
-    """The best fillings again with every free coordinate searched at once (random samples, then
-    gradient descent from distinct good ones): placing one element at a time can settle an element
-    of similar scattering power in the wrong place for the rest."""
-    fillings_seen: list[tuple] = []
+    """The best fillings again with every free coordinate searched at once (gradient descent from
+    distinct good ones of random samples, half of them near the best coordinates found, half
+    anywhere): placing one orbit at a time can settle atoms of similar scattering power in the
+    wrong places for the rest."""
+    best: dict[tuple, _Partial] = {}
     for state in sorted(states, key=lambda s: s.score):
-        if state.sites not in fillings_seen and state.params.size:
-            fillings_seen.append(state.sites)
-    fillings_seen = fillings_seen[:effort.restarted]
+        if state.params.size:
+            best.setdefault(state.sites, state)
+    fillings_seen = list(best)[:effort.restarted]
     if not fillings_seen:
         return []
     layouts = [problem.layout(sites) for sites in fillings_seen]
@@ -497,7 +546,12 @@ def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.
     empty = problem.fixed([_Partial(states[0].arm, (), np.zeros(0), 0.0)])
     job_of_trial = np.repeat(np.arange(len(layouts)), effort.restarts)
     q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
-    rows = max(1, CHUNK // (batch.offsets.shape[1] * len(problem.hkl)))
+    near = rng.random(job_of_trial.size) < 0.5
+    for j, sites in enumerate(fillings_seen):
+        rows = np.flatnonzero((job_of_trial == j) & near)
+        params = best[sites].params
+        q[rows, :params.size] = params + rng.normal(0.0, RESTART_SPREAD, (rows.size, params.size))
+    rows = problem.rows(batch)
     scores = []
     for start in range(0, job_of_trial.size, rows):
         index = torch.from_numpy(job_of_trial[start:start + rows])
@@ -526,24 +580,37 @@ def _samples(dof: int) -> int:
     return 1 if dof == 0 else min(16 * 4 ** (dof - 1), MAX_SAMPLES)
 
 
-def _sample(problem: _Problem, states: list[_Partial], element: str, rng: np.random.Generator,
+def _sample(problem: _Problem, states: list[_Partial], element: str, effort: Effort, rng: np.random.Generator,
             note: Progress) -> Generator[Progress, None, list[_Extension]]:
-    """Every filling of ``element`` on every partial structure, scored at random samples of the new
-    free coordinates."""
+    """Each partial structure with one more orbit of ``element`` (every orbit that leaves the rest
+    of the element placeable), scored at random samples of its free coordinates; partial
+    structures that hold all of the element pass unchanged."""
     arm = problem.arm
-    if element not in arm.species:
-        return [_Extension(s, (), problem.layout(()), np.zeros((1, 0)), s.score) for s in states]
-    species = arm.species.index(element)
-    jobs = [(state, tuple((species, k) for k in option)) for state in states
-            for option in fillings(arm.space_group, arm.counts[species], state.taken)]
+    done = [_Extension(s, (), problem.layout(()), np.zeros((1, 0)), s.score) for s in states
+            if not _left(problem, s, element)]
+    species = arm.species.index(element) if element in arm.species else -1
+    jobs = []
+    for state in states:
+        left = _left(problem, state, element)
+        if not left:
+            continue
+        mine = [k for sp, k in state.sites if sp == species]
+        for k in range(max(mine, default=0), len(problem.orbits)):
+            size, fixed = problem.orbits[k].offsets.shape[0], not problem.orbits[k].dof
+            if size <= left and not (fixed and k in state.taken) and _fillable(
+                    arm.space_group, left - size, state.taken | {k}, k, MAX_SITES - len(mine) - 1):
+                jobs.append((state, ((species, k),)))
     if not jobs:
-        return []
+        return done
     layouts = [problem.layout(sites) for _, sites in jobs]
-    job_of_trial = np.concatenate([np.full(_samples(lay.dof), j) for j, lay in enumerate(layouts)])
+    wanted = np.array([_samples(lay.dof) for lay in layouts])
+    # at most effort.trials in all: fewer per filling when there are many, never below MIN_SAMPLES
+    share = np.where(wanted > 1, np.maximum(MIN_SAMPLES, wanted * min(1.0, effort.trials / wanted.sum())), 1)
+    job_of_trial = np.repeat(np.arange(len(jobs)), share.astype(int))
     batch = problem.batch(layouts)
     fixed = problem.fixed([state for state, _ in jobs])
     q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
-    rows = max(1, CHUNK // (batch.offsets.shape[1] * len(problem.hkl)))
+    rows = problem.rows(batch)
     scores = []
     for start in range(0, job_of_trial.size, rows):
         index = torch.from_numpy(job_of_trial[start:start + rows])
@@ -557,7 +624,16 @@ def _sample(problem: _Problem, states: list[_Partial], element: str, rng: np.ran
         mine = np.flatnonzero(job_of_trial == j)
         starts = _distinct(q[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])
         extensions.append(_Extension(state, sites, lay, starts, float(scores[mine].min())))
-    return extensions
+    return done + extensions
+
+
+def _left(problem: _Problem, state: _Partial, element: str) -> int:
+    """Atoms of ``element`` not yet placed in a partial structure."""
+    if element not in problem.arm.species:
+        return 0
+    species = problem.arm.species.index(element)
+    placed = sum(problem.orbits[k].offsets.shape[0] for sp, k in state.sites if sp == species)
+    return problem.arm.counts[species] - placed
 
 
 def _polish_new(problem: _Problem, extensions: list[_Extension], effort: Effort,
@@ -611,7 +687,7 @@ def _descend(problem: _Problem, q0: np.ndarray, batch: _Batch, fixed: _Fixed, st
     """Adam with a cosine-decaying step on the sum of the trials' scores (independent trials: each
     follows its own gradient); returns the best parameters and score each trial reached.
     Written out because torch.optim's first use imports torch._dynamo, seconds of start-up."""
-    rows = max(1, CHUNK // (3 * batch.offsets.shape[1] * len(problem.hkl)))
+    rows = max(1, problem.rows(batch) // 3)  # the backward pass holds about twice the forward's tensors
     best_q, best_score = q0.copy(), np.full(len(q0), np.inf)
     for start in range(0, len(q0), rows):
         part = slice(start, start + rows)
@@ -638,14 +714,22 @@ def _descend(problem: _Problem, q0: np.ndarray, batch: _Batch, fixed: _Fixed, st
 
 
 def _select(children: list[_Partial], width: int) -> list[_Partial]:
-    """The ``width`` best, one of each set of equal scores (the same structure at another origin)."""
+    """The ``width`` best, one of each set of copies: equal scores (the same structure at another
+    origin) or the same orbits with nearly the same coordinates (one basin reached twice)."""
     kept: list[_Partial] = []
     for child in sorted(children, key=lambda c: c.score):
-        if not any(abs(k.score - child.score) < SAME_SCORE for k in kept):
+        if not any(abs(k.score - child.score) < SAME_SCORE or _same_place(k, child) for k in kept):
             kept.append(child)
         if len(kept) == width:
             break
     return kept
+
+
+def _same_place(a: _Partial, b: _Partial) -> bool:
+    if a.sites != b.sites:
+        return False
+    delta = np.abs(a.params - b.params) % 1.0
+    return bool(np.all(np.minimum(delta, 1 - delta) < START_SPACING / 2))
 
 
 def _textures(hkl: np.ndarray, lattice: Lattice, ops: constraints.SpaceGroupOps) -> np.ndarray:

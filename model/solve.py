@@ -9,6 +9,7 @@ best few are verified by full-profile Rietveld refinement (model.refine). The be
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -45,6 +46,8 @@ ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 3  # formula-unit counts tried per space group, most typical volume per atom first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
+MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
+STOICHIOMETRIES = 4  # formula units tried when no formula is given
 SYSTEMS = {"auto": index.SYSTEMS, "cubic": ("cubic",), "hexagonal": ("hexagonal",),
            "trigonal": ("hexagonal",), "tetragonal": ("tetragonal",), "orthorhombic": ("orthorhombic",)}
 
@@ -224,15 +227,35 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
         if any(abs(v - round(v)) > 1e-6 for v in amounts.values()):
             raise InputError(None, f"formula {formula} needs integer amounts")
         return [{k: round(v) for k, v in amounts.items()}]
-    ratios = []
-    for combo in np.ndindex(*([4] * len(symbols))):
-        amounts = [c + 1 for c in combo]
-        if reduce(math.gcd, amounts) != 1:
-            continue
-        composition = Composition(dict(zip(symbols, amounts)))
-        if len(symbols) == 1 or composition.oxi_state_guesses(max_sites=-1):
-            ratios.append(dict(zip(symbols, amounts)))
-    return sorted(ratios, key=lambda r: sum(r.values()))[:4]
+    ratios = sorted((dict(zip(symbols, (c + 1 for c in combo))) for combo in np.ndindex(*[MAX_RATIO] * len(symbols))
+                     if reduce(math.gcd, (c + 1 for c in combo)) == 1), key=lambda r: sum(r.values()))
+    # the classic valences first (cheap to test), then any charge balance pymatgen finds (slow:
+    # only as far as needed), then the rest, each class simplest first
+    chosen = [r for r in ratios if _valence_balanced(r)][:STOICHIOMETRIES]
+    for ratio in ratios:
+        if len(chosen) == STOICHIOMETRIES:
+            break
+        if ratio not in chosen and (len(symbols) == 1 or Composition(ratio).oxi_state_guesses(max_sites=-1)):
+            chosen.append(ratio)
+    return chosen + [r for r in ratios if r not in chosen][:STOICHIOMETRIES - len(chosen)]
+
+
+def _valence_balanced(ratio: dict[str, int]) -> bool:
+    """Charge balance with the anions (elements whose common oxidation states are all negative, else
+    the most electronegative element) at their common negative states and every other element at
+    its highest common positive state (group valence, e.g. C⁴⁺ with O and F)."""
+    elements = [Element(symbol) for symbol in ratio]
+    anions = [e for e in elements if e.common_oxidation_states and max(e.common_oxidation_states) < 0]
+    if not anions:
+        anions = [max(elements, key=lambda e: e.X if e.X == e.X else 0.0)]  # X is NaN for noble gases
+    choices = []
+    for e in elements:
+        states = e.common_oxidation_states or (0,)
+        choices.append([q for q in states if q < 0] if e in anions else [max(states)])
+    if not all(choices) or any(max(c) <= 0 for e, c in zip(elements, choices) if e not in anions):
+        return False
+    return any(sum(ratio[e.symbol] * q for e, q in zip(elements, states)) == 0
+               for states in itertools.product(*choices))
 
 
 def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
