@@ -4,7 +4,7 @@ Each structure gets a randomised lab pattern (model.simulate.random_lab_params: 
 zero shift, background, Poisson noise, preferred orientation); the solve sees only the pattern
 and the formula. Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher
 match rate per crystal system, median and max time per stage, and the median Rwp.
-Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N]
+Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pymatgen.core import Structure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.exporters import solve_result_structure  # noqa: E402
-from model.pattern import ANODES  # noqa: E402
-from model.simulate import random_lab_params, simulate_pattern  # noqa: E402
-from model.solve import solve  # noqa: E402
+from model.exporters import solve_result_structure
+from model.pattern import ANODES
+from model.simulate import random_lab_params, simulate_pattern
+from model.solve import solve
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
 
@@ -37,12 +37,15 @@ def main() -> None:
     parser.add_argument("--max-atoms", type=int, default=20)
     parser.add_argument("--limit", type=int, default=None, help="at most N structures per system")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="solve only files whose name contains TEXT; the patterns stay those of the full run")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(args.seed)
-    rows = [r for r in csv.DictReader(open(DATA / "manifest.csv"))
-            if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
-            and float(r["min_distance_A"]) >= 0.9]
+    with open(DATA / "manifest.csv") as manifest:
+        rows = [r for r in csv.DictReader(manifest)
+                if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
+                and float(r["min_distance_A"]) >= 0.9]
     taken = defaultdict(int)
     matches = defaultdict(list)
     stage_times = defaultdict(list)
@@ -54,15 +57,20 @@ def main() -> None:
         taken[row["crystal_system"]] += 1
         truth = Structure.from_file(DATA / row["file"])
         pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
+        if args.only and not any(text in row["file"] for text in args.only):
+            continue
         elements = [e.symbol for e in truth.composition.elements]
         began = time.perf_counter()
         job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
-        while True:
-            try:
+        try:
+            while True:
                 next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        except StopIteration as stop:
+            result = stop.value
+        except Exception as error:  # noqa: BLE001 - a crash is a miss of this structure, not the end of the run
+            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
+            matches[row["crystal_system"]].append(False)
+            continue
         elapsed = time.perf_counter() - began
         matched = bool(result.atoms) and matcher.fit(truth, solve_result_structure(result))
         matches[row["crystal_system"]].append(matched)
@@ -72,7 +80,9 @@ def main() -> None:
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
-              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s", flush=True)
+              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
+              + ("" if result.atoms else f"  ({result.message})"), flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")

@@ -66,13 +66,18 @@ def structure_factor_sq_torch(hkl: torch.Tensor, d: torch.Tensor, frac: torch.Te
     # one row per element, found by Z (rows of one element are identical)
     z_values, element_of_atom = torch.unique(form_factor_coeffs[:, 0], return_inverse=True)
     elements = form_factor_coeffs.new_empty(len(z_values), 9).index_copy_(0, element_of_atom, form_factor_coeffs)
-    z, a, b = elements[:, 0], elements[:, 1:5], elements[:, 5:9]
-    f_element = z - _MOTT_BETHE * s2[:, None] * (a * torch.exp(-b * s2[:, None, None])).sum(-1)
-    f = f_element[:, element_of_atom] * occupancy
+    f = form_factors_torch(d, elements)[:, element_of_atom] * occupancy
     if biso.requires_grad or bool(biso.any()):
         f = f * torch.exp(-s2[:, None] * biso)
     phase = (2.0 * torch.pi) * (hkl.to(frac.dtype) @ frac.T)
     return (f * torch.cos(phase)).sum(1) ** 2 + (f * torch.sin(phase)).sum(1) ** 2
+
+
+def form_factors_torch(d: torch.Tensor, form_factor_coeffs: torch.Tensor) -> torch.Tensor:
+    """(R, E) atomic form factors f(s) in electrons at d (R,) Å for the rows of ``form_factor_coeffs``."""
+    s2 = (0.5 / d) ** 2
+    z, a, b = form_factor_coeffs[:, 0], form_factor_coeffs[:, 1:5], form_factor_coeffs[:, 5:9]
+    return z - _MOTT_BETHE * s2[:, None] * (a * torch.exp(-b * s2[:, None, None])).sum(-1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,21 +9,24 @@ best few are verified by full-profile Rietveld refinement (model.refine). The be
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import math
 import time
+from collections.abc import Callable, Generator, Sequence
 from functools import reduce
-from typing import Callable, Generator, Sequence
+from typing import TypeVar
 
 import numpy as np
 from pymatgen.core import Composition, Element, Lattice
+from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
 from model import constraints, index, search
+from model.density import Density
 from model.errors import InputError
 from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
-from model.refine import REPORT_S, ProfileStart, Rietveld, to_solve_result
+from model.refine import REPORT_S, TERMS, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
 
@@ -31,21 +34,25 @@ SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explai
 CELLS_TRIED = 3
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
-PRIOR_RERANKED = 8  # placements re-scored with the network density (~0.1–0.8 s each on 2 cores)
-PRIOR_WEIGHT = 0.1  # cluster-R units per unit of SSIM
 CELL_MERIT_FRACTION = 0.2
 GROUPS_TRIED = 6
 REFINED = 3
+SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
 SYMMETRISE_A = 0.02  # Å, tolerance for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
-FILLINGS_TRIED = 2  # formula-unit counts tried per space group
-SEARCH_BUDGET_S = 10.0  # the Wyckoff search stops here and the best placements go on to refinement
+FILLINGS_TRIED = 3  # formula-unit counts tried per space group, most typical volume per atom first
+TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
+WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
+MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
+STOICHIOMETRIES = 4  # formula units tried when no formula is given
 SYSTEMS = {"auto": index.SYSTEMS, "cubic": ("cubic",), "hexagonal": ("hexagonal",),
            "trigonal": ("hexagonal",), "tetragonal": ("tetragonal",), "orthorhombic": ("orthorhombic",)}
+
+T = TypeVar("T")
 
 
 def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None, system: str = "auto",
@@ -79,53 +86,33 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         return _failure("no cell indexes the peak list", timings)
 
     clock = time.perf_counter()
-    candidates: list[tuple[search.Candidate, index.Cell]] = []
-    fillings = {id(cell): _fillings(cell, stoichiometries) for cell in cells}
-    share = SEARCH_BUDGET_S / max(len(plans), 1)
-    for i, (cell, group) in enumerate(plans):
-        started = time.perf_counter()
+    arms, arm_cells = [], []
+    for cell, group in plans:
+        yield Progress("search", 0.1, f"Wyckoff positions of {group.symbol}")
         lattice = Lattice.from_parameters(*cell.lattice)
-        filled = 0
-        for species, counts in fillings[id(cell)]:
-            yield Progress("search", 0.1 + 0.5 * i / len(plans),
-                           f"{cell.crystal_system} {group.symbol} {dict(zip(species, counts))}")
-            found = False
-            for candidate in search.search(pattern, net, lattice, group.number, species, counts, cell.zero,
-                                           fwhm, rng, deadline=started + share):
-                if time.perf_counter() - started > share:
-                    break
-                candidates.append((candidate, cell))
-                found = True
-                yield Progress("search", 0.1 + 0.5 * i / len(plans), f"{group.symbol} {candidate.wyckoffs}")
-            filled += found
-            if filled == FILLINGS_TRIED or time.perf_counter() - started > share:
-                break
+        fillings = [f for f in _fillings(cell, stoichiometries) if search.feasible(group.number, f[1])]
+        for species, counts in fillings[:FILLINGS_TRIED]:
+            arms.append(search.Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
+            arm_cells.append(cell)
+    job = search.search(pattern, net, arms, _fwhm_poly(peaks), rng)
+    found = yield from _rescaled(job, 0.1, 0.6)
+    candidates = [(candidate, arm_cells[candidate.arm]) for candidate in found]
     timings["search"] = time.perf_counter() - clock
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
 
     clock = time.perf_counter()
-    yield Progress("network", 0.6, "density prior")
-    predictor, note = _predictor(device)
-    densities = {}
-    if predictor is not None:
-        composition = stoichiometries[0]
-        for cell in cells:
-            densities[id(cell)] = predictor.predict(pattern, composition, cell.lattice, cell.crystal_system,
-                                                    samples=samples, seed=seed)
-            yield Progress("network", 0.6, f"density of the {cell.crystal_system} cell")
-        candidates = yield from _with_prior(candidates, densities)
-    timings["network"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    candidates.sort(key=lambda c: c[0].score)
-    shortlist = []
+    shortlist: list[tuple[search.Candidate, index.Cell]] = []
     for candidate, cell in candidates:
-        # equal scores in one group are the same structure at another origin: refine one of them
-        if not any(c.space_group == candidate.space_group and abs(c.score - candidate.score) < 1e-4
-                   for c, _ in shortlist):
+        # equal scores in one cell are the same structure (at another origin, or in a subgroup):
+        # refine it once, in the highest symmetry it was found in
+        same = [n for n, (c, other) in enumerate(shortlist)
+                if other is cell and abs(c.score - candidate.score) < SAME_SCORE]
+        if not same:
             shortlist.append((candidate, cell))
-        if len(shortlist) == REFINED:
+        elif candidate.space_group > shortlist[same[0]][0].space_group:
+            shortlist[same[0]] = (candidate, cell)
+        if len(shortlist) == REFINED and not same:
             break
     problems = []
     for i, (candidate, cell) in enumerate(shortlist):
@@ -133,14 +120,20 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         for _ in problem.fit(max_nfev=SCREEN_NFEV):
             yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
         problems.append((problem.result().rwp, i, problem))
-    _, _, winner = min(problems)
-    for _ in winner.fit(max_nfev=FINAL_NFEV):
+    problems.sort(key=lambda p: p[0])
+    # fits equal within the slack: the simplest description wins (fewest atoms, then highest symmetry)
+    _, winner_index, winner = min((p for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK),
+                                  key=lambda p: (len(p[2].structure), -p[2].ops.number, p[0]))
+    for _ in winner.fit(max_nfev=FINAL_NFEV, terms=TERMS):
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
     # a structure found in a subgroup cell (e.g. fcc as body-centred tetragonal) is reported in its
     # full symmetry: spglib at a refinement-sized tolerance, then a last refinement in that cell
-    standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
-    if constraints.space_group_ops(standard).number > best.space_group.number:
+    try:
+        standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
+    except SymmetryUndeterminedError:  # atoms closer than the tolerance: keep the refined cell
+        standard = None
+    if standard is not None and constraints.space_group_ops(standard).number > best.space_group.number:
         higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
         for _ in higher.fit(max_nfev=FINAL_NFEV):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
@@ -150,24 +143,38 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
-    result.timings = {**timings, "total": sum(timings.values())}
-    if predictor is not None:
-        winner_cell = shortlist[min(problems)[1]][1]
-        result.density = densities[id(winner_cell)][0]
-        result.model_version, result.device = predictor.version, predictor.device
-    else:
-        result.device = "cpu"
     result.solved = result.rwp <= SOLVED_RWP
     result.message = (f"best of {len(candidates)} placements, {len(shortlist)} refined" if result.solved else
                       f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
-    result.message += f"; {note}"
-    for _, i, problem in sorted(problems)[1:]:
-        alternative = to_solve_result(problem.result())
+    order = [winner_index] + [i for _, i, problem in problems if problem is not winner]
+    for i in order[1:]:
+        alternative = to_solve_result(next(p for _, j, p in problems if j == i).result())
         alternative.solved = alternative.rwp <= SOLVED_RWP
         alternative.message = f"candidate {i + 1} of {len(shortlist)}, refined to screening depth only"
-        if predictor is not None:
-            alternative.density = densities[id(shortlist[i][1])][0]
         result.alternatives.append(alternative)
+
+    # the network's density of each refined cell, for display: it does not rank the placements
+    # (measured: the bundled network's SSIM does not tell the right placement from wrong ones)
+    clock = time.perf_counter()
+    yield Progress("network", 0.97, "density")
+    predictor, note = _predictor(device)
+    result.device = "cpu"
+    if predictor is not None:
+        densities: dict[int, Density] = {}
+        for solution, i in zip([result, *result.alternatives], order):
+            cell = shortlist[i][1]
+            if id(cell) not in densities:
+                draws = []
+                for k in range(samples):  # one draw per call, so a cancel waits for one at most
+                    draws += predictor.predict(pattern, stoichiometries[0], cell.lattice, cell.crystal_system,
+                                               seed=seed + k)
+                    yield Progress("network", 0.97, f"density of the {cell.crystal_system} cell")
+                densities[id(cell)] = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice)
+            solution.density = densities[id(cell)]
+        result.model_version, result.device = predictor.version, predictor.device
+    timings["network"] = time.perf_counter() - clock
+    result.message += f"; {note}"
+    result.timings = {**timings, "total": sum(timings.values())}
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
     return result
 
@@ -176,31 +183,14 @@ def _predictor(device: str):
     """The bundled network on the requested device, or None with the reason when it is not installed."""
     if device not in ("auto", "cpu", "cuda"):
         raise InputError(None, f"unknown device {device!r}: auto, cpu or cuda")
-    from model.predict import Predictor  # torch networks: loaded only when a solve gets this far
+    # torch networks: loaded only when a solve gets this far
+    from model.predict import Predictor
 
     try:
         predictor = Predictor.load(device=None if device == "auto" else device)
     except InputError as error:
         return None, f"no network density prior ({error.problem}); symmetry search only"
-    return predictor, f"network {predictor.version} on {predictor.device} ordered the placements"
-
-
-def _with_prior(candidates, densities):
-    """Re-score the best placements by how well their density matches the network's (3D SSIM of the
-    mean over latent samples, best over the allowed origin shifts): score − PRIOR_WEIGHT·SSIM.
-    A generator (one Progress per placement, so a cancel is prompt) returning the new list."""
-    from model.density import cmed
-    from model.metrics import best_equivalent_ssim
-
-    candidates = sorted(candidates, key=lambda c: c[0].score)
-    rescored = []
-    for candidate, cell in candidates[:PRIOR_RERANKED]:
-        predicted = np.mean([d.values for d in densities[id(cell)]], axis=0)
-        truth = cmed(candidate.structure, n=predicted.shape[-1]).values
-        similarity, _ = best_equivalent_ssim(predicted, truth, cell.crystal_system)
-        rescored.append((dataclasses.replace(candidate, score=candidate.score - PRIOR_WEIGHT * similarity), cell))
-        yield Progress("network", 0.6, f"density prior {len(rescored)}/{min(len(candidates), PRIOR_RERANKED)}")
-    return rescored + candidates[PRIOR_RERANKED:]
+    return predictor, f"density by network {predictor.version} on {predictor.device}"
 
 
 def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[str, int]]:
@@ -216,23 +206,43 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
     if formula:
         try:
             amounts = Composition(formula).get_el_amt_dict()
-        except Exception:  # pymatgen raises several types for a malformed formula
+        except Exception:  # noqa: BLE001 - pymatgen raises several types for a malformed formula
             raise InputError(None, f"cannot read formula {formula!r}") from None
         extra = set(amounts) - set(symbols)
         if extra:
             raise InputError(None, f"formula {formula} has elements not in --elements: {', '.join(sorted(extra))}")
         if any(abs(v - round(v)) > 1e-6 for v in amounts.values()):
             raise InputError(None, f"formula {formula} needs integer amounts")
-        return [{k: int(round(v)) for k, v in amounts.items()}]
-    ratios = []
-    for combo in np.ndindex(*([4] * len(symbols))):
-        amounts = [c + 1 for c in combo]
-        if reduce(math.gcd, amounts) != 1:
-            continue
-        composition = Composition(dict(zip(symbols, amounts)))
-        if len(symbols) == 1 or composition.oxi_state_guesses(max_sites=-1):
-            ratios.append(dict(zip(symbols, amounts)))
-    return sorted(ratios, key=lambda r: sum(r.values()))[:4]
+        return [{k: round(v) for k, v in amounts.items()}]
+    ratios = sorted((dict(zip(symbols, (c + 1 for c in combo))) for combo in np.ndindex(*[MAX_RATIO] * len(symbols))
+                     if reduce(math.gcd, (c + 1 for c in combo)) == 1), key=lambda r: sum(r.values()))
+    # the classic valences first (cheap to test), then any charge balance pymatgen finds (slow:
+    # only as far as needed), then the rest, each class simplest first
+    chosen = [r for r in ratios if _valence_balanced(r)][:STOICHIOMETRIES]
+    for ratio in ratios:
+        if len(chosen) == STOICHIOMETRIES:
+            break
+        if ratio not in chosen and (len(symbols) == 1 or Composition(ratio).oxi_state_guesses(max_sites=-1)):
+            chosen.append(ratio)
+    return chosen + [r for r in ratios if r not in chosen][:STOICHIOMETRIES - len(chosen)]
+
+
+def _valence_balanced(ratio: dict[str, int]) -> bool:
+    """Charge balance with the anions (elements whose common oxidation states are all negative, else
+    the most electronegative element) at their common negative states and every other element at
+    its highest common positive state (group valence, e.g. C⁴⁺ with O and F)."""
+    elements = [Element(symbol) for symbol in ratio]
+    anions = [e for e in elements if e.common_oxidation_states and max(e.common_oxidation_states) < 0]
+    if not anions:
+        anions = [max(elements, key=lambda e: e.X if e.X == e.X else 0.0)]  # X is NaN for noble gases
+    choices = []
+    for e in elements:
+        states = e.common_oxidation_states or (0,)
+        choices.append([q for q in states if q < 0] if e in anions else [max(states)])
+    if not all(choices) or any(max(c) <= 0 for e, c in zip(elements, choices) if e not in anions):
+        return False
+    return any(sum(ratio[e.symbol] * q for e, q in zip(elements, states)) == 0
+               for states in itertools.product(*choices))
 
 
 def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
@@ -275,8 +285,8 @@ def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
-    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, smallest Z first
-    (the simplest content; Z that no Wyckoff combination can hold yields no candidates and is passed over)."""
+    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, the most
+    typical volume per atom first."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
@@ -284,8 +294,30 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((species, [units[s] * z for s in species]))
-    return fillings
+                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)),
+                                 (species, [units[s] * z for s in species])))
+    return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
+
+
+def _fwhm_poly(peaks: Sequence[Peak]) -> np.ndarray:
+    """FWHM (deg) of the strongest peaks as a straight line in 2θ (np.polyval coefficients); peaks
+    widen with angle, and a constant width would cut the tails of high-angle lines."""
+    strongest = sorted(peaks, key=lambda p: -p.height)[:WIDTH_PEAKS]
+    tth, fwhm = np.array([p.two_theta for p in strongest]), np.array([p.fwhm for p in strongest])
+    slope, intercept = np.polyfit(tth, fwhm, 1)
+    if np.ptp(tth) < 10 or slope < 0:  # too narrow a range to tell, or noise: one width
+        return np.array([0.0, float(np.median(fwhm))])
+    return np.array([slope, intercept])
+
+
+def _rescaled(job: Generator[Progress, None, T], low: float, high: float) -> Generator[Progress, None, T]:
+    """Run a sub-job whose progress runs 0–1 as the ``low``–``high`` part of the solve's."""
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(step.stage, low + (high - low) * step.fraction, step.message)
 
 
 def _failure(message: str, timings: dict[str, float]) -> SolveResult:
