@@ -123,7 +123,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     problems.sort(key=lambda p: p[0])
     # fits equal within the slack: the simplest description wins (fewest atoms, then highest symmetry)
     _, winner_index, winner = min((p for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK),
-                                  key=lambda p: (len(p[2].structure), -p[2].ops.number, p[0]))
+                                  key=lambda p: (len(p[2].phases[0].structure), -p[2].phases[0].ops.number, p[0]))
     for _ in winner.fit(max_nfev=FINAL_NFEV, terms=TERMS):
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
