@@ -39,7 +39,7 @@ from model.result import Progress
 
 MAX_SITES = 4  # orbits per element
 POLISH_STARTS = 4  # best random samples of an extension that are polished
-POLISH_STEPS = 30
+POLISH_STEPS = 20
 MAX_SAMPLES = 512  # random trials of one filling
 MIN_SAMPLES = 8  # random trials of a filling with free coordinates, however many fillings there are
 RESTART_SPREAD = 0.08  # fractional, spread of the restarts near the best coordinates
@@ -77,8 +77,8 @@ class Effort:
 
 # Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
 # complete structures decide which arms are searched again with more effort.
-ROUNDS = ((None, Effort(beam=2, trials=1024, polished=0, final_steps=0)),
-          (6, Effort(beam=4, trials=2048, polished=8, final_steps=20)),
+ROUNDS = ((None, Effort(beam=2, trials=512, polished=0, final_steps=0)),
+          (8, Effort(beam=4, trials=2048, polished=6, final_steps=20)),
           (2, Effort(beam=12, trials=8192, polished=16, final_steps=40, restarted=4, restarts=256)))
 
 
@@ -355,6 +355,7 @@ class _Problem:
         # every combination of an overall B and a preferred orientation: (K, R) weights on |F|²
         b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None, None]
         texture = torch.tensor(_textures(refl.hkl, arm.lattice, _ops(arm.space_group)))[None]
+        self.textures = texture.shape[1]  # the first is none
         weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2)) * texture
         self.weights = weight.reshape(-1, len(refl.d)).to(dtype)
         self.group = torch.tensor(refl.group)
@@ -393,16 +394,17 @@ class _Problem:
             kinds.append(np.full(orbit.offsets.shape[0], species))
         return _Layout(np.concatenate(offsets), np.concatenate(blocks), np.concatenate(kinds))
 
-    def score(self, q: torch.Tensor, free: _Batch, fixed: _Fixed) -> torch.Tensor:
-        """(n,) cluster R (at the best overall B) + close-contact penalty (Å²) of n trials."""
+    def score(self, q: torch.Tensor, free: _Batch, fixed: _Fixed, texture: bool = True) -> torch.Tensor:
+        """(n,) cluster R (at the best overall B and, with ``texture``, preferred orientation) +
+        close-contact and loneliness penalties of n trials."""
+        weights = self.weights if texture else self.weights[::self.textures]
         pos = free.offsets + torch.einsum("naip,np->nai", free.basis, q)  # (n, A, 3)
         phase = (2 * torch.pi) * (pos @ self.hkl.T)  # (n, A, R)
         f = self.f[free.kinds] * free.mask[..., None]
         re = (f * torch.cos(phase)).sum(1) + fixed.re
         im = (f * torch.sin(phase)).sum(1) + fixed.im
-        per_reflection = (re * re + im * im)[:, None, :] * self.weights
-        calc = per_reflection.new_zeros(len(q), len(self.weights), self.clusters).index_add_(2, self.group,
-                                                                                             per_reflection)
+        per_reflection = (re * re + im * im)[:, None, :] * weights
+        calc = per_reflection.new_zeros(len(q), len(weights), self.clusters).index_add_(2, self.group, per_reflection)
         calc = calc - (calc @ self.background) @ self.background.T
         # R² = 1 − cos²(calc, observed) at the least-squares scale
         cosine = (calc @ self.observed) / calc.norm(dim=-1).clamp_min(1e-30)
@@ -583,8 +585,9 @@ def _samples(dof: int) -> int:
 def _sample(problem: _Problem, states: list[_Partial], element: str, effort: Effort, rng: np.random.Generator,
             note: Progress) -> Generator[Progress, None, list[_Extension]]:
     """Each partial structure with one more orbit of ``element`` (every orbit that leaves the rest
-    of the element placeable), scored at random samples of its free coordinates; partial
-    structures that hold all of the element pass unchanged."""
+    of the element placeable), scored at random samples of its free coordinates (without the
+    preferred-orientation grid: it hardly changes which samples are best and is most of the cost);
+    partial structures that hold all of the element pass unchanged."""
     arm = problem.arm
     done = [_Extension(s, (), problem.layout(()), np.zeros((1, 0)), s.score) for s in states
             if not _left(problem, s, element)]
@@ -616,7 +619,7 @@ def _sample(problem: _Problem, states: list[_Partial], element: str, effort: Eff
         index = torch.from_numpy(job_of_trial[start:start + rows])
         with torch.no_grad():
             scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
-                                        batch.take(index), fixed.take(index)).numpy())
+                                        batch.take(index), fixed.take(index), texture=False).numpy())
         yield note
     scores = np.concatenate(scores)
     extensions = []

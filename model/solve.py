@@ -36,15 +36,16 @@ MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 CELL_MERIT_FRACTION = 0.2
 GROUPS_TRIED = 6
-REFINED = 3
+REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
 SYMMETRISE_A = 0.02  # Å, tolerance for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
+SAME_RWP = 0.1  # %, refined fits this close describe the same structure
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
-FILLINGS_TRIED = 3  # formula-unit counts tried per space group, most typical volume per atom first
+FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
@@ -102,18 +103,21 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
 
     clock = time.perf_counter()
-    shortlist: list[tuple[search.Candidate, index.Cell]] = []
+    distinct: list[tuple[search.Candidate, index.Cell]] = []
     for candidate, cell in candidates:
         # equal scores in one cell are the same structure (at another origin, or in a subgroup):
         # refine it once, in the highest symmetry it was found in
-        same = [n for n, (c, other) in enumerate(shortlist)
+        same = [n for n, (c, other) in enumerate(distinct)
                 if other is cell and abs(c.score - candidate.score) < SAME_SCORE]
         if not same:
-            shortlist.append((candidate, cell))
-        elif candidate.space_group > shortlist[same[0]][0].space_group:
-            shortlist[same[0]] = (candidate, cell)
-        if len(shortlist) == REFINED and not same:
-            break
+            distinct.append((candidate, cell))
+        elif candidate.space_group > distinct[same[0]][0].space_group:
+            distinct[same[0]] = (candidate, cell)
+    # the best placement of every cell is refined, then the next best: the extra freedom of a
+    # supercell can fit the search score better than the true cell, and the full profile with the
+    # simplest description (below) decides
+    firsts = [c for n, c in enumerate(distinct) if all(c[1] is not d[1] for d in distinct[:n])]
+    shortlist = (firsts + [c for c in distinct if all(c is not f for f in firsts)])[:REFINED]
     problems = []
     for i, (candidate, cell) in enumerate(shortlist):
         problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero))
@@ -121,9 +125,12 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
             yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
         problems.append((problem.result().rwp, i, problem))
     problems.sort(key=lambda p: p[0])
-    # fits equal within the slack: the simplest description wins (fewest atoms, then highest symmetry)
-    _, winner_index, winner = min((p for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK),
-                                  key=lambda p: (len(p[2].phases[0].structure), -p[2].phases[0].ops.number, p[0]))
+    # fits equal within the slack: the smallest cell wins (a supercell fits as well with more atoms),
+    # and of equal fits in it the highest symmetry (the same structure found in a subgroup)
+    smallest = min(len(p[2].phases[0].structure) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
+    fits = [p for p in problems if len(p[2].phases[0].structure) == smallest]
+    _, winner_index, winner = max((p for p in fits if p[0] <= fits[0][0] + SAME_RWP),
+                                  key=lambda p: (p[2].phases[0].ops.number, -p[0]))
     for _ in winner.fit(max_nfev=FINAL_NFEV, terms=TERMS):
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
