@@ -140,9 +140,12 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
     except SymmetryUndeterminedError:  # atoms closer than the tolerance: keep the refined cell
         standard = None
-    if standard is not None and constraints.space_group_ops(standard).number > best.space_group.number:
+    # also where the symmetry is already found but in another cell (fcc as the I-centred tetragonal
+    # cell): the report, the CIF and the sites are in the conventional standard cell
+    if standard is not None and (constraints.space_group_ops(standard).number > best.space_group.number
+                                 or len(standard) != len(best.structure)):
         higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
-        for _ in higher.fit(max_nfev=FINAL_NFEV):
+        for _ in higher.fit(max_nfev=FINAL_NFEV, terms=TERMS):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
         symmetric = higher.result()
         if symmetric.rwp <= best.rwp + SYMMETRY_RWP_SLACK:

@@ -80,3 +80,19 @@ def test_cli_solve_bad_input_exits_2(tmp_path, capsys):
     missing = tmp_path / "missing.xy"
     assert main(["solve", str(missing), "--elements", "Na", "--out", str(tmp_path / "o")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_bundled_example_is_reported_in_its_conventional_cell():
+    # fcc CeO2 fits as well in the I-centred tetragonal cell of half the volume; the report, sites
+    # and CIF must still be the cubic Fm-3m cell, not that cell labelled Fm-3m
+    from pathlib import Path
+
+    from model.readers import read_patterns
+
+    example = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
+    result, _ = _run(solve(read_patterns(example)[0], ["Ce", "O"]))
+    assert result.solved and result.space_group == "Fm-3m"
+    assert result.lattice[:3] == pytest.approx((5.411,) * 3, abs=0.01) and len(result.atoms) == 12
+    # Ce on 4a or on 4b: the two origins of the fluorite structure
+    wyckoffs = {s.element: s.wyckoff for s in result.sites}
+    assert len(result.sites) == 2 and wyckoffs["Ce"] in ("4a", "4b") and wyckoffs["O"] == "8c"
