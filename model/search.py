@@ -1,22 +1,24 @@
 """Wyckoff search: atom placements in indexed cells and space groups, scored against the pattern.
 
 Score: an intensity R factor on integrated reflection clusters. The background-subtracted pattern
-is integrated over windows around groups of overlapping reflections and compared with
-Σ multiplicity·LP·|F|² of the same groups (least-squares scale, and the best of a few overall
-displacement factors B). Windows around reflections of the lattice that the space group forbids
-count as clusters the structure cannot explain, so groups of one cell are scored on the same
-observed intensity. A close-contact penalty (Å²) keeps atoms apart.
+is integrated over windows (a few FWHM, widening with 2θ) around groups of overlapping reflections
+and compared with Σ multiplicity·LP·|F|² of the same groups, at the least-squares scale, with a
+smooth error of the background fitted alongside, and at the best of a few overall displacement
+factors B and March–Dollase preferred orientations. Windows around reflections of the lattice that
+the space group forbids count as clusters the structure cannot explain, so the groups of one cell
+are scored on the same observed intensity. Penalties (Å²) keep atoms apart and near a neighbour.
 
-Search: a beam search over the elements, heaviest first (the heavy-atom method: heavy atoms
-dominate the intensities, so their placement can be judged before light atoms are placed). All
-search problems ("arms": cell × space group × atoms per cell) advance together. At each level every
-kept partial structure is extended by each way the next element can fill Wyckoff positions (an
-orbit without free coordinates holds one element), the new free coordinates are found by random
-sampling and then gradient descent on the best samples (torch, all trials of a level in a few
-tensors, so thousands of trials cost about a second), and the best partial structures across all
-arms go on. The complete structures get a joint gradient polish and are returned best first.
-The amount of work is fixed by the constants below, not by the clock, so results do not depend
-on machine load.
+Search: one "arm" per cell × space group × atoms per cell. In an arm the elements are placed
+heaviest first (the heavy-atom method: heavy atoms dominate the intensities, so their placement
+can be judged before light atoms are placed), one Wyckoff orbit at a time, as a beam search: every
+kept partial structure is extended by every orbit that leaves the rest of the element placeable
+(an orbit without free coordinates holds one element), the new free coordinates are found by
+random sampling and gradient descent from the best distinct samples (torch, all trials of a step
+in a few tensors), and the best distinct partial structures go on. The best fillings then get
+their coordinates searched again all at once. Arms are run by successive halving: every arm gets
+a quick first look, the best complete structures decide which arms are searched again with more
+effort. The work is fixed by the constants below, not by the clock, so results do not depend on
+machine load.
 """
 
 from __future__ import annotations
@@ -506,25 +508,27 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
         for k, i in enumerate(alive):
             done = (r + k / len(alive)) / len(ROUNDS)
             note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(ROUNDS)}")
-            found[i] = (yield from _beam_search(problems[i], i, elements, effort, rng, note)) or found.get(i, [])
+            found[i] = yield from _beam_search(problems[i], i, elements, effort, found.get(i, []), rng, note)
     complete = sorted((s for states in found.values() for s in states), key=lambda s: s.score)
     return [Candidate(s.score, problems[s.arm].structure(s.sites, s.params), problems[s.arm].arm.space_group,
                       tuple(problems[s.arm].orbits[k].label for _, k in s.sites), s.arm) for s in complete]
 
 
-def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: Effort, rng: np.random.Generator,
-                 note: Progress) -> Generator[Progress, None, list[_Partial]]:
+def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: Effort, earlier: list[_Partial],
+                 rng: np.random.Generator, note: Progress) -> Generator[Progress, None, list[_Partial]]:
     """Complete placements in one arm: the elements placed one by one, heaviest first, each one
-    Wyckoff orbit at a time; ``effort.beam`` partial structures kept after each step."""
+    Wyckoff orbit at a time; ``effort.beam`` partial structures kept after each step. The
+    complete structures of ``earlier`` rounds compete with the new ones."""
     beam = [_Partial(arm, (), np.zeros(0), 0.0)]
     for element in elements:
         while any(_left(problem, state, element) for state in beam):
             extensions = yield from _sample(problem, beam, element, effort, rng, note)
             beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
             if not beam:
-                return []
+                return earlier
     if effort.final_steps:
         beam = yield from _polish_all(problem, beam, effort.final_steps, note)
+    beam = _select(beam + earlier, len(beam) + len(earlier))
     if effort.restarts:
         beam = _select(beam + (yield from _restart(problem, beam, effort, rng, note)), len(beam))
     return beam

@@ -113,11 +113,16 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
             distinct.append((candidate, cell))
         elif candidate.space_group > distinct[same[0]][0].space_group:
             distinct[same[0]] = (candidate, cell)
-    # the best placement of every cell is refined, then the next best: the extra freedom of a
-    # supercell can fit the search score better than the true cell, and the full profile with the
-    # simplest description (below) decides
-    firsts = [c for n, c in enumerate(distinct) if all(c[1] is not d[1] for d in distinct[:n])]
-    shortlist = (firsts + [c for c in distinct if all(c is not f for f in firsts)])[:REFINED]
+    # the best placement of every cell is refined, then the best of every space group, then the
+    # next best: the extra freedom of a supercell or a subgroup can fit the search score better
+    # than the true cell and group, and the full profile with the simplest description (below) decides
+    def first_of(key):
+        return [c for n, c in enumerate(distinct) if all(key(c) != key(d) for d in distinct[:n])]
+
+    shortlist: list[tuple[search.Candidate, index.Cell]] = []
+    for tier in (first_of(lambda c: id(c[1])), first_of(lambda c: (id(c[1]), c[0].space_group)), distinct):
+        shortlist += [c for c in tier if all(c is not s for s in shortlist)]
+    shortlist = shortlist[:REFINED]
     problems = []
     for i, (candidate, cell) in enumerate(shortlist):
         problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero))
