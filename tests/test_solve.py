@@ -80,3 +80,11 @@ def test_cli_solve_bad_input_exits_2(tmp_path, capsys):
     missing = tmp_path / "missing.xy"
     assert main(["solve", str(missing), "--elements", "Na", "--out", str(tmp_path / "o")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
+                                            (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
+def test_elements_alone_try_the_classic_valences_first(elements, first):
+    from model.solve import _stoichiometries
+
+    assert _stoichiometries(elements, None)[0] == first
