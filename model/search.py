@@ -503,8 +503,11 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
     found: dict[int, list[_Partial]] = {}
     alive = list(problems)
     for r, (arms_kept, effort) in enumerate(ROUNDS):
-        # successive halving: the arms whose complete structures score best so far get more effort
-        alive = sorted(alive, key=lambda i: min((s.score for s in found.get(i, [])), default=0.0))[:arms_kept]
+        # successive halving: the arms whose complete structures score best so far get more effort,
+        # the best arm of every cell among them (a supercell's extra freedom can win a first look)
+        alive = sorted(alive, key=lambda i: min((s.score for s in found.get(i, [])), default=0.0))
+        firsts = [i for n, i in enumerate(alive) if all(_cell(arms[i]) != _cell(arms[j]) for j in alive[:n])]
+        alive = (firsts + [i for i in alive if i not in firsts])[:arms_kept]
         for k, i in enumerate(alive):
             done = (r + k / len(alive)) / len(ROUNDS)
             note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(ROUNDS)}")
@@ -578,6 +581,10 @@ def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.
                                     effort.final_steps, LEARNING_RATE, note)
     return [_Partial(states[0].arm, fillings_seen[j], q[n, :row.size], float(scores[n]))
             for n, (j, row) in enumerate(starts)]
+
+
+def _cell(arm: Arm) -> tuple[float, ...]:
+    return tuple(np.round(arm.lattice.parameters, 4))
 
 
 def _samples(dof: int) -> int:

@@ -4,7 +4,9 @@ A generator: it yields Progress between steps (each step well under a second on 
 stopping the iteration cancels promptly) and returns the SolveResult. Symmetry first: the indexed
 cell and the space groups its extinctions allow fix the possible Wyckoff placements of the
 composition; model.search scores placements against integrated reflection intensities, and the
-best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins.
+best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins, the
+smallest cell and then the highest symmetry among equal fits. The network's density of the cell
+is attached for display; it does not rank placements (the bundled network cannot tell them apart).
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def _predictor(device: str):
     try:
         predictor = Predictor.load(device=None if device == "auto" else device)
     except InputError as error:
-        return None, f"no network density prior ({error.problem}); symmetry search only"
+        return None, f"no network density ({error.problem})"
     return predictor, f"density by network {predictor.version} on {predictor.device}"
 
 

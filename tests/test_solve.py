@@ -96,3 +96,11 @@ def test_bundled_example_is_reported_in_its_conventional_cell():
     # Ce on 4a or on 4b: the two origins of the fluorite structure
     wyckoffs = {s.element: s.wyckoff for s in result.sites}
     assert len(result.sites) == 2 and wyckoffs["Ce"] in ("4a", "4b") and wyckoffs["O"] == "8c"
+
+
+@pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
+                                            (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
+def test_elements_alone_try_the_classic_valences_first(elements, first):
+    from model.solve import _stoichiometries
+
+    assert _stoichiometries(elements, None)[0] == first

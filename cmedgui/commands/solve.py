@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "solve", help="solve crystal structures from powder patterns",
         description="Index each pattern, search atom placements in the space groups its extinctions "
-                    "allow (guided by the network's density where available), refine every candidate "
-                    "against the full profile and keep the best Rwp. Writes DIR/<stem>.cif, "
+                    "allow, refine the best candidates against the full profile and keep the best Rwp "
+                    "(the network's density, where installed, is shown). Writes DIR/<stem>.cif, "
                     "<stem>_report.json, <stem>_fit.csv and <stem>_density.cube. Exit 1 when a "
                     "pattern is not solved (its report says why and holds the best attempt).")
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="powder pattern files")
