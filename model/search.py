@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -560,15 +560,7 @@ def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.
         rows = np.flatnonzero((job_of_trial == j) & near)
         params = best[sites].params
         q[rows, :params.size] = params + rng.normal(0.0, RESTART_SPREAD, (rows.size, params.size))
-    rows = problem.rows(batch)
-    scores = []
-    for start in range(0, job_of_trial.size, rows):
-        index = torch.from_numpy(job_of_trial[start:start + rows])
-        with torch.no_grad():
-            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
-                                        batch.take(index), empty.take(torch.zeros_like(index))).numpy())
-        yield note
-    scores = np.concatenate(scores)
+    scores = yield from _trial_scores(problem, q, batch, empty, job_of_trial, torch.zeros_like, note)
     starts = []
     for j, lay in enumerate(layouts):
         mine = np.flatnonzero(job_of_trial == j)
@@ -581,6 +573,22 @@ def _restart(problem: _Problem, states: list[_Partial], effort: Effort, rng: np.
                                     effort.final_steps, LEARNING_RATE, note)
     return [_Partial(states[0].arm, fillings_seen[j], q[n, :row.size], float(scores[n]))
             for n, (j, row) in enumerate(starts)]
+
+
+def _trial_scores(problem: _Problem, q: np.ndarray, batch: _Batch, fixed: _Fixed, job_of_trial: np.ndarray,
+                  fixed_row: Callable[[torch.Tensor], torch.Tensor], note: Progress,
+                  texture: bool = True) -> Generator[Progress, None, np.ndarray]:
+    """Scores of the trial coordinates q (row r tries job job_of_trial[r]; its fixed atoms are row
+    fixed_row(job) of ``fixed``), in chunks as large as memory allows, yielding between chunks."""
+    rows = problem.rows(batch)
+    scores = []
+    for start in range(0, job_of_trial.size, rows):
+        index = torch.from_numpy(job_of_trial[start:start + rows])
+        with torch.no_grad():
+            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
+                                        batch.take(index), fixed.take(fixed_row(index)), texture=texture).numpy())
+        yield note
+    return np.concatenate(scores)
 
 
 def _cell(arm: Arm) -> tuple[float, ...]:
@@ -624,15 +632,8 @@ def _sample(problem: _Problem, states: list[_Partial], element: str, effort: Eff
     batch = problem.batch(layouts)
     fixed = problem.fixed([state for state, _ in jobs])
     q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
-    rows = problem.rows(batch)
-    scores = []
-    for start in range(0, job_of_trial.size, rows):
-        index = torch.from_numpy(job_of_trial[start:start + rows])
-        with torch.no_grad():
-            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
-                                        batch.take(index), fixed.take(index), texture=False).numpy())
-        yield note
-    scores = np.concatenate(scores)
+    scores = yield from _trial_scores(problem, q, batch, fixed, job_of_trial, lambda index: index, note,
+                                      texture=False)
     extensions = []
     for j, ((state, sites), lay) in enumerate(zip(jobs, layouts)):
         mine = np.flatnonzero(job_of_trial == j)
