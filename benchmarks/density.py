@@ -44,10 +44,10 @@ def main() -> None:
     sizes, grid_s, full_s, count_err, sample_err = [], [], [], [], []
     for structure in structures:
         sizes.append(len(structure))
-        grid_s.append(best_of(3, lambda: cmed(structure, args.n, conventional=False)))
+        grid_s.append(best_of(3, lambda s=structure: cmed(s, args.n, conventional=False)))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            full_s.append(best_of(1, lambda: cmed(structure, args.n)))
+            full_s.append(best_of(1, lambda s=structure: cmed(s, args.n)))
         density = cmed(structure, args.n, conventional=False)
         electrons = sum(sp.Z * occ for site in structure for sp, occ in site.species.items())
         count_err.append(abs(density.electron_count - electrons) / electrons)

@@ -26,13 +26,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pymatgen.analysis.diffraction.xrd import XRDCalculator  # noqa: E402
-from pymatgen.core import Structure  # noqa: E402
+from pymatgen.analysis.diffraction.xrd import XRDCalculator
+from pymatgen.core import Structure
 
-from model.density import cmed  # noqa: E402
-from model.pattern import ANODES  # noqa: E402
-from model.simulate import (params_torch, profile, profile_torch, random_lab_params,  # noqa: E402
-                            reflections, sticks)
+from model.density import cmed
+from model.pattern import ANODES
+from model.simulate import (
+    params_torch,
+    profile,
+    profile_torch,
+    random_lab_params,
+    reflections,
+    sticks,
+)
 
 STRUCTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures"
 
@@ -42,7 +48,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N structures only")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    rows = list(csv.DictReader(open(STRUCTURES / "manifest.csv")))[: args.limit]
+    with open(STRUCTURES / "manifest.csv") as manifest:
+        rows = list(csv.DictReader(manifest))[: args.limit]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structures = [Structure.from_file(STRUCTURES / row["file"]) for row in rows]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable, Generator, TypeVar
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,7 +41,7 @@ def lockstep(work: Callable[[Callable[[], None]], T], every_s: float = 0.0,
             to_caller.put(("done", work(pause)))
         except _Stopped:
             to_caller.put(("stopped", None))
-        except BaseException as error:  # handed to the caller's thread and raised there
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread and raised there
             to_caller.put(("error", error))
 
     thread = threading.Thread(target=body, name="lockstep", daemon=True)

@@ -14,7 +14,7 @@ hundreds of equivalent candidates are scored in one batched call (tests check it
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ def _close_group(generators: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     return tuple(sorted(group.values(), key=lambda m: m.tobytes()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def point_operations(crystal_system: str) -> tuple[np.ndarray, ...]:
     """Integer matrices M (fractional x → M x) of the holohedry of the conventional lattice."""
     inversion = -np.eye(3, dtype=int)
@@ -62,7 +62,7 @@ def point_operations(crystal_system: str) -> tuple[np.ndarray, ...]:
     return _close_group(generators[crystal_system])
 
 
-@lru_cache(maxsize=None)
+@cache
 def equivalent_index_maps(crystal_system: str, n: int) -> torch.Tensor:
     """(E, n³) flat indices: candidate e of a grid g is g.flatten()[maps[e]].reshape(n, n, n).
 

@@ -12,7 +12,12 @@ from pymatgen.core import Lattice
 from model.density import Density
 from model.errors import InputError
 from model.nets import predict_grids
-from model.nets.inputs import composition_vector, q_grid_input, seed_grid_input, system_code
+from model.nets.inputs import (
+    composition_vector,
+    q_grid_input,
+    seed_grid_input,
+    system_code,
+)
 from model.pattern import Pattern
 from model.weights import BUNDLED, load_weights
 
@@ -47,7 +52,7 @@ class Predictor:
     torch_device: torch.device
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> Predictor:
         """Weights file (``.safetensors`` with its ``.card.json``); None → bundled "ours"."""
         torch_device = torch.device(device) if device else default_device()
         net, card = load_weights(path or BUNDLED / "ours.safetensors", torch_device)

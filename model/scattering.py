@@ -44,7 +44,7 @@ def form_factor_coeffs(symbols: list[str]) -> np.ndarray:
     return np.array([_element_coeffs(symbol) for symbol in symbols], dtype=float).reshape(-1, 9)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _element_coeffs(symbol: str) -> tuple[float, ...]:
     try:
         pairs = np.asarray(ATOMIC_SCATTERING_PARAMS[symbol], dtype=float)
@@ -99,7 +99,7 @@ class Reflections:
     def __len__(self) -> int:
         return self.d.size
 
-    def subset(self, index: np.ndarray) -> "Reflections":
+    def subset(self, index: np.ndarray) -> Reflections:
         """The lines selected by a boolean mask or index array."""
         return Reflections(self.d[index], self.hkl[index], self.multiplicity[index],
                            self.f2[index], self.lattice)

@@ -38,7 +38,7 @@ def load_structures(path: str | Path) -> list[Structure]:
                 structures = CifParser(path).parse_structures(primitive=False)
             else:
                 structures = [Structure.from_file(path)]
-    except Exception as exc:  # pymatgen raises many types for malformed files
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises many types for malformed files
         raise InputError(path, f"cannot read a structure: {_first_line(exc)}") from None
     for structure in structures:
         check_structure(structure, path)

@@ -92,7 +92,7 @@ def load_weights(weights_path: str | Path, device: str | torch.device = "cpu") -
 def bundle(source: str | Path, name: str, updates: dict, directory: Path = BUNDLED) -> Path:
     """Copy verified weights to DIRECTORY/NAME.safetensors with their card extended by ``updates``
     (measured metrics, notes); the copy is verified again. Returns the new weights path."""
-    net, card = load_weights(source)
+    _, card = load_weights(source)
     target = Path(directory) / f"{name}.safetensors"
     with atomic_write(target, "wb") as handle:
         handle.write(Path(source).read_bytes())

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from helpers import written
 from pymatgen.io.vasp import Chgcar
 
 from cmedgui import cli
-from helpers import written
 
 
 @pytest.mark.parametrize("name", ["rho.npz", "rho.npy", "rho.cube", "rho.xsf", "rho.vasp", "CHGCAR"])

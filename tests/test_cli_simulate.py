@@ -2,10 +2,10 @@ import csv
 
 import numpy as np
 import pytest
+from helpers import written
 from pymatgen.core import Lattice, Structure
 
 from cmedgui import cli
-from helpers import written
 
 
 def test_pattern_and_sticks(rocksalt_cif, tmp_path, capsys):
@@ -19,7 +19,7 @@ def test_pattern_and_sticks(rocksalt_cif, tmp_path, capsys):
     assert data.shape == (7001, 2) and data[0, 0] == pytest.approx(10) and data[-1, 0] == pytest.approx(80)
     # the strongest NaCl line is 200 near 31.7°
     assert data[np.argmax(data[:, 1]), 0] == pytest.approx(31.70, abs=0.03)
-    rows = list(csv.DictReader(open(stick_file)))
+    rows = list(csv.DictReader(stick_file.read_text().splitlines()))
     assert (rows[0]["h"], rows[0]["k"], rows[0]["l"]) == ("1", "1", "1")
     assert max(float(r["intensity"]) for r in rows) == pytest.approx(100)
     assert written(tmp_path) == ["nacl.xy", "sticks.csv"]

@@ -17,15 +17,21 @@ import torch
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from model.data.dataset import CMEDDataset, collate
 from model.data import __main__ as cli
 from model.data import store
 from model.data.build import BuildOptions, build
+from model.data.dataset import CMEDDataset, collate
 from model.data.prototype import split_of, structure_type
 from model.data.sample import make_sample
-from model.data.sources import Candidate, Template, substitution
 from model.data.sanity import sanity_problem
-from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code, parse_systems, spacegroups
+from model.data.sources import Candidate, Template, substitution
+from model.data.systems import (
+    CRYSTAL_SYSTEMS,
+    SYMPREC,
+    crystal_system_code,
+    parse_systems,
+    spacegroups,
+)
 from model.errors import InputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "data"

@@ -7,7 +7,13 @@ import spglib
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Lattice, Structure
 
-from model.density import Density, cmed, fourier_upsample, grid_biso, resample_fractional
+from model.density import (
+    Density,
+    cmed,
+    fourier_upsample,
+    grid_biso,
+    resample_fractional,
+)
 from model.errors import InputError
 from model.structure import load_structure
 

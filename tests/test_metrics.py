@@ -4,8 +4,15 @@ import torch
 from scipy.signal import resample
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from model.metrics import (CRYSTAL_SYSTEMS, best_equivalent_ssim, equivalents, point_operations, psnr,
-                           resample_grid, ssim3d)
+from model.metrics import (
+    CRYSTAL_SYSTEMS,
+    best_equivalent_ssim,
+    equivalents,
+    point_operations,
+    psnr,
+    resample_grid,
+    ssim3d,
+)
 
 
 @pytest.fixture

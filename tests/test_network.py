@@ -3,12 +3,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from network_samples import PROTOTYPES, sample
 
+from model.data.dataset import collate
 from model.nets import build, predict_grids
 from model.nets.inputs import Q_GRID, composition_vector
-from model.data.dataset import collate
-from model.train import density_loss, parse_args, partial_composition, run, training_inputs
-from network_samples import PROTOTYPES, sample
+from model.train import (
+    density_loss,
+    parse_args,
+    partial_composition,
+    run,
+    training_inputs,
+)
 
 SMALL = {"seed": {"width": 32, "conv_blocks": 2, "num_freq": 32},
          "ours": {"width": 32, "latent": 32, "conv_blocks": 2, "h_max": 2}}

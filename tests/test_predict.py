@@ -4,6 +4,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from network_samples import structure
 
 from model.errors import InputError
 from model.nets import build
@@ -11,7 +12,6 @@ from model.pattern import ANODES
 from model.predict import Predictor
 from model.simulate import random_lab_params, simulate_pattern
 from model.weights import BUNDLED, card_path, load_weights, save_weights
-from network_samples import structure
 
 SMALL = {"width": 32, "latent": 32, "conv_blocks": 2, "h_max": 2}
 
@@ -112,7 +112,7 @@ def test_bundled_weights_verify(name):
     path = BUNDLED / f"{name}.safetensors"
     if not path.is_file():
         pytest.skip(f"no bundled {name} weights in this checkout")
-    net, card = load_weights(path)
+    _, card = load_weights(path)
     assert card["kind"] == name and "metrics" in card and "data" in card
 
 

@@ -271,7 +271,7 @@ def test_xrdml_omega_scan_without_two_theta_axis(tmp_path):
 
 def test_structure_cif_opens_as_simulated_pattern(shared_data):
     pytest.importorskip("model.simulate")
-    cif = sorted((shared_data / "structures" / "cubic").glob("*.cif"))[0]
+    cif = min((shared_data / "structures" / "cubic").glob("*.cif"))
     p, = read_patterns(cif)
     assert p.provenance.format == "cif (simulated)"
     assert p.wavelength == ANODES["CuKa"]

@@ -82,7 +82,7 @@ def test_empty_missing_and_directory(tmp_path):
 def test_absurd_sizes_are_refused_before_reading(tmp_path, monkeypatch):
     import bz2
 
-    import model.readers as readers
+    from model import readers
 
     monkeypatch.setattr(readers, "MAX_BYTES", 1000)
     big = tmp_path / "big.xy"

@@ -12,8 +12,16 @@ from model import scattering
 from model.errors import InputError
 from model.pattern import ANODES, Wavelength
 from model.scattering import form_factor_coeffs, reflections, structure_factor_sq_torch
-from model.simulate import (ProfileParams, march_dollase, params_torch, profile, profile_torch,
-                            random_lab_params, simulate_pattern, sticks)
+from model.simulate import (
+    ProfileParams,
+    march_dollase,
+    params_torch,
+    profile,
+    profile_torch,
+    random_lab_params,
+    simulate_pattern,
+    sticks,
+)
 
 CU = ANODES["CuKa"]
 
@@ -45,7 +53,7 @@ def _agreement(reference, mine) -> tuple[int, int]:
 
 
 def test_sticks_agree_with_xrdcalculator_on_shared_structures(shared_data):
-    rows = list(csv.DictReader(open(shared_data / "structures" / "manifest.csv")))[::10]
+    rows = list(csv.DictReader((shared_data / "structures" / "manifest.csv").read_text().splitlines()))[::10]
     total = good = 0
     for i, row in enumerate(rows):
         structure = _load(shared_data / "structures" / row["file"])
@@ -93,7 +101,7 @@ def test_reflections_are_wavelength_free(copper):
 def test_sticks_csv_columns(copper, tmp_path):
     path = tmp_path / "sticks.csv"
     sticks(copper, CU).write_csv(path)
-    rows = list(csv.DictReader(open(path)))
+    rows = list(csv.DictReader(path.read_text().splitlines()))
     assert list(rows[0]) == ["two_theta", "intensity", "d", "h", "k", "l", "multiplicity"]
     assert (rows[0]["h"], rows[0]["k"], rows[0]["l"], rows[0]["multiplicity"]) == ("1", "1", "1", "8")
     assert [p.name for p in tmp_path.iterdir()] == ["sticks.csv"]
@@ -112,7 +120,7 @@ def test_bad_inputs_raise_input_error(copper):
 
 
 def _narrow(**changes) -> ProfileParams:
-    base = dict(u=0.0, v=0.0, w=1e-4, x=0.0, y=0.0, background=(), counts=None)
+    base = {"u": 0.0, "v": 0.0, "w": 1e-4, "x": 0.0, "y": 0.0, "background": (), "counts": None}
     return ProfileParams(**{**base, **changes})
 
 

@@ -16,6 +16,8 @@ def add_window_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cmedgui.app.main import run_window  # Qt and the plots load only when the window is asked for
+    from cmedgui.app.main import (
+        run_window,  # Qt and the plots load only when the window is asked for
+    )
 
     return run_window(args)

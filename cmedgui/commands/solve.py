@@ -7,8 +7,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Generator
 from pathlib import Path
-from typing import Generator
 
 import numpy as np
 

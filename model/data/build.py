@@ -23,7 +23,13 @@ from model.data import sources
 from model.data.prototype import split_of
 from model.data.sample import Sample, make_sample
 from model.data.store import (
-    manifest_row, read_manifest, read_state, shard_path, write_manifest, write_shard, write_state,
+    manifest_row,
+    read_manifest,
+    read_state,
+    shard_path,
+    write_manifest,
+    write_shard,
+    write_state,
 )
 from model.errors import InputError
 from model.files import atomic_write
@@ -185,7 +191,7 @@ def _attempt(k: int) -> Sample | str:
         return make_sample(f"{options.seed}-{k:09d}", candidate, options.systems, sources.evaluation_keys())
     except InputError as exc:
         return f"input: {exc.problem}"
-    except Exception as exc:  # a long build must survive the odd pymatgen/spglib/pyxtal failure
+    except Exception as exc:  # noqa: BLE001 - a long build must survive the odd pymatgen/spglib/pyxtal failure
         return f"error: {type(exc).__name__}"
 
 

@@ -58,7 +58,7 @@ def make_sample(sample_id: str, candidate: Candidate, systems: tuple[str, ...],
         warnings.simplefilter("ignore")
         try:
             structure = conventional_standard(candidate.structure, symprec=SYMPREC)
-        except Exception as exc:  # spglib fails on degenerate cells in several ways
+        except Exception as exc:  # noqa: BLE001 - spglib fails on degenerate cells in several ways
             return f"symmetry: detection failed ({type(exc).__name__})"
         problem = sanity_problem(structure)
         if problem:

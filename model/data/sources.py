@@ -25,14 +25,21 @@ from pathlib import Path
 import numpy as np
 import pyxtal
 from pymatgen.analysis.prototypes._data import AFLOW_PROTOTYPE_LIBRARY
-from pymatgen.analysis.structure_prediction.substitution_probability import SubstitutionProbability
+from pymatgen.analysis.structure_prediction.substitution_probability import (
+    SubstitutionProbability,
+)
 from pymatgen.core import Element, Species, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pyxtal.symmetry import Group
 from pyxtal.tolerance import Tol_matrix
 
 from model.data.sanity import MIN_DISTANCE_FRACTION, sanity_problem
-from model.data.systems import CRYSTAL_SYSTEMS, SYMPREC, crystal_system_code, spacegroups
+from model.data.systems import (
+    CRYSTAL_SYSTEMS,
+    SYMPREC,
+    crystal_system_code,
+    spacegroups,
+)
 from model.structure import load_structure
 
 SHARED_STRUCTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "structures"
@@ -265,7 +272,7 @@ def random_crystal(system: str, rng: np.random.Generator) -> Candidate | None:
             warnings.simplefilter("ignore")
             crystal.from_random(3, sg, species, counts, sites=sites, tm=tolerance,
                                 random_state=int(rng.integers(2**31)))
-    except Exception:  # pyxtal raises several types when a Wyckoff set cannot be placed
+    except Exception:  # noqa: BLE001 - pyxtal raises several types when a Wyckoff set cannot be placed
         return None
     if not crystal.valid:
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -9,7 +11,7 @@ from torch import nn
 def mlp(sizes: list[int], final_activation: bool = True) -> nn.Sequential:
     """Linear → BatchNorm → ReLU per step (the seed's block); the last ReLU is optional."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers += [nn.Linear(a, b), nn.BatchNorm1d(b)]
         if final_activation or i < len(sizes) - 2:
             layers.append(nn.ReLU())

@@ -22,8 +22,15 @@ import math
 import torch
 from torch import nn
 
-from model.nets.inputs import (Q_GRID, cell_volume, half_space_hkl, intensities_at_hkl, lattice_features,
-                               mean_atomic_number, system_one_hot)
+from model.nets.inputs import (
+    Q_GRID,
+    cell_volume,
+    half_space_hkl,
+    intensities_at_hkl,
+    lattice_features,
+    mean_atomic_number,
+    system_one_hot,
+)
 from model.nets.layers import DenseConvEncoder, FiLMRegressor, Variational, mlp
 
 
@@ -33,8 +40,8 @@ class OursNet(nn.Module):
     def __init__(self, width: int = 256, latent: int = 256, conv_blocks: int = 4,
                  regressor_blocks: int = 3, layers_per_block: int = 2, h_max: int = 3):
         super().__init__()
-        self.config = dict(width=width, latent=latent, conv_blocks=conv_blocks,
-                           regressor_blocks=regressor_blocks, layers_per_block=layers_per_block, h_max=h_max)
+        self.config = {"width": width, "latent": latent, "conv_blocks": conv_blocks, "regressor_blocks": regressor_blocks,
+                       "layers_per_block": layers_per_block, "h_max": h_max}
         self.register_buffer("hkl", half_space_hkl(h_max))
         n_hkl = self.hkl.shape[0]
 

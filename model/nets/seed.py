@@ -25,8 +25,8 @@ class SeedNet(nn.Module):
     def __init__(self, width: int = 512, conv_blocks: int = 4, formula_blocks: int = 3,
                  regressor_blocks: int = 3, num_freq: int = 128, sigma: float = 3.0, length: int = 1024):
         super().__init__()
-        self.config = dict(width=width, conv_blocks=conv_blocks, formula_blocks=formula_blocks,
-                           regressor_blocks=regressor_blocks, num_freq=num_freq, sigma=sigma, length=length)
+        self.config = {"width": width, "conv_blocks": conv_blocks, "formula_blocks": formula_blocks, "regressor_blocks": regressor_blocks,
+                       "num_freq": num_freq, "sigma": sigma, "length": length}
 
         def pattern_branch():
             return DenseConvEncoder(1, length, conv_blocks, width)

@@ -14,10 +14,21 @@ import numpy as np
 import torch
 from pymatgen.core import Lattice
 
-from model.nets.inputs import Q_GRID, SEED_TWO_THETA, SEED_WAVELENGTH_A, normalise_measured
+from model.nets.inputs import (
+    Q_GRID,
+    SEED_TWO_THETA,
+    SEED_WAVELENGTH_A,
+    normalise_measured,
+)
 from model.pattern import ANODES
 from model.scattering import Reflections
-from model.simulate import ProfileParams, march_dollase, params_torch, profile_torch, random_lab_params
+from model.simulate import (
+    ProfileParams,
+    march_dollase,
+    params_torch,
+    profile_torch,
+    random_lab_params,
+)
 
 # a sharp peak one seed bin wide: the binned stick pattern of the paper
 STICK_PROFILE = ProfileParams(u=0.0, v=0.0, w=float(SEED_TWO_THETA[1] - SEED_TWO_THETA[0]) ** 2,

@@ -13,15 +13,25 @@ import bz2
 import gzip
 import io
 import lzma
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from model.errors import InputError
 from model.pattern import Pattern, Wavelength
+from model.readers import (
+    bruker_raw,
+    cif,
+    fairmat,
+    gsas,
+    rigaku_asc,
+    rigaku_ras,
+    stoe_raw,
+    text,
+    uxd,
+    xrdml,
+)
 from model.readers.scan import describe_error
-from model.readers import (bruker_raw, cif, fairmat, gsas, rigaku_asc, rigaku_ras, stoe_raw, text,
-                           uxd, xrdml)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,12 @@ from pymatgen.io.cif import CifFile
 
 from model.errors import InputError
 from model.pattern import ANODES, Pattern, Provenance, Wavelength
-from model.readers.scan import anode_wavelength, build_pattern, describe_error, wavelength_of
+from model.readers.scan import (
+    anode_wavelength,
+    build_pattern,
+    describe_error,
+    wavelength_of,
+)
 from model.structure import check_structure
 
 _MEASURED = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_net",
@@ -48,7 +53,7 @@ def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             blocks = list(CifFile.from_str(text).data.items())
-    except Exception as error:  # pymatgen raises many types for malformed CIF
+    except Exception as error:  # noqa: BLE001 - pymatgen raises many types for malformed CIF
         raise InputError(source, f"not a readable CIF ({describe_error(error)})") from None
     if not blocks:
         raise InputError(source, "no data_ block in CIF")
@@ -83,7 +88,7 @@ def _profile(source, name, items, others, label) -> Pattern:
         known = ~(np.isnan(two_theta) | np.isnan(intensity))
         two_theta, intensity = two_theta[known], intensity[known]
         sigma = None if sigma is None else sigma[known]
-    wavelength = next((w for w in map(lambda block: _wavelength(source, block), (items, *others))
+    wavelength = next((w for w in (_wavelength(source, block) for block in (items, *others))
                        if w is not None), None)
     metadata = {"block": name, "intensity": key, "two_theta": tth_key or "range",
                 **{k.removeprefix("_"): _scalar(v) for k, v in _header(items, others).items()}}
@@ -190,13 +195,15 @@ def _number_or_none(value) -> float | None:
 
 
 def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern:
-    from model.simulate import simulate_pattern  # torch: imported only when a structure is opened
+    from model.simulate import (
+        simulate_pattern,  # torch: imported only when a structure is opened
+    )
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             structure = Structure.from_str(text, fmt="cif")
-    except Exception as error:  # pymatgen raises many types for malformed CIF
+    except Exception as error:  # noqa: BLE001 - pymatgen raises many types for malformed CIF
         raise InputError(source, f"CIF has neither a powder profile nor a readable structure "
                                  f"({describe_error(error)})") from None
     check_structure(structure, source)

@@ -10,6 +10,7 @@ pyFAI/Dioptas header's "Wavelength: 4.066e-11 m" gives the wavelength, and a
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -86,7 +87,7 @@ def _range_bounds(x: np.ndarray) -> list[tuple[int, int]]:
         return [(0, x.size)]  # one range, so the Pattern check names the bad values
     steps = np.diff(x)
     cuts = [0, *(np.nonzero(steps <= 0)[0] + 1).tolist(), x.size]
-    bounds = list(zip(cuts[:-1], cuts[1:]))
+    bounds = list(itertools.pairwise(cuts))
     # Runs of single points are duplicated or shuffled rows, not ranges: one range, so the
     # Pattern check says 2θ is not increasing. A wholly reversed scan is turned round later.
     if np.all(steps < 0) or any(hi - lo < 2 for lo, hi in bounds):

@@ -8,7 +8,6 @@ Run: python resources/examples/make_example.py
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np

@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from cmedgui.app.widgets.density_view import (ENCLOSED_VOLUME, DensityView, atoms_in_cells, cell_edges,
-                                              isosurface_mesh, starting_level_fraction, tile)
+from cmedgui.app.widgets.density_view import (
+    ENCLOSED_VOLUME,
+    DensityView,
+    atoms_in_cells,
+    cell_edges,
+    isosurface_mesh,
+    starting_level_fraction,
+    tile,
+)
 from tests.app.conftest import blob
 
 CELL = np.diag([6.0, 6.0, 6.0])

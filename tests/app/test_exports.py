@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from PySide6.QtGui import QImage
-from PySide6.QtSvg import QSvgRenderer
 from pymatgen.io.common import VolumetricData
 from pymatgen.io.vasp import Chgcar
+from PySide6.QtGui import QImage
+from PySide6.QtSvg import QSvgRenderer
 
 from model.density import cmed
 from model.readers import read_patterns

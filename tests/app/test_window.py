@@ -12,7 +12,7 @@ from model.pattern import two_theta_to_q
 
 
 def one_file_per_format(formats: Path) -> list[Path]:
-    return [sorted(p for p in folder.iterdir() if p.is_file())[0]
+    return [min(p for p in folder.iterdir() if p.is_file())
             for folder in sorted(formats.iterdir()) if folder.is_dir()]
 
 

@@ -104,4 +104,5 @@ class FileController:
 
     def _show_recent(self) -> None:
         for action in self.window.set_recent(self.settings.recent):
-            action.triggered.connect(lambda _=False, p=action.text(): self.open_paths([p]))
+            path = action.text()
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))

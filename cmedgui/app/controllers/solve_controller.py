@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
@@ -111,7 +112,9 @@ class SolveController:
         if result is None:
             return
         self.patterns.set_fit(result.fit, result.reflections)
-        from model.exporters import solve_result_structure  # torch and pymatgen I/O: load on first use
+        from model.exporters import (
+            solve_result_structure,  # torch and pymatgen I/O: load on first use
+        )
 
         try:
             self.solve.set_structure(solve_result_structure(result))

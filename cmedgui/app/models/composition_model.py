@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal
 from pymatgen.core import Composition, Element
+from PySide6.QtCore import QObject, Signal
 
 from model.errors import InputError
 

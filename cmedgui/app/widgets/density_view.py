@@ -11,12 +11,21 @@ import numpy as np
 import vispy
 
 vispy.use("pyside6")
-from PySide6.QtCore import Qt  # noqa: E402  (vispy must pick its Qt backend first)
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox,  # noqa: E402
-                               QVBoxLayout, QWidget)
-from skimage.measure import marching_cubes  # noqa: E402
-from vispy import scene  # noqa: E402
-from vispy.visuals.transforms import MatrixTransform  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from skimage.measure import marching_cubes
+from vispy import scene
+from vispy.visuals.transforms import MatrixTransform
 
 ISO_COLOUR = (0.25, 0.55, 0.95, 0.85)
 AXIS_COLOURS = ((0.85, 0.1, 0.1, 1), (0.1, 0.6, 0.1, 1), (0.1, 0.2, 0.9, 1))
@@ -175,7 +184,7 @@ class DensityView(QWidget):
 
     def set_level_fraction(self, fraction: float) -> None:
         """Move the level slider to ``fraction`` of the density range (0–1)."""
-        self.level_slider.setValue(int(round(np.clip(fraction, 0, 1) * self.SLIDER_STEPS)))
+        self.level_slider.setValue(round(np.clip(fraction, 0, 1) * self.SLIDER_STEPS))
 
     # -- drawing ------------------------------------------------------------------------------
     def redraw(self) -> None:
@@ -235,7 +244,7 @@ class DensityView(QWidget):
         cells = self.cells.value()
         n = self._values.shape[axis]
         t = self.slice_position.value() / 100.0
-        plane = np.take(self._values, int(round(t * n)) % n, axis=axis)
+        plane = np.take(self._values, round(t * n) % n, axis=axis)
         # √ρ: outside the atoms' cores (hidden by the isosurface) a linear scale would be all dark.
         plane = np.sqrt(np.maximum(np.tile(plane, (cells, cells)), 0.0))
         u, v = [i for i in range(3) if i != axis]

@@ -6,8 +6,20 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFormLayout, QHBoxLayout, QLabel, QMainWindow, QMenu,
-                               QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cmedgui.app.widgets.density_view import DensityView
 from cmedgui.app.widgets.file_list import FileList
@@ -181,7 +193,7 @@ class MainWindow(QMainWindow):
         self.solve_button.setEnabled(not running)
         self.refine_button.setEnabled(not running)
         if running:
-            self.progress.setValue(int(round(fraction * 1000)))
+            self.progress.setValue(round(fraction * 1000))
             self.progress.setFormat(f"{stage} %p%")
 
     def set_recent(self, paths: list[str]) -> list[QAction]:
