@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import reduce
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ import numpy as np
 from pymatgen.core import Composition, Element, Lattice
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import constraints, index, search
+from model import bond_valence, constraints, index, search
 from model.density import Density
 from model.errors import InputError
 from model.lockstep import lockstep
@@ -157,6 +157,18 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         symmetric = higher.result()
         if symmetric.rwp <= best.rwp + SYMMETRY_RWP_SLACK:
             best = symmetric
+    # ions of equal electron count (K⁺/Ca²⁺) scatter alike: of their assignments to the sites the
+    # best bond-valence agreement wins, where it fits the profile as well
+    valences = _valences(best.structure.composition.get_el_amt_dict())
+    if valences is not None:
+        options = bond_valence.assignments(best.structure, [site.orbit for site in best.atoms], valences)
+        chosen = min(options, key=lambda s: bond_valence.instability(s, valences))
+        if chosen is not options[0]:
+            swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile))
+            for _ in swapped.fit(max_nfev=FINAL_NFEV, terms=TERMS):
+                yield Progress("refine", 0.97, "refinement of the bond-valence assignment of alike ions")
+            if swapped.result().rwp <= best.rwp + SYMMETRY_RWP_SLACK:
+                best = swapped.result()
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
@@ -235,7 +247,7 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
                      if reduce(math.gcd, (c + 1 for c in combo)) == 1), key=lambda r: sum(r.values()))
     # the classic valences first (cheap to test), then any charge balance pymatgen finds (slow:
     # only as far as needed), then the rest, each class simplest first
-    chosen = [r for r in ratios if _valence_balanced(r)][:STOICHIOMETRIES]
+    chosen = [r for r in ratios if _valences(r) is not None][:STOICHIOMETRIES]
     for ratio in ratios:
         if len(chosen) == STOICHIOMETRIES:
             break
@@ -244,10 +256,11 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
     return chosen + [r for r in ratios if r not in chosen][:STOICHIOMETRIES - len(chosen)]
 
 
-def _valence_balanced(ratio: dict[str, int]) -> bool:
-    """Charge balance with the anions (elements whose common oxidation states are all negative, else
-    the most electronegative element) at their common negative states and every other element at
-    its highest common positive state (group valence, e.g. C⁴⁺ with O and F)."""
+def _valences(ratio: Mapping[str, float]) -> dict[str, int] | None:
+    """Classic valences that balance the charge, or None: the anions (elements whose common
+    oxidation states are all negative, else the most electronegative element) at their common
+    negative states and every other element at its highest common positive state (group valence,
+    e.g. C⁴⁺ with O and F)."""
     elements = [Element(symbol) for symbol in ratio]
     anions = [e for e in elements if e.common_oxidation_states and max(e.common_oxidation_states) < 0]
     if not anions:
@@ -257,9 +270,9 @@ def _valence_balanced(ratio: dict[str, int]) -> bool:
         states = e.common_oxidation_states or (0,)
         choices.append([q for q in states if q < 0] if e in anions else [max(states)])
     if not all(choices) or any(max(c) <= 0 for e, c in zip(elements, choices) if e not in anions):
-        return False
-    return any(sum(ratio[e.symbol] * q for e, q in zip(elements, states)) == 0
-               for states in itertools.product(*choices))
+        return None
+    return next((dict(zip(ratio, states)) for states in itertools.product(*choices)
+                 if abs(sum(ratio[e.symbol] * q for e, q in zip(elements, states))) < 1e-6), None)
 
 
 def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
