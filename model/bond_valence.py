@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pymatgen.analysis.bond_valence import calculate_bv_sum
+from pymatgen.analysis.bond_valence import BV_PARAMS, calculate_bv_sum
 from pymatgen.core import Element, Structure
 
 BOND_REACH_A = 4.0  # Å, bonds counted up to this length (a 4 Å bond carries ~0.01 valence units)
@@ -28,7 +28,10 @@ def instability(structure: Structure, valences: Mapping[str, float]) -> float:
 
 def assignments(structure: Structure, orbits: Sequence[int], valences: Mapping[str, float]) -> list[Structure]:
     """The structure with the elements of its orbits (``orbits[i]``: atom i's orbit) permuted among
-    orbits of equal size holding ions of equal electron count, the given assignment first."""
+    orbits of equal size holding ions of equal electron count, the given assignment first; the given
+    one alone where bond-valence parameters lack for an element (e.g. Au, Pt: nothing to compare)."""
+    if any(element not in BV_PARAMS for element in structure.composition.elements):
+        return [structure]
     elements = {orbit: structure[i].specie.symbol for i, orbit in enumerate(orbits)}
     sizes = {orbit: list(orbits).count(orbit) for orbit in elements}
 

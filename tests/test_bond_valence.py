@@ -42,3 +42,10 @@ def test_the_published_assignment_has_the_better_bond_valence_agreement(kcaco3f)
 def test_ions_of_different_electron_counts_are_not_exchanged(kcaco3f):
     options = assignments(kcaco3f, _orbits(kcaco3f), {**VALENCES, "Ca": 3})
     assert options == [kcaco3f]
+
+
+def test_elements_without_bond_valence_parameters_keep_their_assignment():
+    # Au⁺ and Hg²⁺ have 78 electrons each, but pymatgen has no bond-valence parameters for Au
+    structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.0), ["Au", "Hg", "F"],
+                                          [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.5]])
+    assert assignments(structure, _orbits(structure), {"Au": 1, "Hg": 2, "F": -1}) == [structure]
