@@ -5,7 +5,9 @@ stopping the iteration cancels promptly) and returns the SolveResult. Symmetry f
 cell and the space groups its extinctions allow fix the possible Wyckoff placements of the
 composition; model.search scores placements against integrated reflection intensities, and the
 best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins, the
-smallest cell and then the highest symmetry among equal fits. The network's density of the cell
+smallest cell and then the highest symmetry among equal fits, and of the assignments of ions that
+X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
+(model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
 """
 
@@ -42,7 +44,7 @@ REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
-SYMMETRISE_A = 0.02  # Å, tolerance for finding the full symmetry of a refined structure
+SYMMETRISE_A = (0.3, 0.02)  # Å, tolerances for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 SAME_RWP = 0.1  # %, refined fits this close describe the same structure
 MAX_ATOMS = 40
@@ -142,21 +144,28 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
     # a structure found in a subgroup cell (e.g. fcc as body-centred tetragonal) is reported in its
-    # full symmetry: spglib at a refinement-sized tolerance, then a last refinement in that cell
-    try:
-        standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
-    except SymmetryUndeterminedError:  # atoms closer than the tolerance: keep the refined cell
-        standard = None
-    # also where the symmetry is already found but in another cell (fcc as the I-centred tetragonal
-    # cell): the report, the CIF and the sites are in the conventional standard cell
-    if standard is not None and (constraints.space_group_ops(standard).number > best.space_group.number
-                                 or len(standard) != len(best.structure)):
+    # full symmetry: spglib at refinement-sized tolerances (a light atom refined in a polar subgroup
+    # drifts farther than a heavy one), the highest symmetry first, each refined in its conventional
+    # standard cell; the first that fits within the slack is kept. Also where the symmetry is
+    # already found but in another cell (fcc as the I-centred tetragonal cell): the report, the CIF
+    # and the sites are in the conventional standard cell
+    standards = {}
+    for tolerance in SYMMETRISE_A:
+        try:
+            standard = conventional_standard(best.structure, symprec=tolerance)
+        except SymmetryUndeterminedError:  # atoms closer than the tolerance: not this one
+            continue
+        number = constraints.space_group_ops(standard).number
+        if number > best.space_group.number or len(standard) != len(best.structure):
+            standards.setdefault((number, len(standard)), standard)
+    for _, standard in sorted(standards.items(), key=lambda item: -item[0][0]):
         higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
         for _ in higher.fit(max_nfev=FINAL_NFEV, terms=TERMS):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
         symmetric = higher.result()
         if symmetric.rwp <= best.rwp + SYMMETRY_RWP_SLACK:
             best = symmetric
+            break
     # ions of equal electron count (K⁺/Ca²⁺) scatter alike: of their assignments to the sites the
     # best bond-valence agreement wins, where it fits the profile as well
     valences = _valences(best.structure.composition.get_el_amt_dict())
