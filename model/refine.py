@@ -7,8 +7,8 @@ only where it pays (lowers χ² by at least PAYS): the Kα1/Kα2 doublet where t
 anode's mean Kα wavelength (an unresolved doublet), the Kα2/Kα1 intensity ratio, sample displacement
 (deg 2θ at cos θ = 1), Bérar–Baldinozzi peak asymmetry, the beam's polarisation (synchrotron
 radiation is not the unpolarised beam of a tube) and, per phase, March–Dollase preferred
-orientation along the best of the phase's reciprocal axes. Least squares by scipy (trust-region
-reflective); Jacobian by forward differences of the torch model (exact columns for the linear
+orientation along the best of the phase's low-index reciprocal directions. Least squares by scipy
+(trust-region reflective); Jacobian by forward differences of the torch model (exact columns for the linear
 scales and background). The calculated pattern is model.simulate's: |F|² from
 structure_factor_sq_torch and peaks from peaks_torch (LP, Kα doublet, shifts, asymmetry).
 """
@@ -43,6 +43,10 @@ PAYS = 0.01  # a term is kept when it lowers χ² by at least this fraction
 TRIAL_NFEV = 10  # evaluations of a term's trial (the term with the scales and background)
 BISO_BOUNDS = (0.0, 8.0)  # Å²; a displacement parameter is a mean square amplitude, never negative
 PO_BOUNDS = (0.4, 2.5)  # March–Dollase ratio
+# reciprocal directions tried for preferred orientation: the axes, then the face and body diagonals
+# (texture along a diagonal of a high-symmetry cell is along an axis of a subgroup's cell: without
+# the diagonals the subgroup would fit better and the symmetry reported would be too low)
+PO_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
 BURST_NFEV = 8  # least-squares evaluations per call (each call restarts its trust region)
 REPORT_S = 0.1  # seconds of work between progress reports: a cancel waits about this long
 
@@ -592,9 +596,9 @@ def _no_switch(on: bool) -> None:
 
 
 def _distinct_axes(laue: np.ndarray) -> list[tuple[int, int, int]]:
-    """The reciprocal axes 001, 100, 010 that no Laue operation maps onto one listed before."""
+    """The directions of PO_DIRECTIONS that no Laue operation maps onto one listed before."""
     axes: list[tuple[int, int, int]] = []
-    for axis in ((0, 0, 1), (1, 0, 0), (0, 1, 0)):
+    for axis in PO_DIRECTIONS:
         images = {tuple(int(v) for v in np.asarray(axis) @ r) for r in laue}
         if not any(a in images for a in axes):
             axes.append(axis)

@@ -5,7 +5,9 @@ stopping the iteration cancels promptly) and returns the SolveResult. Symmetry f
 cell and the space groups its extinctions allow fix the possible Wyckoff placements of the
 composition; model.search scores placements against integrated reflection intensities, and the
 best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins, the
-smallest cell and then the highest symmetry among equal fits. The network's density of the cell
+smallest cell and then the highest symmetry among equal fits, and of the assignments of ions that
+X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
+(model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import reduce
 from typing import TypeVar
 
@@ -22,7 +24,7 @@ import numpy as np
 from pymatgen.core import Composition, Element, Lattice
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import constraints, index, search
+from model import bond_valence, constraints, index, search
 from model.density import Density
 from model.errors import InputError
 from model.lockstep import lockstep
@@ -42,7 +44,7 @@ REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
-SYMMETRISE_A = 0.02  # Å, tolerance for finding the full symmetry of a refined structure
+SYMMETRISE_A = (0.3, 0.02)  # Å, tolerances for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 SAME_RWP = 0.1  # %, refined fits this close describe the same structure
 MAX_ATOMS = 40
@@ -142,21 +144,40 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         yield Progress("refine", 0.95, "final refinement of the best candidate")
     best = winner.result()
     # a structure found in a subgroup cell (e.g. fcc as body-centred tetragonal) is reported in its
-    # full symmetry: spglib at a refinement-sized tolerance, then a last refinement in that cell
-    try:
-        standard = conventional_standard(best.structure, symprec=SYMMETRISE_A)
-    except SymmetryUndeterminedError:  # atoms closer than the tolerance: keep the refined cell
-        standard = None
-    # also where the symmetry is already found but in another cell (fcc as the I-centred tetragonal
-    # cell): the report, the CIF and the sites are in the conventional standard cell
-    if standard is not None and (constraints.space_group_ops(standard).number > best.space_group.number
-                                 or len(standard) != len(best.structure)):
+    # full symmetry: spglib at refinement-sized tolerances (a light atom refined in a polar subgroup
+    # drifts farther than a heavy one), the highest symmetry first, each refined in its conventional
+    # standard cell; the first that fits within the slack is kept. Also where the symmetry is
+    # already found but in another cell (fcc as the I-centred tetragonal cell): the report, the CIF
+    # and the sites are in the conventional standard cell
+    standards = {}
+    for tolerance in SYMMETRISE_A:
+        try:
+            standard = conventional_standard(best.structure, symprec=tolerance)
+        except SymmetryUndeterminedError:  # atoms closer than the tolerance: not this one
+            continue
+        number = constraints.space_group_ops(standard).number
+        if number > best.space_group.number or len(standard) != len(best.structure):
+            standards.setdefault((number, len(standard)), standard)
+    for _, standard in sorted(standards.items(), key=lambda item: -item[0][0]):
         higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
         for _ in higher.fit(max_nfev=FINAL_NFEV, terms=TERMS):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
         symmetric = higher.result()
         if symmetric.rwp <= best.rwp + SYMMETRY_RWP_SLACK:
             best = symmetric
+            break
+    # ions of equal electron count (K⁺/Ca²⁺) scatter alike: of their assignments to the sites the
+    # best bond-valence agreement wins, where it fits the profile as well
+    valences = _valences(best.structure.composition.get_el_amt_dict())
+    if valences is not None:
+        options = bond_valence.assignments(best.structure, [site.orbit for site in best.atoms], valences)
+        chosen = min(options, key=lambda s: bond_valence.instability(s, valences))
+        if chosen is not options[0]:
+            swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile))
+            for _ in swapped.fit(max_nfev=FINAL_NFEV, terms=TERMS):
+                yield Progress("refine", 0.97, "refinement of the bond-valence assignment of alike ions")
+            if swapped.result().rwp <= best.rwp + SYMMETRY_RWP_SLACK:
+                best = swapped.result()
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
@@ -235,7 +256,7 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
                      if reduce(math.gcd, (c + 1 for c in combo)) == 1), key=lambda r: sum(r.values()))
     # the classic valences first (cheap to test), then any charge balance pymatgen finds (slow:
     # only as far as needed), then the rest, each class simplest first
-    chosen = [r for r in ratios if _valence_balanced(r)][:STOICHIOMETRIES]
+    chosen = [r for r in ratios if _valences(r) is not None][:STOICHIOMETRIES]
     for ratio in ratios:
         if len(chosen) == STOICHIOMETRIES:
             break
@@ -244,10 +265,11 @@ def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[
     return chosen + [r for r in ratios if r not in chosen][:STOICHIOMETRIES - len(chosen)]
 
 
-def _valence_balanced(ratio: dict[str, int]) -> bool:
-    """Charge balance with the anions (elements whose common oxidation states are all negative, else
-    the most electronegative element) at their common negative states and every other element at
-    its highest common positive state (group valence, e.g. C⁴⁺ with O and F)."""
+def _valences(ratio: Mapping[str, float]) -> dict[str, int] | None:
+    """Classic valences that balance the charge, or None: the anions (elements whose common
+    oxidation states are all negative, else the most electronegative element) at their common
+    negative states and every other element at its highest common positive state (group valence,
+    e.g. C⁴⁺ with O and F)."""
     elements = [Element(symbol) for symbol in ratio]
     anions = [e for e in elements if e.common_oxidation_states and max(e.common_oxidation_states) < 0]
     if not anions:
@@ -257,9 +279,9 @@ def _valence_balanced(ratio: dict[str, int]) -> bool:
         states = e.common_oxidation_states or (0,)
         choices.append([q for q in states if q < 0] if e in anions else [max(states)])
     if not all(choices) or any(max(c) <= 0 for e, c in zip(elements, choices) if e not in anions):
-        return False
-    return any(sum(ratio[e.symbol] * q for e, q in zip(elements, states)) == 0
-               for states in itertools.product(*choices))
+        return None
+    return next((dict(zip(ratio, states)) for states in itertools.product(*choices)
+                 if abs(sum(ratio[e.symbol] * q for e, q in zip(elements, states))) < 1e-6), None)
 
 
 def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
