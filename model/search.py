@@ -346,10 +346,10 @@ class _Fixed:
 class _Problem:
     """One arm's reflections, observed clusters and cost function, as torch tensors."""
 
-    def __init__(self, pattern: Pattern, net: np.ndarray, arm: Arm, fwhm_poly: Sequence[float]):
+    def __init__(self, arm: Arm, refl: Clusters, textures: np.ndarray):
+        """``refl`` and ``textures`` (_textures of its reflections) of the arm's cell and group."""
         self.arm = arm
         self.orbits = orbits(arm.space_group)
-        refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
         self.valid = len(refl.d) > 0 and bool(np.any(refl.observed > 0))
         dtype = torch.float32
         self.hkl = torch.tensor(refl.hkl, dtype=dtype)
@@ -358,7 +358,7 @@ class _Problem:
         self.f = scattering.form_factors_torch(d, coeffs).T.to(dtype)  # (S, R)
         # every combination of an overall B and a preferred orientation: (K, R) weights on |F|²
         b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None, None]
-        texture = torch.tensor(_textures(refl.hkl, arm.lattice, _ops(arm.space_group)))[None]
+        texture = torch.tensor(textures)[None]
         self.textures = texture.shape[1]  # the first is none
         weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2)) * texture
         self.weights = weight.reshape(-1, len(refl.d)).to(dtype)
@@ -495,9 +495,15 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
     problems: dict[int, _Problem] = {}
+    # arms differing only in the atoms per cell share their reflections and observed clusters
+    reflections: dict[tuple, tuple[Clusters, np.ndarray]] = {}
     for i, arm in enumerate(arms):
         yield Progress("search", 0.0, f"reflections of {_symbol(arm.space_group)} ({i + 1}/{len(arms)})")
-        problem = _Problem(pattern, net, arm, fwhm_poly)
+        key = (_cell(arm), arm.zero, arm.space_group)
+        if key not in reflections:
+            refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
+            reflections[key] = refl, _textures(refl.hkl, arm.lattice, _ops(arm.space_group))
+        problem = _Problem(arm, *reflections[key])
         if problem.valid:
             problems[i] = problem
     # heaviest element first; every arm holds the same elements (in different numbers)
