@@ -66,13 +66,15 @@ SAME_SCORE = 1e-4  # equal scores in one arm: the same structure at another orig
 @dataclass(frozen=True)
 class Effort:
     """Work per arm in one round: partial structures kept per element (beam), random trials and extensions per
-    element polished by gradient descent, joint polish steps of the complete structures, and the
-    best fillings searched again over all coordinates at once (how many, with how many samples)."""
+    element polished by gradient descent, joint polish steps of the complete structures (and the
+    first step's size, fractional), and the best fillings searched again over all coordinates at
+    once (how many, with how many samples)."""
 
     beam: int
     trials: int  # random trials per element, over all its fillings
     polished: int
     final_steps: int
+    final_rate: float = LEARNING_RATE / 4  # small steps: the coordinates were polished element by element
     restarted: int = 0
     restarts: int = 0
 
@@ -80,8 +82,9 @@ class Effort:
 # Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
 # complete structures decide which arms are searched again with more effort. The first look
 # polishes its complete structures: unpolished random samples rank arms by luck (measured: the
-# true arm of CO2 Pa-3 and NbAs I4_1md scored 0.5 unpolished, 0.02 and 0.08 polished, and lost).
-ROUNDS = ((None, Effort(beam=2, trials=512, polished=0, final_steps=20)),
+# true arm of CO2 Pa-3 and NbAs I4_1md scored 0.5 unpolished, 0.02 and 0.08 polished, and lost),
+# in a few full steps: its coordinates are raw samples, and every step of every arm costs ~1 ms.
+ROUNDS = ((None, Effort(beam=2, trials=512, polished=0, final_steps=8, final_rate=LEARNING_RATE)),
           (8, Effort(beam=4, trials=2048, polished=6, final_steps=20)),
           (2, Effort(beam=12, trials=8192, polished=16, final_steps=40, restarted=4, restarts=256)))
 
@@ -535,11 +538,18 @@ def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: E
     for element in elements:
         while any(_left(problem, state, element) for state in beam):
             extensions = yield from _sample(problem, beam, element, effort, rng, note)
-            beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
+            children = yield from _polish_new(problem, extensions, effort, note)
+            # a structure still missing atoms of the element scores worse than a complete one by
+            # their absence alone: the beam keeps the best of each number of atoms still to place,
+            # so fillings that take more orbits are judged once complete
+            by_left: dict[int, list[_Partial]] = {}
+            for child in children:
+                by_left.setdefault(_left(problem, child, element), []).append(child)
+            beam = [s for group in by_left.values() for s in _select(group, effort.beam)]
             if not beam:
                 return earlier
     if effort.final_steps:
-        beam = yield from _polish_all(problem, beam, effort.final_steps, note)
+        beam = yield from _polish_all(problem, beam, effort.final_steps, effort.final_rate, note)
     beam = _select(beam + earlier, len(beam) + len(earlier))
     if effort.restarts:
         beam = _select(beam + (yield from _restart(problem, beam, effort, rng, note)), len(beam))
@@ -693,7 +703,7 @@ def _distinct(samples: np.ndarray) -> np.ndarray:
     return np.array(kept)
 
 
-def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
+def _polish_all(problem: _Problem, states: list[_Partial], steps: int, rate: float,
                 note: Progress) -> Generator[Progress, None, list[_Partial]]:
     """Joint gradient descent on every free coordinate of complete structures."""
     batch = problem.batch([problem.layout(s.sites) for s in states])
@@ -701,7 +711,7 @@ def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
     q0 = np.zeros((len(states), batch.basis.shape[-1]))
     for n, s in enumerate(states):
         q0[n, :s.params.size] = s.params
-    q, scores = yield from _descend(problem, q0, batch, fixed, steps, LEARNING_RATE / 4, note)
+    q, scores = yield from _descend(problem, q0, batch, fixed, steps, rate, note)
     return [_Partial(s.arm, s.sites, q[n, :s.params.size], float(scores[n])) if scores[n] < s.score else s
             for n, s in enumerate(states)]
 
