@@ -14,7 +14,8 @@ can be judged before light atoms are placed), one Wyckoff orbit at a time, as a 
 kept partial structure is extended by every orbit that leaves the rest of the element placeable
 (an orbit without free coordinates holds one element), the new free coordinates are found by
 random sampling and gradient descent from the best distinct samples (torch, all trials of a step
-in a few tensors), and the best distinct partial structures go on. The best fillings then get
+in a few tensors), and the best distinct partial structures of each number of atoms still to
+place go on (one missing atoms scores worse by their absence alone). The best fillings then get
 their coordinates searched again all at once. Arms are run by successive halving: every arm gets
 a quick first look, the best complete structures decide which arms are searched again with more
 effort. The work is fixed by the constants below, not by the clock, so results do not depend on
