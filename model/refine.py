@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
 from scipy.optimize import least_squares, lsq_linear
 
 from model import constraints, scattering, simulate
@@ -606,8 +606,13 @@ def _distinct_axes(laue: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _standard_origin(structure: Structure) -> np.ndarray:
-    """The fractional shift (in this cell's basis) that puts spglib's standard origin at 0 0 0."""
-    dataset = SpacegroupAnalyzer(structure, symprec=constraints.SYMPREC).get_symmetry_dataset()
+    """The fractional shift (in this cell's basis) that puts spglib's standard origin at 0 0 0;
+    none where atoms closer than the tolerance leave spglib without a symmetry (a refined candidate
+    can bring two atoms together)."""
+    try:
+        dataset = SpacegroupAnalyzer(structure, symprec=constraints.SYMPREC).get_symmetry_dataset()
+    except SymmetryUndeterminedError:
+        return np.zeros(3)
     return np.linalg.solve(np.asarray(dataset.transformation_matrix), np.asarray(dataset.origin_shift))
 
 

@@ -14,7 +14,8 @@ can be judged before light atoms are placed), one Wyckoff orbit at a time, as a 
 kept partial structure is extended by every orbit that leaves the rest of the element placeable
 (an orbit without free coordinates holds one element), the new free coordinates are found by
 random sampling and gradient descent from the best distinct samples (torch, all trials of a step
-in a few tensors), and the best distinct partial structures go on. The best fillings then get
+in a few tensors), and the best distinct partial structures of each number of atoms still to
+place go on (one missing atoms scores worse by their absence alone). The best fillings then get
 their coordinates searched again all at once. Arms are run by successive halving: every arm gets
 a quick first look, the best complete structures decide which arms are searched again with more
 effort. The work is fixed by the constants below, not by the clock, so results do not depend on
@@ -66,20 +67,25 @@ SAME_SCORE = 1e-4  # equal scores in one arm: the same structure at another orig
 @dataclass(frozen=True)
 class Effort:
     """Work per arm in one round: partial structures kept per element (beam), random trials and extensions per
-    element polished by gradient descent, joint polish steps of the complete structures, and the
-    best fillings searched again over all coordinates at once (how many, with how many samples)."""
+    element polished by gradient descent, joint polish steps of the complete structures (and the
+    first step's size, fractional), and the best fillings searched again over all coordinates at
+    once (how many, with how many samples)."""
 
     beam: int
     trials: int  # random trials per element, over all its fillings
     polished: int
     final_steps: int
+    final_rate: float = LEARNING_RATE / 4  # small steps: the coordinates were polished element by element
     restarted: int = 0
     restarts: int = 0
 
 
 # Successive halving over arms: (arms kept, effort). Every arm gets a quick first look; the best
-# complete structures decide which arms are searched again with more effort.
-ROUNDS = ((None, Effort(beam=2, trials=512, polished=0, final_steps=0)),
+# complete structures decide which arms are searched again with more effort. The first look
+# polishes its complete structures: unpolished random samples rank arms by luck (measured: the
+# true arm of CO2 Pa-3 and NbAs I4_1md scored 0.5 unpolished, 0.02 and 0.08 polished, and lost),
+# in a few full steps: its coordinates are raw samples, and every step of every arm costs ~1 ms.
+ROUNDS = ((None, Effort(beam=2, trials=512, polished=0, final_steps=8, final_rate=LEARNING_RATE)),
           (8, Effort(beam=4, trials=2048, polished=6, final_steps=20)),
           (2, Effort(beam=12, trials=8192, polished=16, final_steps=40, restarted=4, restarts=256)))
 
@@ -344,10 +350,10 @@ class _Fixed:
 class _Problem:
     """One arm's reflections, observed clusters and cost function, as torch tensors."""
 
-    def __init__(self, pattern: Pattern, net: np.ndarray, arm: Arm, fwhm_poly: Sequence[float]):
+    def __init__(self, arm: Arm, refl: Clusters, textures: np.ndarray):
+        """``refl`` and ``textures`` (_textures of its reflections) of the arm's cell and group."""
         self.arm = arm
         self.orbits = orbits(arm.space_group)
-        refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
         self.valid = len(refl.d) > 0 and bool(np.any(refl.observed > 0))
         dtype = torch.float32
         self.hkl = torch.tensor(refl.hkl, dtype=dtype)
@@ -356,7 +362,7 @@ class _Problem:
         self.f = scattering.form_factors_torch(d, coeffs).T.to(dtype)  # (S, R)
         # every combination of an overall B and a preferred orientation: (K, R) weights on |F|²
         b = torch.tensor(OVERALL_B, dtype=torch.float64)[:, None, None]
-        texture = torch.tensor(_textures(refl.hkl, arm.lattice, _ops(arm.space_group)))[None]
+        texture = torch.tensor(textures)[None]
         self.textures = texture.shape[1]  # the first is none
         weight = torch.tensor(refl.weight) * torch.exp(-b / (2 * d**2)) * texture
         self.weights = weight.reshape(-1, len(refl.d)).to(dtype)
@@ -493,9 +499,15 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
     problems: dict[int, _Problem] = {}
+    # arms differing only in the atoms per cell share their reflections and observed clusters
+    reflections: dict[tuple, tuple[Clusters, np.ndarray]] = {}
     for i, arm in enumerate(arms):
         yield Progress("search", 0.0, f"reflections of {_symbol(arm.space_group)} ({i + 1}/{len(arms)})")
-        problem = _Problem(pattern, net, arm, fwhm_poly)
+        key = (_cell(arm), arm.zero, arm.space_group)
+        if key not in reflections:
+            refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
+            reflections[key] = refl, _textures(refl.hkl, arm.lattice, _ops(arm.space_group))
+        problem = _Problem(arm, *reflections[key])
         if problem.valid:
             problems[i] = problem
     # heaviest element first; every arm holds the same elements (in different numbers)
@@ -504,8 +516,9 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
     alive = list(problems)
     for r, (arms_kept, effort) in enumerate(ROUNDS):
         # successive halving: the arms whose complete structures score best so far get more effort,
-        # the best arm of every cell among them (a supercell's extra freedom can win a first look)
-        alive = sorted(alive, key=lambda i: min((s.score for s in found.get(i, [])), default=0.0))
+        # the best arm of every cell among them (a supercell's extra freedom can win a first look);
+        # arms where no complete structure was found go last
+        alive = sorted(alive, key=lambda i: min((s.score for s in found.get(i, [])), default=np.inf))
         firsts = [i for n, i in enumerate(alive) if all(_cell(arms[i]) != _cell(arms[j]) for j in alive[:n])]
         alive = (firsts + [i for i in alive if i not in firsts])[:arms_kept]
         for k, i in enumerate(alive):
@@ -526,11 +539,18 @@ def _beam_search(problem: _Problem, arm: int, elements: Sequence[str], effort: E
     for element in elements:
         while any(_left(problem, state, element) for state in beam):
             extensions = yield from _sample(problem, beam, element, effort, rng, note)
-            beam = _select((yield from _polish_new(problem, extensions, effort, note)), effort.beam)
+            children = yield from _polish_new(problem, extensions, effort, note)
+            # a structure still missing atoms of the element scores worse than a complete one by
+            # their absence alone: the beam keeps the best of each number of atoms still to place,
+            # so fillings that take more orbits are judged once complete
+            by_left: dict[int, list[_Partial]] = {}
+            for child in children:
+                by_left.setdefault(_left(problem, child, element), []).append(child)
+            beam = [s for group in by_left.values() for s in _select(group, effort.beam)]
             if not beam:
                 return earlier
     if effort.final_steps:
-        beam = yield from _polish_all(problem, beam, effort.final_steps, note)
+        beam = yield from _polish_all(problem, beam, effort.final_steps, effort.final_rate, note)
     beam = _select(beam + earlier, len(beam) + len(earlier))
     if effort.restarts:
         beam = _select(beam + (yield from _restart(problem, beam, effort, rng, note)), len(beam))
@@ -684,7 +704,7 @@ def _distinct(samples: np.ndarray) -> np.ndarray:
     return np.array(kept)
 
 
-def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
+def _polish_all(problem: _Problem, states: list[_Partial], steps: int, rate: float,
                 note: Progress) -> Generator[Progress, None, list[_Partial]]:
     """Joint gradient descent on every free coordinate of complete structures."""
     batch = problem.batch([problem.layout(s.sites) for s in states])
@@ -692,7 +712,7 @@ def _polish_all(problem: _Problem, states: list[_Partial], steps: int,
     q0 = np.zeros((len(states), batch.basis.shape[-1]))
     for n, s in enumerate(states):
         q0[n, :s.params.size] = s.params
-    q, scores = yield from _descend(problem, q0, batch, fixed, steps, LEARNING_RATE / 4, note)
+    q, scores = yield from _descend(problem, q0, batch, fixed, steps, rate, note)
     return [_Partial(s.arm, s.sites, q[n, :s.params.size], float(scores[n])) if scores[n] < s.score else s
             for n, s in enumerate(states)]
 
