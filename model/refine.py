@@ -43,10 +43,6 @@ PAYS = 0.01  # a term is kept when it lowers χ² by at least this fraction
 TRIAL_NFEV = 10  # evaluations of a term's trial (the term with the scales and background)
 BISO_BOUNDS = (0.0, 8.0)  # Å²; a displacement parameter is a mean square amplitude, never negative
 PO_BOUNDS = (0.4, 2.5)  # March–Dollase ratio
-# reciprocal directions tried for preferred orientation: the axes, then the face and body diagonals
-# (texture along a diagonal of a high-symmetry cell is along an axis of a subgroup's cell: without
-# the diagonals the subgroup would fit better and the symmetry reported would be too low)
-PO_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
 BURST_NFEV = 8  # least-squares evaluations per call (each call restarts its trust region)
 REPORT_S = 0.1  # seconds of work between progress reports: a cancel waits about this long
 
@@ -128,7 +124,7 @@ class _Phase:
         laue = np.concatenate([self.ops.rotations, -self.ops.rotations])
         # every Laue image of each family: a line's preferred-orientation factor is their mean
         self.images = torch.tensor(np.einsum("ri,nij->rnj", self.hkl_np, laue), dtype=torch.float64)
-        self.po_candidates = _distinct_axes(laue)
+        self.po_candidates = simulate.distinct_po_directions(laue)
         self.po_direction: tuple[int, int, int] | None = None
 
         self.atom_order = np.concatenate([o.atom_indices for o in self.orbits])
@@ -595,16 +591,6 @@ def _no_switch(on: bool) -> None:
     """A term that is only its parameters."""
 
 
-def _distinct_axes(laue: np.ndarray) -> list[tuple[int, int, int]]:
-    """The directions of PO_DIRECTIONS that no Laue operation maps onto one listed before."""
-    axes: list[tuple[int, int, int]] = []
-    for axis in PO_DIRECTIONS:
-        images = {tuple(int(v) for v in np.asarray(axis) @ r) for r in laue}
-        if not any(a in images for a in axes):
-            axes.append(axis)
-    return axes
-
-
 def _standard_origin(structure: Structure) -> np.ndarray:
     """The fractional shift (in this cell's basis) that puts spglib's standard origin at 0 0 0;
     none where atoms closer than the tolerance leave spglib without a symmetry (a refined candidate
@@ -617,11 +603,15 @@ def _standard_origin(structure: Structure) -> np.ndarray:
 
 
 def _weights(pattern: Pattern) -> np.ndarray:
-    """1/σ² where the file gives σ; otherwise Poisson-like 1/max(I, floor)."""
+    """1/σ² where the file gives σ; otherwise Poisson-like 1/max(I, floor), the floor taken from the
+    weakest measured (positive) intensities: in a low-count scan the many zero-count points would
+    otherwise outweigh all the peaks."""
     if pattern.sigma is not None and np.all(pattern.sigma > 0):
         return 1.0 / pattern.sigma**2
     y = pattern.intensity
-    floor = max(float(np.percentile(np.abs(y), 5)), 1e-6 * float(np.max(np.abs(y))), 1e-12)
+    positive = y[y > 0]
+    weakest = float(np.percentile(positive, 5)) if positive.size else 0.0
+    floor = max(weakest, 1e-6 * float(np.max(np.abs(y))), 1e-12)
     return 1.0 / np.maximum(y, floor)
 
 

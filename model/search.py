@@ -55,7 +55,6 @@ WINDOW_FWHM = 1.5  # a cluster integrates this many FWHM either side of its refl
 OVERALL_B = (0.5, 2.5)  # Å², overall displacement factors tried for every trial
 # March–Dollase preferred orientation tried for every trial: ratios along each low-index direction
 TEXTURE_RATIOS = (0.75, 1.35)
-TEXTURE_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
 CLOSE_FACTOR = 0.55  # atoms closer than this × (r_i + r_j) are penalised (atomic radii, Å)
 # an atom whose nearest neighbour is farther than this × (r_i + r_j) is penalised (no bond): the
 # shared real structures have every atom within 1.3 × of a neighbour, bar molecular oddities
@@ -773,15 +772,11 @@ def _textures(hkl: np.ndarray, lattice: Lattice, ops: constraints.SpaceGroupOps)
     laue = np.concatenate([ops.rotations, -ops.rotations])
     reciprocal = lattice.reciprocal_lattice_crystallographic.matrix
     members = np.einsum("ri,nij->rnj", hkl, laue) @ reciprocal  # (R, N, 3) scattering vectors
-    factors, seen = [np.ones(len(hkl))], set()
-    for direction in TEXTURE_DIRECTIONS:
-        orbit = {tuple(image) for image in np.einsum("i,nij->nj", direction, laue)}
-        if orbit & seen:
-            continue
-        seen |= orbit
+    factors = [np.ones(len(hkl))]
+    for direction in simulate.distinct_po_directions(laue):
         n = np.asarray(direction, dtype=float) @ reciprocal
         cos2 = (members @ n) ** 2 / (np.einsum("rni,rni->rn", members, members) * (n @ n))
-        factors += [np.mean((r**2 * cos2 + (1 - cos2) / r) ** -1.5, axis=1) for r in TEXTURE_RATIOS]
+        factors += [simulate.march_dollase_factor(cos2, r) for r in TEXTURE_RATIOS]
     return np.array(factors)
 
 

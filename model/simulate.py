@@ -177,6 +177,23 @@ def random_lab_params(rng: np.random.Generator) -> ProfileParams:
     )
 
 
+# low-index reciprocal directions tried for preferred orientation, by the search and the refinement;
+# the diagonals too: texture along a diagonal of a high-symmetry cell is along an axis of a subgroup's
+# cell, and without them the subgroup would fit better and the symmetry found would be too low
+PO_DIRECTIONS = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 0, 1), (0, 1, 1), (1, 1, 1))
+
+
+def distinct_po_directions(laue: np.ndarray) -> list[tuple[int, int, int]]:
+    """The directions of PO_DIRECTIONS that no operation of ``laue`` ((N, 3, 3) integer rotations
+    acting on hkl) maps onto one listed before."""
+    directions: list[tuple[int, int, int]] = []
+    for direction in PO_DIRECTIONS:
+        images = {tuple(int(v) for v in np.asarray(direction) @ r) for r in laue}
+        if not any(d in images for d in directions):
+            directions.append(direction)
+    return directions
+
+
 def march_dollase(refl: Reflections, ratio: float, direction: tuple[int, int, int]) -> np.ndarray:
     """(R,) March–Dollase factor of each line for ``ratio`` along reciprocal ``direction``."""
     if ratio == 1.0 or len(refl) == 0:
