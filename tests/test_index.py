@@ -92,3 +92,24 @@ def test_klatio4_lab_pattern_indexes_to_its_published_cell(shared_data):
     assert np.allclose(best.lattice[:3], (3.8416, 3.8416, 13.4695), rtol=1e-3)
     assert best.n_indexed == best.n_lines
     assert 129 in [g.number for cell, g in plans if cell is best]  # P4/nmm
+
+
+def test_long_axis_cell_whose_first_lines_are_all_hk0(shared_data):
+    # U(WC)2, P-4, a = 8.33, c = 3.13 Å: the low-angle lines are hk0, so the trial cells that fix c
+    # come with a zero-shift error that puts the dense high-angle lines tenths of a degree off
+    structure = Structure.from_file(shared_data / "structures" / "tetragonal" / "spglib-083.cif")
+    s = sticks(structure, CU, (10, 90))
+    lines = np.sort(s.two_theta[np.argsort(-s.intensity)[:20]]) + 0.05
+    best = index.index(lines, CU)[0]
+    assert best.crystal_system == "tetragonal"
+    assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=1e-3)
+    assert best.n_indexed == 20
+
+
+def test_eight_lines_index_a_tetragonal_cell():
+    # a weak pattern whose peak search finds 8 lines still gives its cell (2 coefficients and the zero)
+    structure = CASES[1][1]
+    lines = _lines(structure, zero=0.03)[:8]
+    best = index.index(lines, CU, systems=("tetragonal",))[0]
+    assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=2e-3)
+    assert best.n_indexed == 8
