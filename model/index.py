@@ -389,8 +389,11 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
                            tolerance_deg: float = 0.05,
                            pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
     """Space groups of the cell's system ranked by how few observed lines their extinctions leave
-    unexplained, then by most extinctions (fewest allowed lines): the conventional choice of the
-    highest-extinction group consistent with the data; ties keep higher symmetry first.
+    unexplained, then by most extinctions (fewest allowed line positions): the conventional choice
+    of the highest-extinction group consistent with the data; groups with the same extinctions
+    (which a powder pattern cannot tell apart) keep higher symmetry first. Positions, not hkl
+    families: a lower Laue class splits one position into several families without allowing more
+    lines.
 
     An orthorhombic group is tried in its standard setting on every order of the cell's axes
     (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
@@ -420,7 +423,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
                 continue
             seen.add(allowed)
             unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-            ranked.append((unexplained, len(hkl),
+            ranked.append((unexplained, len(np.unique(allowed[1])),
                            SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in ranked]

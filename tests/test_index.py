@@ -113,3 +113,15 @@ def test_eight_lines_index_a_tetragonal_cell():
     best = index.index(lines, CU, systems=("tetragonal",))[0]
     assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=2e-3)
     assert best.n_indexed == 8
+
+
+def test_extinctions_are_counted_on_line_positions_not_hkl_families():
+    # P4_2/n (hk0: h+k = 2n, 00l: l = 2n) has more extinctions than P4/nmm (hk0: h+k = 2n) but, in
+    # the lower Laue class 4/m, more hkl families: it must still rank first
+    structure = Structure.from_spacegroup("P4_2/n", Lattice.tetragonal(6.4, 4.3), ["Zr", "O"],
+                                          [[0.1, 0.2, 0.3], [0.35, 0.05, 0.15]])
+    lines = _lines(structure)
+    best = index.index(lines, CU, systems=("tetragonal",))[0]
+    groups = index.space_group_candidates(best, lines, CU)
+    assert [g.number for g in groups[:2]] == [86, 129]
+    assert groups[0].unexplained == 0
