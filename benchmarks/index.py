@@ -1,15 +1,16 @@
 """Indexing benchmark: simulated lab Cu Kα patterns of the shared real structures (≤ 20 atoms).
 
-Each structure gets a randomised lab pattern as benchmarks/solve.py makes them
-(model.simulate.random_lab_params: widths, Kα2, zero shift, sample displacement, background,
-Poisson noise, preferred orientation), from a generator seeded by (seed, manifest row) so that a
-run on a subset sees the same patterns; the peak search, indexing and space-group screening run as
-the solve runs them (model.solve.index_cells). Prints, per structure, the rank of the true cell, and
-per crystal system the % with the true conventional cell ranked first / among the cells the solve
-keeps, the % with the true space group among the groups the solve tries (on a cell whose axes are
-those of the group's standard setting, spglib's), and the median / max time of indexing and
-space-group screening (peak search excluded).
-Run: OMP_NUM_THREADS=1 python benchmarks/index.py [--systems cubic tetragonal ...] [--limit N]
+The patterns are those benchmarks/solve.py solves for the same --seed, --systems, --max-atoms and
+--limit (randomised lab conditions, model.simulate.random_lab_params: widths, Kα2, zero shift,
+sample displacement, background, Poisson noise, preferred orientation); --only keeps them too. The
+peak search, indexing and space-group screening run as the solve runs them
+(model.solve.index_cells). Prints, per structure, the rank of the true cell, whether the solve
+searches it, whether the true space group is among the plans (on a cell whose axes are those of the
+group's standard setting, spglib's), the number of plans (cell, group) the search shares its time
+among, and per crystal system the % with the true conventional cell ranked first / searched /
+with its true group planned, and the median / max time of indexing and space-group screening
+(peak search excluded).
+Run: OMP_NUM_THREADS=1 python benchmarks/index.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from model.solve import index_cells
 from model.structure import conventional_standard
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
-SYSTEMS = ["cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic"]
 CELL_RTOL = 0.005
 
 
@@ -48,26 +48,30 @@ def same_cell(cell, truth_lattice) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", nargs="+", default=SYSTEMS)
+    parser.add_argument("--systems", nargs="+", default=["cubic", "hexagonal", "trigonal", "tetragonal"])
     parser.add_argument("--max-atoms", type=int, default=20)
     parser.add_argument("--limit", type=int, default=None, help="at most N structures per system")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                        help="index only files whose name contains TEXT; the patterns stay those of the full run")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    rng = np.random.default_rng(args.seed)  # drawn in the order benchmarks/solve.py draws its patterns
     with open(DATA / "manifest.csv") as manifest:
-        rows = [(i, r) for i, r in enumerate(csv.DictReader(manifest))
+        rows = [r for r in csv.DictReader(manifest)
                 if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
                 and float(r["min_distance_A"]) >= 0.9]
     taken = defaultdict(int)
-    first, kept, grouped, seconds = (defaultdict(list) for _ in range(4))
-    for number, row in rows:
+    first, kept, grouped, seconds, arms = (defaultdict(list) for _ in range(5))
+    for row in rows:
         system = row["crystal_system"]
         if args.limit and taken[system] >= args.limit:
             continue
         taken[system] += 1
         truth = Structure.from_file(DATA / row["file"])
-        rng = np.random.default_rng([args.seed, number])
         pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
+        if args.only and not any(text in row["file"] for text in args.only):
+            continue
         lattice = conventional_standard(truth).lattice
         setting = SpacegroupAnalyzer(truth, symprec=1e-3).get_symmetry_dataset().std_lattice
         setting_abc = np.linalg.norm(setting, axis=1)
@@ -82,20 +86,23 @@ def main() -> None:
         first[system].append(rank == 1)
         kept[system].append(found)
         grouped[system].append(int(row["spacegroup"]) in groups)
+        arms[system].append(len(plans))
         best = ranked[0] if ranked else None
         print(f"{row['file']:36s} {row['formula']:12s} {row['spacegroup']:>4s} true {np.round(lattice.abc, 3)} "
               f"rank {rank or '-'!s:2s} kept {found!s:5s} group {int(row['spacegroup']) in groups!s:5s} "
-              f"best {best.crystal_system[:4] if best else '-'} {np.round(best.lattice[:3], 3) if best else ''} "
-              f"M20 {best.m20 if best else 0:.1f}  {seconds[system][-1]:.2f} s", flush=True)
-    print(f"\n{'system':12s} {'n':>3s} {'first':>7s} {'kept':>7s} {'group':>7s} {'median s':>9s} {'max s':>7s}")
+              f"plans {len(plans):2d} best {best.crystal_system[:4] if best else '-'} "
+              f"{np.round(best.lattice[:3], 3) if best else ''} M20 {best.m20 if best else 0:.1f}  "
+              f"{seconds[system][-1]:.2f} s", flush=True)
+    print(f"\n{'system':12s} {'n':>3s} {'first':>7s} {'kept':>7s} {'group':>7s} {'plans':>6s} {'median s':>9s} {'max s':>7s}")
     for system in first:
         print(f"{system:12s} {len(first[system]):3d} {100 * np.mean(first[system]):6.1f}% "
               f"{100 * np.mean(kept[system]):6.1f}% {100 * np.mean(grouped[system]):6.1f}% "
-              f"{np.median(seconds[system]):9.2f} {np.max(seconds[system]):7.2f}")
+              f"{np.median(arms[system]):6.1f} {np.median(seconds[system]):9.2f} {np.max(seconds[system]):7.2f}")
     every = [v for values in first.values() for v in values]
     print(f"{'all':12s} {len(every):3d} {100 * np.mean(every):6.1f}% "
           f"{100 * np.mean([v for values in kept.values() for v in values]):6.1f}% "
           f"{100 * np.mean([v for values in grouped.values() for v in values]):6.1f}% "
+          f"{np.median([v for values in arms.values() for v in values]):6.1f} "
           f"{np.median([v for values in seconds.values() for v in values]):9.2f} "
           f"{np.max([v for values in seconds.values() for v in values]):7.2f}")
 

@@ -35,8 +35,9 @@ SCREEN_LINES = 10  # a trial cell must index these first lines, all but max_unin
 # the refinement with the zero shift then judges it at the stated one
 SCREEN_TOLERANCE = 2.0
 REFINED = 150  # smallest screened trial cells per crystal system refined with the zero shift
+SAME_TRIAL = 5e-3  # screened trials whose 1/d² coefficients agree this closely (relative) are one cell
 MAX_ZERO_DEG = 0.3
-LINES_PER_PARAMETER = 3  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
+LINES_PER_PARAMETER = 2.5  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
 MIN_VOLUME_A3 = 15.0  # below the smallest conventional cells of the elements (hcp Be, 16 Å³)
 MIN_AXIS_A = 2.0  # below the shortest lattice translations of solids (hcp Be a = 2.29 Å)
 UNINDEXED_FACTOR = 0.5  # merit factor per unindexed line
@@ -258,13 +259,20 @@ def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause
     screen_features = _low_index_features(system, _SCREEN_INDEX[system])
     m = min(SCREEN_LINES, tth.size)
     q_tol = SCREEN_TOLERANCE * tol * _dq_dtth(tth[:m], wavelength)
-    passed = []
+    passed, passed_misses = [], []
     for chunk in np.array_split(coef, max(1, len(coef) // 20000)):
         pause()
         q_calc = np.sort(chunk @ screen_features.T, axis=1)
         misses = np.sum(_nearest(np.broadcast_to(q_obs[:m], (len(chunk), m)), q_calc) > q_tol, axis=1)
         passed.append(chunk[misses <= max_unindexed])
+        passed_misses.append(misses[misses <= max_unindexed])
     good = np.concatenate(passed) if passed else np.zeros((0, n))
+    # trials within the screen's resolution are one cell (from other lines, with other errors): the
+    # one that misses fewest lines stands for it, so that many copies of small cells do not crowd
+    # a larger true cell out of the REFINED
+    good = good[np.argsort(np.concatenate(passed_misses) if passed else [], kind="stable")]
+    _, first_of = np.unique(np.round(np.log(good) / SAME_TRIAL), axis=0, return_index=True)
+    good = good[first_of]
     good = good[np.argsort(_volume(system, good))][:REFINED]
     cells = []
     for g in good:
@@ -295,11 +303,17 @@ def _volume(system: str, coef: np.ndarray) -> np.ndarray:
 
 def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) -> Cell | None:
     """Assign hkl to the lines, refine the 1/d² coefficients with the zero shift (linear least
-    squares in 2θ, re-linearised each pass), first at the screening tolerance, then at ``tol``;
-    the figures of merit of the result, or None when it leaves too many lines unindexed."""
+    squares in 2θ, re-linearised each pass), first on the screened lines at the screening
+    tolerance, then on all lines, then at ``tol``; the figures of merit of the result, or None when
+    it leaves too many lines unindexed.
+
+    A trial cell carries the zero shift of its low-angle lines as a cell error (0.05° at 15° 2θ is
+    0.7 % in 1/d²), which puts its high-angle lines tenths of a degree off, where the lines of a
+    large cell are dense enough to be misassigned: the screened lines correct it first."""
     zero = 0.0
     n = len(coef)
-    for window in (SCREEN_TOLERANCE * tol, tol, tol):
+    wide = SCREEN_TOLERANCE * tol
+    for lines, window in ((SCREEN_LINES, wide), (tth.size, wide), (tth.size, tol), (tth.size, tol)):
         q_obs = _q(tth, wavelength, zero)
         slope = _dq_dtth(tth - zero, wavelength)
         features = _reflections(system, coef, q_obs[-1] * 1.05)
@@ -307,7 +321,7 @@ def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) 
             return None
         q_line = features @ coef
         nearest = _nearest_index(q_obs, q_line)
-        use = np.abs(q_obs - q_line[nearest]) / slope <= window
+        use = (np.abs(q_obs - q_line[nearest]) / slope <= window) & (np.arange(tth.size) < lines)
         if use.sum() < n + 2:
             return None
         design = np.column_stack([features[nearest[use]] / slope[use, None], np.ones(use.sum())])
@@ -375,8 +389,11 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
                            tolerance_deg: float = 0.05,
                            pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
     """Space groups of the cell's system ranked by how few observed lines their extinctions leave
-    unexplained, then by most extinctions (fewest allowed lines): the conventional choice of the
-    highest-extinction group consistent with the data; ties keep higher symmetry first.
+    unexplained, then by most extinctions (fewest allowed line positions): the conventional choice
+    of the highest-extinction group consistent with the data; groups with the same extinctions
+    (which a powder pattern cannot tell apart) keep higher symmetry first. Positions, not hkl
+    families: a lower Laue class splits one position into several families without allowing more
+    lines.
 
     An orthorhombic group is tried in its standard setting on every order of the cell's axes
     (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
@@ -406,7 +423,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
                 continue
             seen.add(allowed)
             unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-            ranked.append((unexplained, len(hkl),
+            ranked.append((unexplained, len(np.unique(allowed[1])),
                            SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in ranked]

@@ -39,7 +39,10 @@ CELLS_TRIED = 3
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 CELL_MERIT_FRACTION = 0.2
-GROUPS_TRIED = 6
+# groups tried per cell: the largest class of groups with equal extinctions (which positions cannot
+# tell apart) has 5–6 members in cubic (Pm-3m … P23), 8 in tetragonal (P4/mmm … P4, I4/mmm … I4);
+# the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms
+GROUPS_TRIED = {"cubic": 6, "tetragonal": 8, "hexagonal": 6, "orthorhombic": 6}
 REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -320,7 +323,7 @@ def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
     if not groups:
         return []
     fewest = groups[0].unexplained
-    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED]
+    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED[cell.crystal_system]]
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:

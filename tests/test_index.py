@@ -92,3 +92,36 @@ def test_klatio4_lab_pattern_indexes_to_its_published_cell(shared_data):
     assert np.allclose(best.lattice[:3], (3.8416, 3.8416, 13.4695), rtol=1e-3)
     assert best.n_indexed == best.n_lines
     assert 129 in [g.number for cell, g in plans if cell is best]  # P4/nmm
+
+
+def test_long_axis_cell_whose_first_lines_are_all_hk0(shared_data):
+    # U(WC)2, P-4, a = 8.33, c = 3.13 Å: the low-angle lines are hk0, so the trial cells that fix c
+    # come with a zero-shift error that puts the dense high-angle lines tenths of a degree off
+    structure = Structure.from_file(shared_data / "structures" / "tetragonal" / "spglib-083.cif")
+    s = sticks(structure, CU, (10, 90))
+    lines = np.sort(s.two_theta[np.argsort(-s.intensity)[:20]]) + 0.05
+    best = index.index(lines, CU)[0]
+    assert best.crystal_system == "tetragonal"
+    assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=1e-3)
+    assert best.n_indexed == 20
+
+
+def test_eight_lines_index_a_tetragonal_cell():
+    # a weak pattern whose peak search finds 8 lines still gives its cell (2 coefficients and the zero)
+    structure = CASES[1][1]
+    lines = _lines(structure, zero=0.03)[:8]
+    best = index.index(lines, CU, systems=("tetragonal",))[0]
+    assert np.allclose(best.lattice[:3], structure.lattice.abc, rtol=2e-3)
+    assert best.n_indexed == 8
+
+
+def test_extinctions_are_counted_on_line_positions_not_hkl_families():
+    # P4_2/n (hk0: h+k = 2n, 00l: l = 2n) has more extinctions than P4/nmm (hk0: h+k = 2n) but, in
+    # the lower Laue class 4/m, more hkl families: it must still rank first
+    structure = Structure.from_spacegroup("P4_2/n", Lattice.tetragonal(6.4, 4.3), ["Zr", "O"],
+                                          [[0.1, 0.2, 0.3], [0.35, 0.05, 0.15]])
+    lines = _lines(structure)
+    best = index.index(lines, CU, systems=("tetragonal",))[0]
+    groups = index.space_group_candidates(best, lines, CU)
+    assert [g.number for g in groups[:2]] == [86, 129]
+    assert groups[0].unexplained == 0
