@@ -1,8 +1,6 @@
 """Indexing benchmark: simulated lab Cu Kα patterns of the shared real structures (≤ 20 atoms).
 
-The patterns are those benchmarks/solve.py solves for the same --seed, --systems, --max-atoms and
---limit (randomised lab conditions, model.simulate.random_lab_params: widths, Kα2, zero shift,
-sample displacement, background, Poisson noise, preferred orientation); --only keeps them too. The
+The patterns are those benchmarks/solve.py solves (benchmarks/lab_patterns.py, the same options). The
 peak search, indexing and space-group screening run as the solve runs them
 (model.solve.index_cells). Prints, per structure, the rank of the true cell, whether the solve
 searches it, whether the true space group is among the plans (on a cell whose axes are those of the
@@ -11,12 +9,12 @@ among, and per crystal system the % with the true conventional cell ranked first
 with its true group planned, and the median / max time of indexing and space-group screening
 (peak search excluded).
 Run: OMP_NUM_THREADS=1 python benchmarks/index.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
+     [--seed N] [--simulator ours|pymatgen]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 import warnings
@@ -24,18 +22,16 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.pattern import ANODES
+from lab_patterns import add_arguments, lab_patterns
+
 from model.preprocess import find_peaks
-from model.simulate import random_lab_params, simulate_pattern
 from model.solve import index_cells
 from model.structure import conventional_standard
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
 CELL_RTOL = 0.005
 
 
@@ -48,30 +44,12 @@ def same_cell(cell, truth_lattice) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--systems", nargs="+", default=["cubic", "hexagonal", "trigonal", "tetragonal"])
-    parser.add_argument("--max-atoms", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=None, help="at most N structures per system")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
-                        help="index only files whose name contains TEXT; the patterns stay those of the full run")
+    add_arguments(parser, "index")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    rng = np.random.default_rng(args.seed)  # drawn in the order benchmarks/solve.py draws its patterns
-    with open(DATA / "manifest.csv") as manifest:
-        rows = [r for r in csv.DictReader(manifest)
-                if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
-                and float(r["min_distance_A"]) >= 0.9]
-    taken = defaultdict(int)
     first, kept, grouped, seconds, arms = (defaultdict(list) for _ in range(5))
-    for row in rows:
+    for row, truth, pattern in lab_patterns(args):
         system = row["crystal_system"]
-        if args.limit and taken[system] >= args.limit:
-            continue
-        taken[system] += 1
-        truth = Structure.from_file(DATA / row["file"])
-        pattern = simulate_pattern(truth, ANODES["CuKa"], np.arange(10.0, 90.0, 0.02), random_lab_params(rng), rng=rng)
-        if args.only and not any(text in row["file"] for text in args.only):
-            continue
         lattice = conventional_standard(truth).lattice
         setting = SpacegroupAnalyzer(truth, symprec=1e-3).get_symmetry_dataset().std_lattice
         setting_abc = np.linalg.norm(setting, axis=1)
