@@ -36,6 +36,7 @@ from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
+CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are chosen
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 CELL_MERIT_FRACTION = 0.2
@@ -303,9 +304,17 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     """
     strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
     positions = sorted(p.two_theta for p in strongest)
-    ranked = index.index(positions, wavelength_A, systems, pause=pause)
+    ranked = index.index(positions, wavelength_A, systems, n_candidates=CELLS_RANKED, pause=pause)
     lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
-    indexed = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit][:CELLS_TRIED] if ranked else []
+    near = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit]
+    # a cell of lower symmetry fits the position errors with more parameters, and a centred cell's
+    # merit counts the lines its centring forbids: the best cell of each system of higher symmetry
+    # than the best one is searched too (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
+    # and tetragonal cells whose lines include all of its own)
+    above = index.SYSTEMS[:index.SYSTEMS.index(near[0].crystal_system)] if near else ()
+    higher = [next(c for c in near if c.crystal_system == system) for system in above
+              if any(c.crystal_system == system for c in near)]
+    indexed = list({id(c): c for c in [*near[:1], *higher, *near]}.values())[:CELLS_TRIED]
     indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
     settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
     plans = []

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from cmedgui.cli import main
 from model.errors import InputError
@@ -11,6 +11,7 @@ from model.exporters import solve_result_structure
 from model.pattern import ANODES
 from model.simulate import ProfileParams, simulate_pattern
 from model.solve import SYMMETRY_RWP_SLACK, solve
+from model.structure import load_structure
 
 
 def _run(job):
@@ -104,3 +105,20 @@ def test_elements_alone_try_the_classic_valences_first(elements, first):
     from model.solve import _stoichiometries
 
     assert _stoichiometries(elements, None)[0] == first
+
+
+@pytest.mark.parametrize("name, formula, space_group", [
+    ("gw5052Mg2Si_100K_LTsup2.rtv.combined.cif", "Mg2Si", "Fm-3m"),
+    ("wn6225Isup2.rtv.combined.cif", "KCaCO3F", "P-6m2"),
+    ("wm2446Isup2.rtv.combined.cif", "KLaTiO4", "P4/nmm"),
+])
+def test_cli_solves_the_shared_experimental_patterns(shared_data, tmp_path, name, formula, space_group):
+    """The acceptance of the solve on measured patterns: Rwp < 15 % and the published structure."""
+    path = shared_data / "experimental" / name
+    elements = [e.symbol for e in Composition(formula).elements]
+    assert main(["solve", str(path), "--elements", *elements, "--formula", formula, "--out", str(tmp_path)]) == 0
+    stem = name.split(".")[0]
+    report = json.loads((tmp_path / f"{stem}_report.json").read_text())
+    assert report["solved"] and report["rwp"] < 15.0
+    assert report["space_group"] == space_group
+    assert StructureMatcher().fit(load_structure(path), load_structure(tmp_path / f"{stem}.cif"))
