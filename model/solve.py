@@ -295,8 +295,9 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
 
     The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
     peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
-    similar merit: up to CELLS_TRIED cells not far behind the best are searched, higher symmetry
-    first, each in the space groups that _groups allows; the full-profile fit decides. The
+    similar merit: up to CELLS_TRIED cells not far behind the best are searched, and the best of
+    each crystal system of higher symmetry that is not far behind either, higher symmetry first,
+    each in the space groups that _groups allows; the full-profile fit decides. The
     extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
     the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
     cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
@@ -309,12 +310,12 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     near = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit]
     # a cell of lower symmetry fits the position errors with more parameters, and a centred cell's
     # merit counts the lines its centring forbids: the best cell of each system of higher symmetry
-    # than the best one is searched too (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
+    # than the best one is searched as well (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
     # and tetragonal cells whose lines include all of its own)
     above = index.SYSTEMS[:index.SYSTEMS.index(near[0].crystal_system)] if near else ()
     higher = [next(c for c in near if c.crystal_system == system) for system in above
               if any(c.crystal_system == system for c in near)]
-    indexed = list({id(c): c for c in [*near[:1], *higher, *near]}.values())[:CELLS_TRIED]
+    indexed = list({id(c): c for c in [*near[:CELLS_TRIED], *higher]}.values())
     indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
     settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
     plans = []
