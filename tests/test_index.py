@@ -5,7 +5,7 @@ from pymatgen.core import Lattice, Structure
 from model import index
 from model.errors import InputError
 from model.pattern import ANODES
-from model.preprocess import find_peaks
+from model.preprocess import Peak, find_peaks
 from model.readers import read_patterns
 from model.simulate import sticks
 from model.solve import index_cells
@@ -125,3 +125,29 @@ def test_extinctions_are_counted_on_line_positions_not_hkl_families():
     groups = index.space_group_candidates(best, lines, CU)
     assert [g.number for g in groups[:2]] == [86, 129]
     assert groups[0].unexplained == 0
+
+
+def test_enantiomorphic_groups_are_offered_once():
+    # α-quartz-like P3_221: its mirror image in P3_121 gives the same powder pattern; the screw
+    # extinctions (00l: l = 3n) are shared by ten groups, five pairs of mirror images
+    structure = Structure.from_spacegroup("P3_221", Lattice.hexagonal(4.91, 5.40), ["Si", "O"],
+                                          [[0.47, 0, 1 / 6], [0.41, 0.27, 0.21]])
+    lines = _lines(structure)
+    best = index.index(lines, CU, systems=("hexagonal",))[0]
+    numbers = [g.number for g in index.space_group_candidates(best, lines, CU)]
+    assert 152 in numbers and 154 not in numbers  # P3_121 stands for the pair
+    pairs = [(76, 78), (91, 95), (92, 96), (144, 145), (151, 153), (152, 154), (169, 170), (171, 172),
+             (178, 179), (180, 181), (212, 213)]
+    assert not any(a in numbers and b in numbers for a, b in pairs)
+
+
+def test_a_cubic_cell_behind_lower_cells_on_merit_is_searched():
+    # the eight peaks found in a lab pattern of Ag2O3 (Pn-3m, a = 4.904 Å, fcc-like): hexagonal and
+    # tetragonal cells whose lines include all of the cubic ones fit the positions with more
+    # parameters and outrank it on M20
+    two_theta = [31.549, 36.597, 52.728, 62.769, 65.900, 77.839, 86.390, 89.223]
+    heights = [1170, 337, 428, 340, 69, 68, 93, 61]
+    ranked, searched, _ = index_cells([Peak(x, 0.002, h, 0.1, 0.5) for x, h in zip(two_theta, heights)], CU)
+    assert ranked[0].crystal_system == "hexagonal"
+    assert all(c.crystal_system != "cubic" for c in ranked[:5])
+    assert any(c.crystal_system == "cubic" and np.isclose(c.lattice[0], 4.904, rtol=1e-3) for c in searched)
