@@ -40,6 +40,7 @@ from model import constraints, scattering, simulate
 from model.index import standard_hall_numbers
 from model.pattern import Pattern
 from model.result import Progress
+from model.structure import atomic_radius_A
 
 MAX_SITES = 4  # orbits per element
 POLISH_STARTS = 4  # best random samples of an extension that are polished
@@ -377,7 +378,7 @@ class _Problem:
         observed = observed - self.background @ (self.background.T @ observed)
         self.observed = observed / observed.norm().clamp_min(1e-30)
         self.matrix = torch.tensor(arm.lattice.matrix, dtype=dtype)
-        radii = np.array([_radius(s) for s in arm.species])
+        radii = np.array([atomic_radius_A(s) for s in arm.species])
         self.radius_sum = torch.tensor(radii[:, None] + radii[None, :], dtype=dtype)
         self.pair_min = CLOSE_FACTOR * self.radius_sum
         self.atoms = sum(arm.counts)
@@ -785,11 +786,6 @@ def _textures(hkl: np.ndarray, lattice: Lattice, ops: constraints.SpaceGroupOps)
         cos2 = (members @ n) ** 2 / (np.einsum("rni,rni->rn", members, members) * (n @ n))
         factors += [simulate.march_dollase_factor(cos2, r) for r in TEXTURE_RATIOS]
     return np.array(factors)
-
-
-def _radius(symbol: str) -> float:
-    radius = Element(symbol).atomic_radius
-    return float(radius) if radius is not None else 1.5
 
 
 def _symbol(number: int) -> str:

@@ -133,7 +133,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     shortlist = shortlist[:REFINED]
     problems = []
     for i, (candidate, cell) in enumerate(shortlist):
-        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero))
+        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero), restrain_contacts=True)
         for _ in problem.fit(max_nfev=SCREEN_NFEV):
             yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
         problems.append((problem.result().rwp, i, problem))
@@ -163,7 +163,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         if number > best.space_group.number or len(standard) != len(best.structure):
             standards.setdefault((number, len(standard)), standard)
     for _, standard in sorted(standards.items(), key=lambda item: -item[0][0]):
-        higher = Rietveld(pattern, standard, ProfileStart(**best.profile))
+        higher = Rietveld(pattern, standard, ProfileStart(**best.profile), restrain_contacts=True)
         for _ in higher.fit(max_nfev=FINAL_NFEV, terms=TERMS):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
         symmetric = higher.result()
@@ -177,7 +177,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         options = bond_valence.assignments(best.structure, [site.orbit for site in best.atoms], valences)
         chosen = min(options, key=lambda s: bond_valence.instability(s, valences))
         if chosen is not options[0]:
-            swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile))
+            swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile), restrain_contacts=True)
             for _ in swapped.fit(max_nfev=FINAL_NFEV, terms=TERMS):
                 yield Progress("refine", 0.97, "refinement of the bond-valence assignment of alike ions")
             if swapped.result().rwp <= best.rwp + SYMMETRY_RWP_SLACK:

@@ -57,6 +57,13 @@ def check_structure(structure: Structure, source: str | Path | None = None) -> N
         raise InputError(source, f"cell volume {structure.volume:.3g} Å³ is not physical")
 
 
+def atomic_radius_A(symbol: str) -> float:
+    """Empirical atomic radius (Å, pymatgen's table; 1.5 Å where it has none): the scale of the
+    search's and the solve's contact rules."""
+    radius = Element(symbol).atomic_radius
+    return float(radius) if radius is not None else 1.5
+
+
 def conventional_standard(structure: Structure, symprec: float = 1e-3) -> Structure:
     """The conventional standard cell (spglib via pymatgen), the setting of every CMED grid."""
     return SpacegroupAnalyzer(structure, symprec=symprec).get_conventional_standard_structure()
