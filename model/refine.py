@@ -145,7 +145,7 @@ class _Phase:
         radii = np.array([atomic_radius_A(_symbol(structure[i])) for i in self.atom_order])
         full = self.occupancy.numpy() >= 1 - 1e-6
         pairs = np.triu(np.outer(full, full), k=1)
-        self.contact_pairs = torch.tensor(np.nonzero(pairs), dtype=torch.long)
+        self.contact_pairs = torch.tensor(np.array(np.nonzero(pairs)), dtype=torch.long)
         self.contact_limits = torch.tensor(CONTACT_FACTOR * (radii[:, None] + radii[None, :])[pairs])
         self.sizes = {"scale": 1, "cell": len(self.coeffs0), "xyz": sum(o.basis.shape[1] for o in self.orbits),
                       "biso": len(self.elements), "po": 1}

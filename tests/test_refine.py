@@ -239,3 +239,31 @@ def test_cli_refines_every_structure_block_of_a_cif_as_a_phase(tmp_path):
     assert report["rwp"] < 5
     second = Structure.from_file(tmp_path / "out" / report["phases"][1]["cif"])
     assert second.composition.reduced_formula == "CsCl"
+
+
+def test_contact_restraints_keep_trial_atoms_apart_and_leave_sound_structures_alone():
+    # PbTiO3 (P4mm) and a wrong placement of the same atoms, as a search proposed one: refined
+    # freely, its atoms run onto each other to fit the pattern better; restrained, they stay at
+    # least 0.7 × their atomic radii apart, and the sound structure refines exactly as before
+    lattice = Lattice.tetragonal(3.899, 4.168)
+    species = ["Pb", "Ti", "O", "O"]
+    sound = Structure.from_spacegroup("P4mm", lattice, species,
+                                      [[0, 0, 0], [0.5, 0.5, 0.541], [0, 0.5, 0.621], [0.5, 0.5, 0.115]])
+    wrong = Structure.from_spacegroup("P4mm", lattice, species,
+                                      [[0, 0, 0.485], [0.5, 0.5, 0.062], [0, 0.5, 0.878], [0, 0, 0.209]])
+    pattern = simulate_pattern(sound, ANODES["CuKa"], np.arange(10, 90, 0.02),
+                               ProfileParams(w=0.004, counts=20000), rng=np.random.default_rng(3))
+
+    def refined(structure, restrain):
+        problem = Rietveld(pattern, structure, ProfileStart.from_fwhm(0.1), restrain_contacts=restrain)
+        for _ in problem.fit(max_nfev=20):
+            pass
+        result = problem.result()
+        distances = result.structure.distance_matrix + 99 * np.eye(len(result.structure))
+        return result.rwp, distances.min()
+
+    assert refined(sound, True) == pytest.approx(refined(sound, False), rel=1e-6)
+    free, restrained = refined(wrong, False), refined(wrong, True)
+    assert free[1] < 1.0
+    assert restrained[1] > 0.7 * (1.80 + 0.60) - 0.05  # Pb–O
+    assert restrained[0] > refined(sound, True)[0]
