@@ -276,6 +276,11 @@ class Rietveld:
     def residual(self, p: torch.Tensor) -> torch.Tensor:
         return self.sqrt_w * (self.y_obs - self.calculated(p)[0])
 
+    def too_close(self) -> bool:
+        """Whether two fully occupied atoms are closer than the anti-bump limit (CONTACT_FACTOR)."""
+        with torch.no_grad():
+            return any(bool(torch.any(phase.contact_shortfalls(torch.tensor(self.p)) > 0)) for phase in self.phases)
+
     def restraints(self, p: torch.Tensor) -> torch.Tensor:
         """The weighted restraint residuals least squares adds to the pattern's (none without restraints)."""
         if not self.contact_weight:

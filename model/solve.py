@@ -36,6 +36,9 @@ from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 CELLS_TRIED = 3
+# lattice systems whose symmetry contains each one's (hexagonal is not above tetragonal)
+HOLOHEDRIES_ABOVE = {"cubic": (), "hexagonal": ("cubic",), "tetragonal": ("cubic",),
+                     "orthorhombic": ("cubic", "hexagonal", "tetragonal")}
 CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are chosen
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
@@ -133,9 +136,16 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     shortlist = shortlist[:REFINED]
     problems = []
     for i, (candidate, cell) in enumerate(shortlist):
-        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero), restrain_contacts=True)
-        for _ in problem.fit(max_nfev=SCREEN_NFEV):
-            yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
+        # refined freely first: atoms of a placement near the truth may have to pass close to each
+        # other on their way (measured: Nd(CoB)4's B pairs); one that ends with atoms run onto each
+        # other is refined again from the start, restrained (a wrong TiPbO3 placement won freely)
+        for restrain in (False, True):
+            problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero),
+                               restrain_contacts=restrain)
+            for _ in problem.fit(max_nfev=SCREEN_NFEV):
+                yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
+            if not problem.too_close():
+                break
         problems.append((problem.result().rwp, i, problem))
     problems.sort(key=lambda p: p[0])
     # fits equal within the slack: the smallest cell wins (a supercell fits as well with more atoms),
@@ -296,7 +306,7 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
     peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
     similar merit: up to CELLS_TRIED cells not far behind the best are searched, and the best of
-    each crystal system of higher symmetry that is not far behind either, higher symmetry first,
+    each lattice system of higher symmetry (HOLOHEDRIES_ABOVE) not far behind either, higher symmetry first,
     each in the space groups that _groups allows; the full-profile fit decides. The
     extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
     the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
@@ -309,10 +319,10 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
     lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
     near = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit]
     # a cell of lower symmetry fits the position errors with more parameters, and a centred cell's
-    # merit counts the lines its centring forbids: the best cell of each system of higher symmetry
-    # than the best one is searched as well (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
+    # merit counts the lines its centring forbids: the best cell of each lattice system whose
+    # symmetry contains the best one's is searched as well (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
     # and tetragonal cells whose lines include all of its own)
-    above = index.SYSTEMS[:index.SYSTEMS.index(near[0].crystal_system)] if near else ()
+    above = HOLOHEDRIES_ABOVE[near[0].crystal_system] if near else ()
     higher = [next(c for c in near if c.crystal_system == system) for system in above
               if any(c.crystal_system == system for c in near)]
     indexed = list({id(c): c for c in [*near[:CELLS_TRIED], *higher]}.values())
