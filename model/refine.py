@@ -7,7 +7,9 @@ only where it pays (lowers χ² by at least PAYS): the Kα1/Kα2 doublet where t
 anode's mean Kα wavelength (an unresolved doublet), the Kα2/Kα1 intensity ratio, sample displacement
 (deg 2θ at cos θ = 1), Bérar–Baldinozzi peak asymmetry, the beam's polarisation (synchrotron
 radiation is not the unpolarised beam of a tube) and, per phase, March–Dollase preferred
-orientation along the best of the phase's low-index reciprocal directions. Least squares by scipy
+orientation along the best of the phase's low-index reciprocal directions. Trial structures (the
+solve's) can be held by anti-bump restraints: fully occupied atoms closer than CONTACT_FACTOR × the
+sum of their atomic radii add residuals that push them apart. Least squares by scipy
 (trust-region reflective); Jacobian by forward differences of the torch model (exact columns for the linear
 scales and background). The calculated pattern is model.simulate's: |F|² from
 structure_factor_sq_torch and peaks from peaks_torch (LP, Kα doublet, shifts, asymmetry).

@@ -4,7 +4,8 @@ A generator: it yields Progress between steps (each step well under a second on 
 stopping the iteration cancels promptly) and returns the SolveResult. Symmetry first: the indexed
 cell and the space groups its extinctions allow fix the possible Wyckoff placements of the
 composition; model.search scores placements against integrated reflection intensities, and the
-best few are verified by full-profile Rietveld refinement (model.refine). The best Rwp wins, the
+best few are verified by full-profile Rietveld refinement (model.refine; a candidate whose atoms
+run onto each other is refined again with anti-bump restraints). The best Rwp wins, the
 smallest cell and then the highest symmetry among equal fits, and of the assignments of ions that
 X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
 (model.bond_valence). The network's density of the cell
