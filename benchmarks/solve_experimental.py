@@ -26,10 +26,10 @@ from pymatgen.core import Composition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmedgui.cli import main as cli
+from model.solve import SOLVED_RWP
 from model.structure import load_structure
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "experimental"
-SOLVED_RWP = 15.0  # %, the acceptance bound
 
 
 def main() -> None:

@@ -280,8 +280,9 @@ class Rietveld:
 
     def too_close(self) -> bool:
         """Whether two fully occupied atoms are closer than the anti-bump limit (CONTACT_FACTOR)."""
+        p = torch.tensor(self.p)
         with torch.no_grad():
-            return any(bool(torch.any(phase.contact_shortfalls(torch.tensor(self.p)) > 0)) for phase in self.phases)
+            return any(bool(torch.any(phase.contact_shortfalls(p) > 0)) for phase in self.phases)
 
     def restraints(self, p: torch.Tensor) -> torch.Tensor:
         """The weighted restraint residuals least squares adds to the pattern's (none without restraints)."""

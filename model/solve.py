@@ -197,8 +197,9 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
             swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile), restrain_contacts=True)
             for _ in swapped.fit(max_nfev=FINAL_NFEV, terms=TERMS):
                 yield Progress("refine", 0.97, "refinement of the bond-valence assignment of alike ions")
-            if swapped.result().rwp <= best.rwp + SYMMETRY_RWP_SLACK:
-                best = swapped.result()
+            refined = swapped.result()
+            if refined.rwp <= best.rwp + SYMMETRY_RWP_SLACK:
+                best = refined
     timings["refine"] = time.perf_counter() - clock
 
     result = to_solve_result(best)
