@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import spglib
 
 from model import constraints
 from model.errors import InputError
+from model.spacegroups import standard_hall_numbers, standard_ops
 
 SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic")
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
@@ -371,16 +371,6 @@ def _same_cell(a: Cell, b: Cell) -> bool:
     return a.crystal_system == b.crystal_system and np.allclose(a.lattice, b.lattice, rtol=2e-3)
 
 
-@functools.lru_cache(maxsize=1)
-def standard_hall_numbers() -> dict[int, int]:
-    """The first (standard-setting) Hall number of each space group, from spglib's database."""
-    halls: dict[int, int] = {}
-    for hall in range(1, 531):
-        number = spglib.get_spacegroup_type(hall).number
-        halls.setdefault(number, hall)
-    return halls
-
-
 # a structure and its mirror image give the same powder pattern (Friedel's law), so of each pair
 # of enantiomorphic groups (P4_1/P4_3, P3_121/P3_221, P4_132/P4_332, ...) only the first is tried
 # (the absolute structure is undetermined either way): the other would take a place in the search
@@ -415,9 +405,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
     ranked, seen = [], set()
     for number in (n for n in range(high, low - 1, -1) if n not in _MIRRORED):
         pause()
-        symmetry = spglib.get_symmetry_from_database(halls[number])
-        ops = constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
-                                        spglib.get_spacegroup_type(halls[number]).international_short)
+        ops = standard_ops(number)
         for axes in orders:
             metric = _metric(in_setting(cell, axes).lattice)
             hkl, _ = constraints.hkl_families(metric, ops, d_min)

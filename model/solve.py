@@ -25,7 +25,7 @@ import numpy as np
 from pymatgen.core import Composition, Element, Lattice
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import bond_valence, constraints, index, search
+from model import bond_valence, constraints, index, search, wyckoff
 from model.density import Density
 from model.errors import InputError
 from model.lockstep import lockstep
@@ -33,6 +33,7 @@ from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, TERMS, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
+from model.scoring import Arm
 from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
@@ -103,9 +104,9 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     for cell, group in plans:
         yield Progress("search", 0.1, f"Wyckoff positions of {group.symbol}")
         lattice = Lattice.from_parameters(*cell.lattice)
-        fillings = [f for f in _fillings(cell, stoichiometries) if search.feasible(group.number, f[1])]
+        fillings = [f for f in _fillings(cell, stoichiometries) if wyckoff.feasible(group.number, f[1])]
         for species, counts in fillings[:FILLINGS_TRIED]:
-            arms.append(search.Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
+            arms.append(Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
             arm_cells.append(cell)
     job = search.search(pattern, net, arms, _fwhm_poly(peaks), rng)
     found = yield from _rescaled(job, 0.1, 0.6)
