@@ -1,4 +1,4 @@
-"""Indexing: unit cell from a peak list, with zero shift, figures of merit and space-group candidates.
+"""Indexing: unit cell from a peak list, with zero shift, figures of merit.
 
 No maintained Python indexing engine installs here (pyobjcryst does not build), so this is an
 exhaustive-assignment indexer: 1/d² is linear in the cell's reciprocal metric, e.g.
@@ -17,15 +17,13 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from model import constraints
+from model.data.systems import INDEXED_SYSTEMS
 from model.errors import InputError
-from model.spacegroups import standard_hall_numbers, standard_ops
 
-SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic")
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
 _TRIAL_INDEX = {"cubic": (6, 6), "hexagonal": (4, 6), "tetragonal": (4, 6), "orthorhombic": (2, 2)}
 _TRIAL_LINES = {"cubic": 3, "hexagonal": 6, "tetragonal": 6, "orthorhombic": 6}
@@ -48,17 +46,6 @@ SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhom
 
 
 @dataclass(frozen=True)
-class SpaceGroupCandidate:
-    """A space group in its standard setting on the cell's axes taken in the order ``axes``."""
-
-    number: int
-    symbol: str
-    hall_number: int
-    unexplained: int  # observed lines only absent reflections would explain
-    axes: tuple[int, int, int] = (0, 1, 2)
-
-
-@dataclass(frozen=True)
 class Cell:
     """An indexing solution: lattice (Å, degrees), zero shift (deg 2θ), figures of merit.
 
@@ -77,7 +64,6 @@ class Cell:
     n_indexed: int
     n_lines: int
     merit: float
-    space_groups: list[SpaceGroupCandidate] = field(default_factory=list)
 
     @property
     def volume(self) -> float:
@@ -86,7 +72,7 @@ class Cell:
         return float(a * b * c * np.sqrt(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg))
 
 
-def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = SYSTEMS,
+def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = INDEXED_SYSTEMS,
           tolerance_deg: float = 0.05, max_volume_A3: float = 3000.0, n_candidates: int = 5,
           max_unindexed: int = 2, pause: Callable[[], None] = lambda: None) -> list[Cell]:
     """Ranked cells (best merit first) that index the Kα1 peak positions ``two_theta`` (degrees).
@@ -99,8 +85,8 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     if tth.size < 4:
         raise InputError(None, f"indexing needs at least 4 peaks, found {tth.size}")
     for system in systems:
-        if system not in SYSTEMS:
-            raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(SYSTEMS)}")
+        if system not in INDEXED_SYSTEMS:
+            raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(INDEXED_SYSTEMS)}")
     cells: list[Cell] = []
     for system in systems:
         cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3, max_unindexed, pause))
@@ -371,68 +357,9 @@ def _same_cell(a: Cell, b: Cell) -> bool:
     return a.crystal_system == b.crystal_system and np.allclose(a.lattice, b.lattice, rtol=2e-3)
 
 
-# a structure and its mirror image give the same powder pattern (Friedel's law), so of each pair
-# of enantiomorphic groups (P4_1/P4_3, P3_121/P3_221, P4_132/P4_332, ...) only the first is tried
-# (the absolute structure is undetermined either way): the other would take a place in the search
-# from the groups with the same extinctions (measured: B2O3's P3_121 was 7th of 10 such groups)
-_MIRRORED = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171, 179: 178, 181: 180,
-             213: 212}
-_SYSTEM_RANGES = {"cubic": (195, 230), "hexagonal": (143, 194), "tetragonal": (75, 142),
-                  "orthorhombic": (16, 74), "trigonal": (143, 167)}
-
-
-def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A: float,
-                           tolerance_deg: float = 0.05,
-                           pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
-    """Space groups of the cell's system ranked by how few observed lines their extinctions leave
-    unexplained, then by most extinctions (fewest allowed line positions): the conventional choice
-    of the highest-extinction group consistent with the data; groups with the same extinctions
-    (which a powder pattern cannot tell apart) keep higher symmetry first, and of two enantiomorphic
-    groups only the first is listed. Positions, not hkl
-    families: a lower Laue class splits one position into several families without allowing more
-    lines.
-
-    An orthorhombic group is tried in its standard setting on every order of the cell's axes
-    (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
-    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
-    yield).
-    """
-    tth = np.asarray(two_theta, dtype=float) - cell.zero
-    d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
-    low, high = _SYSTEM_RANGES[cell.crystal_system]
-    orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
-    halls = standard_hall_numbers()
-    ranked, seen = [], set()
-    for number in (n for n in range(high, low - 1, -1) if n not in _MIRRORED):
-        pause()
-        ops = standard_ops(number)
-        for axes in orders:
-            metric = _metric(in_setting(cell, axes).lattice)
-            hkl, _ = constraints.hkl_families(metric, ops, d_min)
-            if len(hkl) == 0:
-                continue
-            d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-            calc = np.sort(np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1))))
-            allowed = (number, tuple(np.round(calc, 4)))
-            if allowed in seen:
-                continue
-            seen.add(allowed)
-            unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-            ranked.append((unexplained, len(np.unique(allowed[1])),
-                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked]
-
-
 def in_setting(cell: Cell, axes: tuple[int, int, int]) -> Cell:
     """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells)."""
     if tuple(axes) == (0, 1, 2):
         return cell
     lengths = [cell.lattice[i] for i in axes]
     return dataclasses.replace(cell, lattice=(*lengths, *cell.lattice[3:]))
-
-
-def _metric(lattice) -> np.ndarray:
-    a, b, c, al, be, ga = lattice
-    ca, cb, cg = np.cos(np.radians([al, be, ga]))
-    return np.array([[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]])

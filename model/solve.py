@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from functools import reduce
 from typing import TypeVar
 
@@ -26,6 +26,7 @@ from pymatgen.core import Composition, Element, Lattice
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
 from model import bond_valence, constraints, index, search, wyckoff
+from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
 from model.lockstep import lockstep
@@ -34,21 +35,10 @@ from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, TERMS, ProfileStart, Rietveld, to_solve_result
 from model.result import Progress, SolveResult
 from model.scoring import Arm
+from model.spacegroups import index_cells
 from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
-CELLS_TRIED = 3
-# lattice systems whose symmetry contains each one's (hexagonal is not above tetragonal)
-HOLOHEDRIES_ABOVE = {"cubic": (), "hexagonal": ("cubic",), "tetragonal": ("cubic",),
-                     "orthorhombic": ("cubic", "hexagonal", "tetragonal")}
-CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are chosen
-MAX_LINES = 20  # strongest lines used for indexing
-EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
-CELL_MERIT_FRACTION = 0.2
-# groups tried per cell: the largest class of groups with equal extinctions (which positions cannot
-# tell apart) has 5–6 members in cubic (Pm-3m … P23), 8 in tetragonal (P4/mmm … P4, I4/mmm … I4);
-# the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms
-GROUPS_TRIED = {"cubic": 6, "tetragonal": 8, "hexagonal": 6, "orthorhombic": 6}
 REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -63,8 +53,6 @@ TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom o
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
 STOICHIOMETRIES = 4  # formula units tried when no formula is given
-SYSTEMS = {"auto": index.SYSTEMS, "cubic": ("cubic",), "hexagonal": ("hexagonal",),
-           "trigonal": ("hexagonal",), "tetragonal": ("tetragonal",), "orthorhombic": ("orthorhombic",)}
 
 T = TypeVar("T")
 
@@ -74,8 +62,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     """Solve ``pattern`` for a structure made of ``elements`` (stoichiometry from ``formula`` if given)."""
     if pattern.wavelength is None:
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
-    if system not in SYSTEMS:
-        raise InputError(None, f"unknown crystal system {system!r}: one of {', '.join(SYSTEMS)}")
+    lattice_systems = solved_lattice_systems(system)
     stoichiometries = _stoichiometries(elements, formula)
     timings: dict[str, float] = {}
     rng = np.random.default_rng(seed)
@@ -93,7 +80,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     clock = time.perf_counter()
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
     _, cells, plans = yield from lockstep(
-        lambda pause: index_cells(peaks, pattern.wavelength.ka1, SYSTEMS[system], pause),
+        lambda pause: index_cells(peaks, pattern.wavelength.ka1, lattice_systems, pause),
         REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks, cells and space groups"))
     timings["index"] = time.perf_counter() - clock
     if not cells:
@@ -307,54 +294,6 @@ def _valences(ratio: Mapping[str, float]) -> dict[str, int] | None:
         return None
     return next((dict(zip(ratio, states)) for states in itertools.product(*choices)
                  if abs(sum(ratio[e.symbol] * q for e, q in zip(elements, states))) < 1e-6), None)
-
-
-def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = index.SYSTEMS,
-                pause: Callable[[], None] = lambda: None
-                ) -> tuple[list[index.Cell], list[index.Cell], list[tuple[index.Cell, index.SpaceGroupCandidate]]]:
-    """The index stage of the solve: (ranked cells, the cells searched, (cell, space group) plans).
-
-    The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
-    peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
-    similar merit: up to CELLS_TRIED cells not far behind the best are searched, and the best of
-    each lattice system of higher symmetry (HOLOHEDRIES_ABOVE) not far behind either, higher symmetry first,
-    each in the space groups that _groups allows; the full-profile fit decides. The
-    extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
-    the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
-    cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
-    cells searched are those plan cells.
-    """
-    strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
-    positions = sorted(p.two_theta for p in strongest)
-    ranked = index.index(positions, wavelength_A, systems, n_candidates=CELLS_RANKED, pause=pause)
-    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
-    near = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit]
-    # a cell of lower symmetry fits the position errors with more parameters, and a centred cell's
-    # merit counts the lines its centring forbids: the best cell of each lattice system whose
-    # symmetry contains the best one's is searched as well (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
-    # and tetragonal cells whose lines include all of its own)
-    above = HOLOHEDRIES_ABOVE[near[0].crystal_system] if near else ()
-    higher = [next(c for c in near if c.crystal_system == system) for system in above
-              if any(c.crystal_system == system for c in near)]
-    indexed = list({id(c): c for c in [*near[:CELLS_TRIED], *higher]}.values())
-    indexed.sort(key=lambda c: index.SYSTEMS.index(c.crystal_system))
-    settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
-    plans = []
-    for cell in indexed:
-        for group in _groups(cell, lines, wavelength_A, pause):
-            setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
-            plans.append((setting, group))
-    return ranked, list(settings.values()), plans
-
-
-def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
-            pause: Callable[[], None]) -> list[index.SpaceGroupCandidate]:
-    """The space groups with the fewest unexplained lines, most extinctions first."""
-    groups = index.space_group_candidates(cell, positions, wavelength, pause=pause)
-    if not groups:
-        return []
-    fewest = groups[0].unexplained
-    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED[cell.crystal_system]]
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:

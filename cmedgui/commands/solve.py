@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from model.data.systems import SOLVE_CHOICES
 from model.errors import InputError
 from model.exporters import export, solve_result_structure
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
-
-SYSTEM_CHOICES = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--formula", default=None, help="formula or stoichiometry, e.g. Mg2Si")
     parser.add_argument("--wavelength", default=None, metavar="λ",
                         help=f"Å or an anode ({', '.join(ANODES)}); default: the file's")
-    parser.add_argument("--system", default="auto", choices=SYSTEM_CHOICES, help="crystal system (default auto)")
+    parser.add_argument("--system", default="auto", choices=SOLVE_CHOICES, help="crystal system (default auto)")
     parser.add_argument("--samples", type=int, default=4, metavar="K", help="network density samples per cell")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -26,10 +26,10 @@ from cmedgui.app.widgets.file_list import FileList
 from cmedgui.app.widgets.pattern_widget import PatternWidget
 from cmedgui.app.widgets.periodic_table import PeriodicTable
 from cmedgui.app.widgets.results_panel import ResultsPanel
+from model.data.systems import SOLVE_CHOICES
 from model.pattern import ANODES
 
 ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
-CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")  # what model.solve indexes
 FROM_FILE = "from file"
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -60,7 +60,7 @@ class MainWindow(QMainWindow):
         self.wavelength.addItems([FROM_FILE, *(f"{name} ({w.ka1:.5f} Å)" for name, w in ANODES.items())])
         self.wavelength.setToolTip("Used when the file states no wavelength: an anode or a value in Å")
         self.crystal_system = QComboBox()
-        self.crystal_system.addItems(CRYSTAL_SYSTEMS)
+        self.crystal_system.addItems(SOLVE_CHOICES)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setToolTip("Where the network runs: auto picks CUDA when there is a GPU")
