@@ -55,10 +55,13 @@ def noise_level(net: np.ndarray) -> float:
 
 
 def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), min_snr: float = 4.0,
-               max_peaks: int = 60) -> list[Peak]:
+               max_peaks: int = 60, background_counts: np.ndarray | None = None) -> list[Peak]:
     """Peaks sorted by 2θ, at most ``max_peaks`` of the strongest, each profile-fitted; positions
-    are for the pattern's (Kα1) wavelength."""
-    net = pattern.intensity - background(pattern, excluded)
+    are for the pattern's (Kα1) wavelength. ``background_counts``: the pattern's background where
+    the caller has it already (else computed here)."""
+    if background_counts is None:
+        background_counts = background(pattern, excluded)
+    net = pattern.intensity - background_counts
     keep = _included(pattern, excluded)
     sigma = noise_level(net)
     step = pattern.step
