@@ -17,18 +17,16 @@ is attached for display; it does not rank placements (the bundled network cannot
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
-from collections.abc import Generator, Mapping, Sequence
-from functools import reduce
+from collections.abc import Generator, Sequence
 from typing import TypeVar
 
 import numpy as np
-from pymatgen.core import Composition, Element, Lattice, Structure
+from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import bond_valence, constraints, index, search, wyckoff
+from model import bond_valence, composition, constraints, index, search, wyckoff
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
@@ -61,19 +59,19 @@ ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
-MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
-STOICHIOMETRIES = 4  # formula units tried when no formula is given
 
 T = TypeVar("T")
 
 
 def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None, system: str = "auto",
-          samples: int = 4, device: str = "auto", seed: int = 0) -> Generator[Progress, None, SolveResult]:
-    """Solve ``pattern`` for a structure made of ``elements`` (stoichiometry from ``formula`` if given)."""
+          samples: int = 4, device: str = "auto", seed: int = 0, possible: Sequence[str] = (),
+          excluded: Sequence[str] = ()) -> Generator[Progress, None, SolveResult]:
+    """Solve ``pattern`` for a structure made of the known ``elements`` and perhaps some ``possible``
+    ones, never ``excluded`` ones (stoichiometry from ``formula`` if given; model.composition)."""
     if pattern.wavelength is None:
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
-    stoichiometries = _stoichiometries(elements, formula)
+    stoichiometries = composition.stoichiometries(elements, formula, possible, excluded)
     timings: dict[str, float] = {}
     rng = np.random.default_rng(seed)
 
@@ -265,7 +263,7 @@ def _symmetrised(pattern: Pattern, best: Refinement) -> Generator[Progress, None
 def _alike_ions_assigned(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
     """Ions of equal electron count (K⁺/Ca²⁺) scatter alike: of their assignments to the sites the
     best bond-valence agreement wins, where it fits the profile as well."""
-    valences = _valences(best.structure.composition.get_el_amt_dict())
+    valences = composition.valences(best.structure.composition.get_el_amt_dict())
     if valences is None:
         return best
     options = bond_valence.assignments(best.structure, [site.orbit for site in best.atoms], valences)
@@ -328,59 +326,6 @@ def _predictor(device: str):
     except InputError as error:
         return None, f"no network density ({error.problem})"
     return predictor, f"density by network {predictor.version} on {predictor.device}"
-
-
-def _stoichiometries(elements: Sequence[str], formula: str | None) -> list[dict[str, int]]:
-    """Integer formula units: the given formula, or small charge-balanced ratios of the elements."""
-    symbols = []
-    for symbol in elements:
-        try:
-            symbols.append(Element(symbol).symbol)
-        except ValueError:
-            raise InputError(None, f"unknown element {symbol!r}") from None
-    if not symbols:
-        raise InputError(None, "give at least one element")
-    if formula:
-        try:
-            amounts = Composition(formula).get_el_amt_dict()
-        except Exception:  # noqa: BLE001 - pymatgen raises several types for a malformed formula
-            raise InputError(None, f"cannot read formula {formula!r}") from None
-        extra = set(amounts) - set(symbols)
-        if extra:
-            raise InputError(None, f"formula {formula} has elements not in --elements: {', '.join(sorted(extra))}")
-        if any(abs(v - round(v)) > 1e-6 for v in amounts.values()):
-            raise InputError(None, f"formula {formula} needs integer amounts")
-        return [{k: round(v) for k, v in amounts.items()}]
-    ratios = sorted((dict(zip(symbols, (c + 1 for c in combo))) for combo in np.ndindex(*[MAX_RATIO] * len(symbols))
-                     if reduce(math.gcd, (c + 1 for c in combo)) == 1), key=lambda r: sum(r.values()))
-    # the classic valences first (cheap to test), then any charge balance pymatgen finds (slow:
-    # only as far as needed), then the rest, each class simplest first
-    chosen = [r for r in ratios if _valences(r) is not None][:STOICHIOMETRIES]
-    for ratio in ratios:
-        if len(chosen) == STOICHIOMETRIES:
-            break
-        if ratio not in chosen and (len(symbols) == 1 or Composition(ratio).oxi_state_guesses(max_sites=-1)):
-            chosen.append(ratio)
-    return chosen + [r for r in ratios if r not in chosen][:STOICHIOMETRIES - len(chosen)]
-
-
-def _valences(ratio: Mapping[str, float]) -> dict[str, int] | None:
-    """Classic valences that balance the charge, or None: the anions (elements whose common
-    oxidation states are all negative, else the most electronegative element) at their common
-    negative states and every other element at its highest common positive state (group valence,
-    e.g. C⁴⁺ with O and F)."""
-    elements = [Element(symbol) for symbol in ratio]
-    anions = [e for e in elements if e.common_oxidation_states and max(e.common_oxidation_states) < 0]
-    if not anions:
-        anions = [max(elements, key=lambda e: e.X if e.X == e.X else 0.0)]  # X is NaN for noble gases
-    choices = []
-    for e in elements:
-        states = e.common_oxidation_states or (0,)
-        choices.append([q for q in states if q < 0] if e in anions else [max(states)])
-    if not all(choices) or any(max(c) <= 0 for e, c in zip(elements, choices) if e not in anions):
-        return None
-    return next((dict(zip(ratio, states)) for states in itertools.product(*choices)
-                 if abs(sum(ratio[e.symbol] * q for e, q in zip(elements, states))) < 1e-6), None)
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:

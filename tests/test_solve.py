@@ -102,9 +102,9 @@ def test_bundled_example_is_reported_in_its_conventional_cell():
 @pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
                                             (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
 def test_elements_alone_try_the_classic_valences_first(elements, first):
-    from model.solve import _stoichiometries
+    from model.composition import stoichiometries
 
-    assert _stoichiometries(elements, None)[0] == first
+    assert stoichiometries(elements)[0] == first
 
 
 @pytest.mark.parametrize("name, formula, space_group", [

@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "<stem>_report.json, <stem>_fit.csv and <stem>_density.cube. Exit 1 when a "
                     "pattern is not solved (its report says why and holds the best attempt).")
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="powder pattern files")
-    parser.add_argument("--elements", nargs="+", required=True, metavar="E", help="elements in the sample")
-    parser.add_argument("--formula", default=None, help="formula or stoichiometry, e.g. Mg2Si")
+    parser.add_argument("--elements", nargs="+", required=True, metavar="E", help="elements known to be in the sample")
+    parser.add_argument("--possible", nargs="+", default=[], metavar="E", help="elements that may be in the sample")
+    parser.add_argument("--excluded", nargs="+", default=[], metavar="E", help="elements that are not in the sample")
+    parser.add_argument("--formula", default=None,
+                        help="formula or stoichiometry, e.g. Mg2Si: every element, no excluded one")
     parser.add_argument("--wavelength", default=None, metavar="λ",
                         help=f"Å or an anode ({', '.join(ANODES)}); default: the file's")
     parser.add_argument("--system", default="auto", choices=SOLVE_CHOICES, help="crystal system (default auto)")
@@ -49,8 +52,10 @@ def run(args: argparse.Namespace) -> int:
     for path, pattern in patterns:
         print(f"cmedgui: solving {path.name}", file=sys.stderr)
         result = drive(solve(pattern, args.elements, formula=args.formula, system=args.system,
-                             samples=args.samples, device=args.device))
-        write_outputs(Path(args.out), path, result, {"elements": list(args.elements), "formula": args.formula})
+                             samples=args.samples, device=args.device, possible=args.possible,
+                             excluded=args.excluded))
+        write_outputs(Path(args.out), path, result, {"elements": list(args.elements), "possible": args.possible,
+                                                     "excluded": args.excluded, "formula": args.formula})
         print(f"cmedgui: {path.name}: {'solved' if result.solved else 'NOT solved'}, {result.space_group} "
               f"Rwp {result.rwp:.2f} %" + ("" if result.solved else f" ({result.message})"), file=sys.stderr)
         status = status or (0 if result.solved else 1)

@@ -53,6 +53,9 @@ def test_composition_cycles_and_formula(qtbot):
         model.set_known(["Na", "Qq"])
     model.set_state("Na", "excluded")
     assert model.excluded == ["Na"]
+    with pytest.raises(InputError, match="excluded"):  # an excluded element stays excluded
+        model.set_formula("NaCl")
+    assert model.excluded == ["Na"] and model.formula == "CeO2"
 
 
 def test_settings_remember_recent_files(tmp_path):

@@ -51,14 +51,15 @@ class SolveController:
         if pattern is None:
             self.window.show_error("Open a pattern first (File › Open or drop a file on the window)")
             return
-        elements = self.composition.known + self.composition.possible
-        if not elements:
+        chemistry = self.composition
+        if not chemistry.known and not chemistry.possible:
             self.window.show_error("Tick the elements in the sample first (periodic table, left)")
             return
         from model.solve import solve
 
         data = without_excluded(pattern, self.patterns.included_mask(pattern))
-        self.runner.submit("Solve", solve, data, elements, formula=self.composition.formula or None,
+        self.runner.submit("Solve", solve, data, chemistry.known, formula=chemistry.formula or None,
+                           possible=chemistry.possible, excluded=chemistry.excluded,
                            system=self.window.crystal_system.currentText(), samples=SOLVE_SAMPLES,
                            device=self.settings.device)
 
