@@ -37,13 +37,14 @@ class Clusters:
     d: np.ndarray  # (R,) Å
     weight: np.ndarray  # (R,) multiplicity × LP
     group: np.ndarray  # (R,) cluster index of each reflection
-    observed: np.ndarray  # (C,) integrated net intensity
+    observed: np.ndarray  # (C,) integrated intensity above the background
     background: np.ndarray  # (C, B) integrals of smooth functions of 2θ over each cluster's window
 
 
-def clusters(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: int, zero: float,
+def clusters(pattern: Pattern, signal: np.ndarray, lattice: Lattice, space_group: int, zero: float,
              fwhm_poly: Sequence[float]) -> Clusters:
-    """Reflections of the cell in the measured range and their observed cluster intensities.
+    """Reflections of the cell in the measured range and their observed cluster intensities, from
+    ``signal``, the pattern's intensity above its background.
 
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
@@ -70,8 +71,8 @@ def clusters(pattern: Pattern, net: np.ndarray, lattice: Lattice, space_group: i
     point[gap] = point.max(initial=-1) + runs[gap]
     inside = point >= 0
     step = np.gradient(x)[inside]
-    observed = np.bincount(point[inside], weights=net[inside] * step)
-    # the background left in ``net`` is smooth in 2θ: Chebyshev polynomials integrated over each window
+    observed = np.bincount(point[inside], weights=signal[inside] * step)
+    # the background left in ``signal`` is smooth in 2θ: Chebyshev polynomials integrated over each window
     scan = (2 * x[inside] - (x[0] + x[-1])) / (x[-1] - x[0])
     residual = np.stack([np.bincount(point[inside], weights=np.polynomial.chebyshev.chebval(scan, np.eye(k + 1)[k])
                                      * step) for k in range(BACKGROUND_TERMS)], axis=1)

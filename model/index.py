@@ -49,8 +49,8 @@ SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhom
 class Cell:
     """An indexing solution: lattice (Å, degrees), zero shift (deg 2θ), figures of merit.
 
-    ``m20`` is de Wolff's M20 = Q_N / (2 ε N_calc) over the indexed lines (Q = 1/d², Å⁻²; ε their
-    mean |Q_obs − Q_calc|; N_calc the distinct lines the cell allows up to Q_N, the last observed
+    ``m20`` is de Wolff's M20 = (1/d²)_N / (2 ε N_calc) over the indexed lines (1/d² in Å⁻²; ε their
+    mean |Δ(1/d²)|; N_calc the distinct lines the cell allows up to the last observed
     line); ``f_n`` is Smith & Snyder's F_N = N / (mean |Δ2θ| · N_calc) over the same lines.
     ``merit`` ranks the cells: M20 × UNINDEXED_FACTOR per unindexed line × SYMMETRY_WEIGHT, so a
     cell that leaves impurity lines unexplained pays for them without being refused.
@@ -176,50 +176,50 @@ def _norms(form: str, limit: int) -> np.ndarray:
     return values[values <= limit].astype(float)
 
 
-def _reflections(system: str, coef: np.ndarray, q_max: float) -> np.ndarray:
-    """Feature rows of every distinct line of the cell with 1/d² ≤ q_max (Å⁻²), sorted by 1/d²."""
+def _reflections(system: str, coef: np.ndarray, inv_d2_max: float) -> np.ndarray:
+    """Feature rows of every distinct line of the cell with 1/d² ≤ inv_d2_max (Å⁻²), sorted by 1/d²."""
     def norms(form, bound):  # cached on a power-of-two limit: cells of one pattern share it
         limit = 1 << max(int(np.ceil(np.log2(max(bound, 1.0)))), 4)
         values = _norms(form, limit)
         return values[values <= bound]
 
     if system == "cubic":
-        features = norms("cubic", q_max / coef[0])[:, None]
+        features = norms("cubic", inv_d2_max / coef[0])[:, None]
     elif system in ("tetragonal", "hexagonal"):
         if system == "tetragonal":
-            first = norms("square", q_max / coef[0])
+            first = norms("square", inv_d2_max / coef[0])
         else:
-            first = 4.0 / 3.0 * norms("hexagonal", 0.75 * q_max / coef[0])
-        second = np.arange(int(np.sqrt(q_max / coef[1])) + 1, dtype=float) ** 2
+            first = 4.0 / 3.0 * norms("hexagonal", 0.75 * inv_d2_max / coef[0])
+        second = np.arange(int(np.sqrt(inv_d2_max / coef[1])) + 1, dtype=float) ** 2
         features = np.stack(np.broadcast_arrays(first[:, None], second[None, :]), -1).reshape(-1, 2)
     else:
-        axes = [np.arange(int(np.sqrt(q_max / c)) + 1, dtype=float) ** 2 for c in coef]
+        axes = [np.arange(int(np.sqrt(inv_d2_max / c)) + 1, dtype=float) ** 2 for c in coef]
         features = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    q = features @ coef
-    keep = (q > 0) & (q <= q_max)
-    features, q = features[keep], q[keep]
-    order = np.argsort(q)
+    inv_d2 = features @ coef
+    keep = (inv_d2 > 0) & (inv_d2 <= inv_d2_max)
+    features, inv_d2 = features[keep], inv_d2[keep]
+    order = np.argsort(inv_d2)
     return features[order]
 
 
-def _q(tth: np.ndarray, wavelength: float, zero: float = 0.0) -> np.ndarray:
+def _inv_d2(tth: np.ndarray, wavelength: float, zero: float = 0.0) -> np.ndarray:
     """1/d² (Å⁻²) of peaks at 2θ − zero."""
     return (2 * np.sin(np.radians(tth - zero) / 2) / wavelength) ** 2
 
 
-def _dq_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
+def _dinv_d2_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
     """d(1/d²)/d(2θ) per degree."""
     return 2 * np.sin(np.radians(tth)) / wavelength**2 * np.pi / 180
 
 
-def _nearest(q_obs: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
-    """|q_obs − nearest q_calc| per row: q_obs (M, m), q_calc (M, H) sorted along rows."""
-    rows = q_calc.shape[0]
-    cap = 2.0 * float(q_obs.max())
+def _nearest(inv_d2_obs: np.ndarray, inv_d2_calc: np.ndarray) -> np.ndarray:
+    """|inv_d2_obs − nearest inv_d2_calc| per row: inv_d2_obs (M, m), inv_d2_calc (M, H) sorted along rows."""
+    rows = inv_d2_calc.shape[0]
+    cap = 2.0 * float(inv_d2_obs.max())
     span = 2.0 * cap
     offset = np.arange(rows, dtype=float)[:, None] * span
-    flat = (np.minimum(q_calc, cap) + offset).ravel()
-    target = q_obs + offset
+    flat = (np.minimum(inv_d2_calc, cap) + offset).ravel()
+    target = inv_d2_obs + offset
     pos = np.searchsorted(flat, target.ravel()).reshape(target.shape)
     above = flat[np.minimum(pos, flat.size - 1)]
     below = flat[np.maximum(pos - 1, 0)]
@@ -229,13 +229,13 @@ def _nearest(q_obs: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
 def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause) -> list[Cell]:
     pause()
     max_unindexed = max_unindexed * tth.size // 20
-    q_obs = _q(tth, wavelength)
+    inv_d2_obs = _inv_d2(tth, wavelength)
     inverses = _trial_inverses(system)
     n = inverses.shape[-1]
     if tth.size - max_unindexed < LINES_PER_PARAMETER * (n + 1):
         return []  # too few lines: a cell with this many parameters (and the zero) fits any of them
     trial_lines = itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n)
-    coef = np.concatenate([inverses @ q_obs[list(lines)] for lines in trial_lines])
+    coef = np.concatenate([inverses @ inv_d2_obs[list(lines)] for lines in trial_lines])
     coef = coef[_plausible(system, coef, max_volume)]
     if system == "orthorhombic":
         coef = np.sort(coef, axis=1)  # the same cell with its axes in another order
@@ -244,12 +244,12 @@ def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause
     coef = coef[first_of]
     screen_features = _low_index_features(system, _SCREEN_INDEX[system])
     m = min(SCREEN_LINES, tth.size)
-    q_tol = SCREEN_TOLERANCE * tol * _dq_dtth(tth[:m], wavelength)
+    inv_d2_tol = SCREEN_TOLERANCE * tol * _dinv_d2_dtth(tth[:m], wavelength)
     passed, passed_misses = [], []
     for chunk in np.array_split(coef, max(1, len(coef) // 20000)):
         pause()
-        q_calc = np.sort(chunk @ screen_features.T, axis=1)
-        misses = np.sum(_nearest(np.broadcast_to(q_obs[:m], (len(chunk), m)), q_calc) > q_tol, axis=1)
+        inv_d2_calc = np.sort(chunk @ screen_features.T, axis=1)
+        misses = np.sum(_nearest(np.broadcast_to(inv_d2_obs[:m], (len(chunk), m)), inv_d2_calc) > inv_d2_tol, axis=1)
         passed.append(chunk[misses <= max_unindexed])
         passed_misses.append(misses[misses <= max_unindexed])
     good = np.concatenate(passed) if passed else np.zeros((0, n))
@@ -300,45 +300,45 @@ def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) 
     n = len(coef)
     wide = SCREEN_TOLERANCE * tol
     for lines, window in ((SCREEN_LINES, wide), (tth.size, wide), (tth.size, tol), (tth.size, tol)):
-        q_obs = _q(tth, wavelength, zero)
-        slope = _dq_dtth(tth - zero, wavelength)
-        features = _reflections(system, coef, q_obs[-1] * 1.05)
+        inv_d2_obs = _inv_d2(tth, wavelength, zero)
+        slope = _dinv_d2_dtth(tth - zero, wavelength)
+        features = _reflections(system, coef, inv_d2_obs[-1] * 1.05)
         if len(features) == 0:
             return None
-        q_line = features @ coef
-        nearest = _nearest_index(q_obs, q_line)
-        use = (np.abs(q_obs - q_line[nearest]) / slope <= window) & (np.arange(tth.size) < lines)
+        inv_d2_line = features @ coef
+        nearest = _nearest_index(inv_d2_obs, inv_d2_line)
+        use = (np.abs(inv_d2_obs - inv_d2_line[nearest]) / slope <= window) & (np.arange(tth.size) < lines)
         if use.sum() < n + 2:
             return None
         design = np.column_stack([features[nearest[use]] / slope[use, None], np.ones(use.sum())])
-        solution, *_ = np.linalg.lstsq(design, q_obs[use] / slope[use], rcond=None)
+        solution, *_ = np.linalg.lstsq(design, inv_d2_obs[use] / slope[use], rcond=None)
         coef, zero = solution[:n], zero + float(solution[n])
         if not _plausible(system, coef[None], max_volume)[0] or abs(zero) > MAX_ZERO_DEG:
             return None
-    q_obs = _q(tth, wavelength, zero)
-    slope = _dq_dtth(tth - zero, wavelength)
-    q_max = q_obs[-1]
-    q_line = _reflections(system, coef, q_max * 1.05) @ coef
-    q_line = q_line[np.concatenate([[True], np.diff(q_line) > 1e-12 * q_max])]
-    miss = np.abs(q_obs - q_line[_nearest_index(q_obs, q_line)])
+    inv_d2_obs = _inv_d2(tth, wavelength, zero)
+    slope = _dinv_d2_dtth(tth - zero, wavelength)
+    inv_d2_max = inv_d2_obs[-1]
+    inv_d2_line = _reflections(system, coef, inv_d2_max * 1.05) @ coef
+    inv_d2_line = inv_d2_line[np.concatenate([[True], np.diff(inv_d2_line) > 1e-12 * inv_d2_max])]
+    miss = np.abs(inv_d2_obs - inv_d2_line[_nearest_index(inv_d2_obs, inv_d2_line)])
     indexed = miss / slope <= tol
     if indexed.sum() < tth.size - max_unindexed:
         return None
-    n_calc = max(int(np.sum(q_line <= q_max)), 1)
+    n_calc = max(int(np.sum(inv_d2_line <= inv_d2_max)), 1)
     eps = max(float(np.mean(miss[indexed])), 1e-12)
-    m20 = float(q_max / (2 * eps * n_calc))
+    m20 = float(inv_d2_max / (2 * eps * n_calc))
     merit = m20 * UNINDEXED_FACTOR ** int(tth.size - indexed.sum()) * SYMMETRY_WEIGHT[system]
     f_n = float(indexed.sum() / (max(float(np.mean(miss[indexed] / slope[indexed])), 1e-6) * n_calc))
     lattice = tuple(float(v) for v in _lattice(system, coef))
     return Cell(system, lattice, zero, m20, f_n, int(indexed.sum()), int(tth.size), merit)
 
 
-def _nearest_index(q_obs: np.ndarray, q_line: np.ndarray) -> np.ndarray:
-    """Index of the nearest entry of the sorted q_line for each q_obs."""
-    pos = np.clip(np.searchsorted(q_line, q_obs), 1, max(len(q_line) - 1, 1))
+def _nearest_index(inv_d2_obs: np.ndarray, inv_d2_line: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of the sorted inv_d2_line for each inv_d2_obs."""
+    pos = np.clip(np.searchsorted(inv_d2_line, inv_d2_obs), 1, max(len(inv_d2_line) - 1, 1))
     below = np.maximum(pos - 1, 0)
-    return np.where(np.abs(q_line[np.minimum(pos, len(q_line) - 1)] - q_obs) < np.abs(q_obs - q_line[below]),
-                    np.minimum(pos, len(q_line) - 1), below)
+    above = np.minimum(pos, len(inv_d2_line) - 1)
+    return np.where(np.abs(inv_d2_line[above] - inv_d2_obs) < np.abs(inv_d2_obs - inv_d2_line[below]), above, below)
 
 
 def _metrically_higher(cell: Cell) -> bool:

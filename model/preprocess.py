@@ -48,9 +48,9 @@ def _included(pattern: Pattern, excluded: Sequence[tuple[float, float]]) -> np.n
     return keep
 
 
-def noise_level(net: np.ndarray) -> float:
-    """Robust standard deviation of point-to-point differences (σ of the noise, same units as net)."""
-    diff = np.diff(net)
+def noise_level(signal: np.ndarray) -> float:
+    """Robust standard deviation of point-to-point differences (σ of the noise, same units as ``signal``)."""
+    diff = np.diff(signal)
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)) or 1e-12
 
 
@@ -61,16 +61,16 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     the caller has it already (else computed here)."""
     if background_counts is None:
         background_counts = background(pattern, excluded)
-    net = pattern.intensity - background_counts
+    signal = pattern.intensity - background_counts
     keep = _included(pattern, excluded)
-    sigma = noise_level(net)
+    sigma = noise_level(signal)
     step = pattern.step
-    smooth = np.convolve(net, np.ones(3) / 3, mode="same")
+    smooth = np.convolve(signal, np.ones(3) / 3, mode="same")
     index, props = _scipy_find_peaks(np.where(keep, smooth, 0.0), prominence=min_snr * sigma,
                                      distance=max(1, int(0.04 / step)))
     order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
     wavelength = kalpha_doublet(pattern.wavelength)
-    peaks = [p for p in (_fit_peak(pattern.two_theta, net, i, step, wavelength, sigma) for i in index[order])
+    peaks = [p for p in (_fit_peak(pattern.two_theta, signal, i, step, wavelength, sigma) for i in index[order])
              if p is not None]
     peaks = _drop_ka2_shadows(peaks, wavelength)
     peaks.sort(key=lambda p: -p.height)

@@ -48,7 +48,7 @@ class Placed(Protocol):
     """Sites (species index, orbit index) with their free coordinates, in site order."""
 
     sites: tuple[tuple[int, int], ...]
-    params: np.ndarray
+    coords: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class Layout:
     def dof(self) -> int:
         return self.basis.shape[2]
 
-    def positions(self, params: np.ndarray) -> np.ndarray:
-        return self.offsets + np.einsum("aip,p->ai", self.basis, params)
+    def positions(self, coords: np.ndarray) -> np.ndarray:
+        return self.offsets + np.einsum("aip,p->ai", self.basis, coords)
 
 @dataclass
 class Batch:
@@ -157,17 +157,18 @@ class Problem:
             kinds.append(np.full(orbit.offsets.shape[0], species))
         return Layout(np.concatenate(offsets), np.concatenate(blocks), np.concatenate(kinds))
 
-    def score(self, q: torch.Tensor, free: Batch, fixed: Fixed, texture: bool = True) -> torch.Tensor:
+    def score(self, coords: torch.Tensor, free: Batch, fixed: Fixed, texture: bool = True) -> torch.Tensor:
         """(n,) cluster R (at the best overall B and, with ``texture``, preferred orientation) +
         close-contact and loneliness penalties of n trials."""
         weights = self.weights if texture else self.weights[::self.textures]
-        pos = free.offsets + torch.einsum("naip,np->nai", free.basis, q)  # (n, A, 3)
+        pos = free.offsets + torch.einsum("naip,np->nai", free.basis, coords)  # (n, A, 3)
         phase = (2 * torch.pi) * (pos @ self.hkl.T)  # (n, A, R)
         f = self.f[free.kinds] * free.mask[..., None]
         re = (f * torch.cos(phase)).sum(1) + fixed.re
         im = (f * torch.sin(phase)).sum(1) + fixed.im
         per_reflection = (re * re + im * im)[:, None, :] * weights
-        calc = per_reflection.new_zeros(len(q), len(weights), self.clusters).index_add_(2, self.group, per_reflection)
+        calc = per_reflection.new_zeros(len(coords), len(weights), self.clusters)
+        calc = calc.index_add_(2, self.group, per_reflection)
         calc = calc - (calc @ self.background) @ self.background.T
         # R² = 1 − cos²(calc, observed) at the least-squares scale
         cosine = (calc @ self.observed) / calc.norm(dim=-1).clamp_min(1e-30)
@@ -211,9 +212,9 @@ class Problem:
 
     def batch(self, layouts: Sequence[Layout]) -> Batch:
         width = max(max(lay.offsets.shape[0] for lay in layouts), 1)
-        params = max(max(lay.dof for lay in layouts), 1)
+        dof = max(max(lay.dof for lay in layouts), 1)
         n = len(layouts)
-        offsets, basis = np.zeros((n, width, 3)), np.zeros((n, width, 3, params))
+        offsets, basis = np.zeros((n, width, 3)), np.zeros((n, width, 3, dof))
         kinds, mask = np.zeros((n, width), dtype=int), np.zeros((n, width))
         for i, lay in enumerate(layouts):
             a = lay.offsets.shape[0]
@@ -232,7 +233,7 @@ class Problem:
         pos = np.zeros((len(distinct), width, 3))
         for key, p in distinct.items():
             lay = layouts[key]
-            pos[rows[key], :lay.offsets.shape[0]] = lay.positions(p.params)
+            pos[rows[key], :lay.offsets.shape[0]] = lay.positions(p.coords)
         pos = torch.tensor(pos, dtype=torch.float32)
         f = self.f[batch.kinds] * batch.mask[..., None]
         phase = (2 * torch.pi) * (pos @ self.hkl.T)
@@ -241,9 +242,9 @@ class Problem:
         index = torch.tensor([rows[id(p)] for p in parents])
         return Fixed(re, im, pos, batch.kinds, batch.mask, own).take(index)
 
-    def structure(self, sites: Sequence[tuple[int, int]], params: np.ndarray) -> Structure:
+    def structure(self, sites: Sequence[tuple[int, int]], coords: np.ndarray) -> Structure:
         lay = self.layout(sites)
-        return Structure(self.arm.lattice, [self.arm.species[k] for k in lay.kinds], lay.positions(params) % 1.0)
+        return Structure(self.arm.lattice, [self.arm.species[k] for k in lay.kinds], lay.positions(coords) % 1.0)
 
 def textures(hkl: np.ndarray, lattice: Lattice, ops: constraints.SpaceGroupOps) -> np.ndarray:
     """(T, R) March–Dollase factors (r²cos²α + sin²α/r)^(−3/2) of each hkl family, averaged over its

@@ -86,7 +86,7 @@ class _Partial:
 
     arm: int
     sites: tuple[tuple[int, int], ...]
-    params: np.ndarray  # free coordinates of all sites, in site order
+    coords: np.ndarray  # free coordinates of all sites, in site order
     score: float
 
     @property
@@ -104,15 +104,16 @@ class _Extension:
     starts: np.ndarray  # (k, dof)
     score: float
 
-    def partial(self, params: np.ndarray, score: float) -> _Partial:
+    def partial(self, coords: np.ndarray, score: float) -> _Partial:
         return _Partial(self.parent.arm, self.parent.sites + self.sites,
-                        np.concatenate([self.parent.params, params]), float(score))
+                        np.concatenate([self.parent.coords, coords]), float(score))
 
 
-def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Sequence[float],
+def search(pattern: Pattern, signal: np.ndarray, arms: Sequence[Arm], fwhm_poly: Sequence[float],
            rng: np.random.Generator) -> Generator[Progress, None, list[Candidate]]:
     """Complete placements over all arms, best first. A generator: it yields Progress (fraction 0–1)
-    after every batch of trials (a fraction of a second), so closing it cancels promptly.
+    after every batch of trials (a fraction of a second), so closing it cancels promptly. ``signal``:
+    the pattern's intensity above its background.
 
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
@@ -123,7 +124,7 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
         yield Progress("search", 0.0, f"reflections of {_symbol(arm.space_group)} ({i + 1}/{len(arms)})")
         key = (_cell(arm), arm.zero, arm.space_group)
         if key not in reflections:
-            refl = clusters(pattern, net, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
+            refl = clusters(pattern, signal, arm.lattice, arm.space_group, arm.zero, fwhm_poly)
             reflections[key] = refl, textures(refl.hkl, arm.lattice, standard_ops(arm.space_group))
         problem = Problem(arm, *reflections[key])
         if problem.valid:
@@ -144,7 +145,7 @@ def search(pattern: Pattern, net: np.ndarray, arms: Sequence[Arm], fwhm_poly: Se
             note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(ROUNDS)}")
             found[i] = yield from _beam_search(problems[i], i, elements, effort, found.get(i, []), rng, note)
     complete = sorted((s for states in found.values() for s in states), key=lambda s: s.score)
-    return [Candidate(s.score, problems[s.arm].structure(s.sites, s.params), problems[s.arm].arm.space_group,
+    return [Candidate(s.score, problems[s.arm].structure(s.sites, s.coords), problems[s.arm].arm.space_group,
                       tuple(problems[s.arm].orbits[k].label for _, k in s.sites), s.arm) for s in complete]
 
 
@@ -171,7 +172,7 @@ def _beam_search(problem: Problem, arm: int, elements: Sequence[str], effort: Ef
         # lighter atoms placed against heavy ones a tenth of an Å off settle in the wrong places
         # (measured: KLaTiO4's K 0.7 Å off its site, and then its O, with La and Ti 0.16 Å off).
         # Not in the first look, whose coordinates are raw samples: it only ranks the arms
-        if effort.polished and beam and beam[0].params.size:
+        if effort.polished and beam and beam[0].coords.size:
             beam = yield from _polish_all(problem, beam, effort.final_steps, effort.final_rate, note)
     if effort.final_steps:
         beam = yield from _polish_all(problem, beam, effort.final_steps, effort.final_rate, note)
@@ -189,7 +190,7 @@ def _restart(problem: Problem, states: list[_Partial], effort: Effort, rng: np.r
     wrong places for the rest."""
     best: dict[tuple, _Partial] = {}
     for state in sorted(states, key=lambda s: s.score):
-        if state.params.size:
+        if state.coords.size:
             best.setdefault(state.sites, state)
     fillings_seen = list(best)[:effort.restarted]
     if not fillings_seen:
@@ -198,38 +199,38 @@ def _restart(problem: Problem, states: list[_Partial], effort: Effort, rng: np.r
     batch = problem.batch(layouts)
     empty = problem.fixed([_Partial(states[0].arm, (), np.zeros(0), 0.0)])
     job_of_trial = np.repeat(np.arange(len(layouts)), effort.restarts)
-    q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
+    trials = rng.random((job_of_trial.size, batch.basis.shape[-1]))
     near = rng.random(job_of_trial.size) < 0.5
     for j, sites in enumerate(fillings_seen):
         rows = np.flatnonzero((job_of_trial == j) & near)
-        params = best[sites].params
-        q[rows, :params.size] = params + rng.normal(0.0, RESTART_SPREAD, (rows.size, params.size))
-    scores = yield from _trial_scores(problem, q, batch, empty, job_of_trial, torch.zeros_like, note)
+        found = best[sites].coords
+        trials[rows, :found.size] = found + rng.normal(0.0, RESTART_SPREAD, (rows.size, found.size))
+    scores = yield from _trial_scores(problem, trials, batch, empty, job_of_trial, torch.zeros_like, note)
     starts = []
     for j, lay in enumerate(layouts):
         mine = np.flatnonzero(job_of_trial == j)
-        starts += [(j, row) for row in _distinct(q[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])]
-    q0 = np.zeros((len(starts), batch.basis.shape[-1]))
+        starts += [(j, row) for row in _distinct(trials[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])]
+    initial = np.zeros((len(starts), batch.basis.shape[-1]))
     for n, (_, row) in enumerate(starts):
-        q0[n, :row.size] = row
+        initial[n, :row.size] = row
     index = torch.tensor([j for j, _ in starts])
-    q, scores = yield from _descend(problem, q0, batch.take(index), empty.take(torch.zeros_like(index)),
+    coords, scores = yield from _descend(problem, initial, batch.take(index), empty.take(torch.zeros_like(index)),
                                     effort.final_steps, LEARNING_RATE, note)
-    return [_Partial(states[0].arm, fillings_seen[j], q[n, :row.size], float(scores[n]))
+    return [_Partial(states[0].arm, fillings_seen[j], coords[n, :row.size], float(scores[n]))
             for n, (j, row) in enumerate(starts)]
 
 
-def _trial_scores(problem: Problem, q: np.ndarray, batch: Batch, fixed: Fixed, job_of_trial: np.ndarray,
+def _trial_scores(problem: Problem, trials: np.ndarray, batch: Batch, fixed: Fixed, job_of_trial: np.ndarray,
                   fixed_row: Callable[[torch.Tensor], torch.Tensor], note: Progress,
                   texture: bool = True) -> Generator[Progress, None, np.ndarray]:
-    """Scores of the trial coordinates q (row r tries job job_of_trial[r]; its fixed atoms are row
+    """Scores of the trial coordinates ``trials`` (row r tries job job_of_trial[r]; its fixed atoms are row
     fixed_row(job) of ``fixed``), in chunks as large as memory allows, yielding between chunks."""
     rows = problem.rows(batch)
     scores = []
     for start in range(0, job_of_trial.size, rows):
         index = torch.from_numpy(job_of_trial[start:start + rows])
         with torch.no_grad():
-            scores.append(problem.score(torch.tensor(q[start:start + rows], dtype=torch.float32),
+            scores.append(problem.score(torch.tensor(trials[start:start + rows], dtype=torch.float32),
                                         batch.take(index), fixed.take(fixed_row(index)), texture=texture).numpy())
         yield note
     return np.concatenate(scores)
@@ -275,13 +276,13 @@ def _sample(problem: Problem, states: list[_Partial], element: str, effort: Effo
     job_of_trial = np.repeat(np.arange(len(jobs)), share.astype(int))
     batch = problem.batch(layouts)
     fixed = problem.fixed([state for state, _ in jobs])
-    q = rng.random((job_of_trial.size, batch.basis.shape[-1]))
-    scores = yield from _trial_scores(problem, q, batch, fixed, job_of_trial, lambda index: index, note,
+    trials = rng.random((job_of_trial.size, batch.basis.shape[-1]))
+    scores = yield from _trial_scores(problem, trials, batch, fixed, job_of_trial, lambda index: index, note,
                                       texture=False)
     extensions = []
     for j, ((state, sites), lay) in enumerate(zip(jobs, layouts)):
         mine = np.flatnonzero(job_of_trial == j)
-        starts = _distinct(q[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])
+        starts = _distinct(trials[mine[np.argsort(scores[mine], kind="stable")], :lay.dof])
         extensions.append(_Extension(state, sites, lay, starts, float(scores[mine].min())))
     return done + extensions
 
@@ -307,11 +308,11 @@ def _polish_new(problem: Problem, extensions: list[_Extension], effort: Effort,
         starts = [(e, row) for e in ranked for row in e.starts]
         batch = problem.batch([e.layout for e, _ in starts])
         fixed = problem.fixed([e.parent for e, _ in starts])
-        q0 = np.zeros((len(starts), batch.basis.shape[-1]))
+        initial = np.zeros((len(starts), batch.basis.shape[-1]))
         for n, (_, row) in enumerate(starts):
-            q0[n, :row.size] = row
-        q, scores = yield from _descend(problem, q0, batch, fixed, POLISH_STEPS, LEARNING_RATE, note)
-        partials += [e.partial(q[n, :row.size], scores[n]) for n, (e, row) in enumerate(starts)]
+            initial[n, :row.size] = row
+        coords, scores = yield from _descend(problem, initial, batch, fixed, POLISH_STEPS, LEARNING_RATE, note)
+        partials += [e.partial(coords[n, :row.size], scores[n]) for n, (e, row) in enumerate(starts)]
     return partials
 
 
@@ -333,43 +334,43 @@ def _polish_all(problem: Problem, states: list[_Partial], steps: int, rate: floa
     """Joint gradient descent on every free coordinate of complete structures."""
     batch = problem.batch([problem.layout(s.sites) for s in states])
     fixed = problem.fixed([_Partial(states[0].arm, (), np.zeros(0), 0.0)] * len(states))
-    q0 = np.zeros((len(states), batch.basis.shape[-1]))
+    initial = np.zeros((len(states), batch.basis.shape[-1]))
     for n, s in enumerate(states):
-        q0[n, :s.params.size] = s.params
-    q, scores = yield from _descend(problem, q0, batch, fixed, steps, rate, note)
-    return [_Partial(s.arm, s.sites, q[n, :s.params.size], float(scores[n])) if scores[n] < s.score else s
+        initial[n, :s.coords.size] = s.coords
+    coords, scores = yield from _descend(problem, initial, batch, fixed, steps, rate, note)
+    return [_Partial(s.arm, s.sites, coords[n, :s.coords.size], float(scores[n])) if scores[n] < s.score else s
             for n, s in enumerate(states)]
 
 
-def _descend(problem: Problem, q0: np.ndarray, batch: Batch, fixed: Fixed, steps: int, rate: float,
+def _descend(problem: Problem, initial: np.ndarray, batch: Batch, fixed: Fixed, steps: int, rate: float,
              note: Progress) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
     """Adam with a cosine-decaying step on the sum of the trials' scores (independent trials: each
     follows its own gradient); returns the best parameters and score each trial reached.
     Written out because torch.optim's first use imports torch._dynamo, seconds of start-up."""
     rows = max(1, problem.rows(batch) // 3)  # the backward pass holds about twice the forward's tensors
-    best_q, best_score = q0.copy(), np.full(len(q0), np.inf)
-    for start in range(0, len(q0), rows):
+    best_coords, best_score = initial.copy(), np.full(len(initial), np.inf)
+    for start in range(0, len(initial), rows):
         part = slice(start, start + rows)
         free, placed = batch.take(part), fixed.take(part)
-        q = torch.tensor(q0[part], dtype=torch.float32, requires_grad=True)
-        mean, square = torch.zeros_like(q), torch.zeros_like(q)
+        coords = torch.tensor(initial[part], dtype=torch.float32, requires_grad=True)
+        mean, square = torch.zeros_like(coords), torch.zeros_like(coords)
         for step in range(steps + 1):
-            score = problem.score(q, free, placed)
+            score = problem.score(coords, free, placed)
             values = score.detach().numpy()
             better = values < best_score[part]
             best_score[part] = np.where(better, values, best_score[part])
-            best_q[part][better] = q.detach().numpy()[better]
+            best_coords[part][better] = coords.detach().numpy()[better]
             if step == steps:
                 break
-            (gradient,) = torch.autograd.grad(score.sum(), q)
+            (gradient,) = torch.autograd.grad(score.sum(), coords)
             mean.mul_(ADAM_BETAS[0]).add_((1 - ADAM_BETAS[0]) * gradient)
             square.mul_(ADAM_BETAS[1]).add_((1 - ADAM_BETAS[1]) * gradient.square())
             unbiased = mean / (1 - ADAM_BETAS[0] ** (step + 1))
             scale = (square / (1 - ADAM_BETAS[1] ** (step + 1))).sqrt() + 1e-8
             with torch.no_grad():
-                q -= rate * 0.5 * (1 + np.cos(np.pi * step / steps)) * unbiased / scale
+                coords -= rate * 0.5 * (1 + np.cos(np.pi * step / steps)) * unbiased / scale
             yield note
-    return best_q, best_score
+    return best_coords, best_score
 
 
 def _select(children: list[_Partial], width: int) -> list[_Partial]:
@@ -387,7 +388,7 @@ def _select(children: list[_Partial], width: int) -> list[_Partial]:
 def _same_place(a: _Partial, b: _Partial) -> bool:
     if a.sites != b.sites:
         return False
-    delta = np.abs(a.params - b.params) % 1.0
+    delta = np.abs(a.coords - b.coords) % 1.0
     return bool(np.all(np.minimum(delta, 1 - delta) < START_SPACING / 2))
 
 

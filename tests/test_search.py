@@ -52,10 +52,10 @@ def test_fixed_positions_hold_one_orbit():
 
 def test_forbidden_lattice_reflections_count_as_unexplained(rocksalt):
     pattern = simulate_pattern(rocksalt, ANODES["CuKa"], np.arange(20, 90, 0.02), ProfileParams(w=0.004))
-    net = pattern.intensity - background(pattern)
+    signal = pattern.intensity - background(pattern)
     widths = _fwhm_poly(find_peaks(pattern))
-    primitive = extraction.clusters(pattern, net, rocksalt.lattice, 221, 0.0, widths)
-    centred = extraction.clusters(pattern, net, rocksalt.lattice, 225, 0.0, widths)
+    primitive = extraction.clusters(pattern, signal, rocksalt.lattice, 221, 0.0, widths)
+    centred = extraction.clusters(pattern, signal, rocksalt.lattice, 225, 0.0, widths)
     assert primitive.observed.size == primitive.group.max() + 1  # Pm-3m forbids nothing
     gaps = centred.observed[centred.group.max() + 1:]  # windows of the mixed-parity hkl Fm-3m forbids
     assert gaps.size > 0 and np.all(np.abs(gaps) < 0.01 * centred.observed.max())
@@ -64,9 +64,9 @@ def test_forbidden_lattice_reflections_count_as_unexplained(rocksalt):
 
 def test_search_finds_rutile_and_ranks_the_true_group_first(rutile):
     structure, pattern = rutile
-    net = pattern.intensity - background(pattern)
+    signal = pattern.intensity - background(pattern)
     arms = [Arm(structure.lattice, 0.03, group, ("O", "Ti"), (4, 2)) for group in (136, 123)]
-    candidates = _run(search.search(pattern, net, arms, _fwhm_poly(find_peaks(pattern)),
+    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     best = candidates[0]
     assert best.space_group == 136 and len(best.wyckoffs) == 2  # Ti and O, one orbit each
@@ -91,10 +91,10 @@ def test_first_look_ranks_arms_at_their_polished_best():
     params = ProfileParams(u=0.01, w=0.005, counts=20000)
     pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params,
                                rng=np.random.default_rng(1))
-    net = pattern.intensity - background(pattern)
+    signal = pattern.intensity - background(pattern)
     arms = [Arm(structure.lattice, 0.0, group, ("C", "O"), counts)
             for group in (205, 198, 208, 207, 215, 221, 195, 200) for counts in ((4, 8), (8, 16))
             if wyckoff.feasible(group, counts)]
-    candidates = _run(search.search(pattern, net, arms, _fwhm_poly(find_peaks(pattern)),
+    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     assert StructureMatcher().fit(structure, candidates[0].structure)
