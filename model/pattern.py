@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,14 @@ class Pattern:
 
     def with_wavelength(self, wavelength: Wavelength) -> Pattern:
         return dataclasses.replace(self, wavelength=wavelength)
+
+    def included(self, excluded: Sequence[tuple[float, float]]) -> np.ndarray:
+        """True where a point lies outside every excluded (low, high) 2θ region (degrees, bounds
+        excluded with the region)."""
+        keep = np.ones(len(self), dtype=bool)
+        for low, high in excluded:
+            keep &= ~((self.two_theta >= low) & (self.two_theta <= high))
+        return keep
 
 
 def two_theta_to_q(two_theta_deg: np.ndarray, wavelength_A: float) -> np.ndarray:

@@ -41,13 +41,6 @@ def background(pattern: Pattern, excluded: Sequence[tuple[float, float]] = ()) -
     return base
 
 
-def _included(pattern: Pattern, excluded: Sequence[tuple[float, float]]) -> np.ndarray:
-    keep = np.ones(len(pattern), dtype=bool)
-    for low, high in excluded:
-        keep &= ~((pattern.two_theta >= low) & (pattern.two_theta <= high))
-    return keep
-
-
 def noise_level(signal: np.ndarray) -> float:
     """Robust standard deviation of point-to-point differences (σ of the noise, same units as ``signal``)."""
     diff = np.diff(signal)
@@ -62,7 +55,7 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     if background_counts is None:
         background_counts = background(pattern, excluded)
     signal = pattern.intensity - background_counts
-    keep = _included(pattern, excluded)
+    keep = pattern.included(excluded)
     sigma = noise_level(signal)
     step = pattern.step
     smooth = np.convolve(signal, np.ones(3) / 3, mode="same")

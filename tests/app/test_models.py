@@ -22,7 +22,7 @@ def test_pattern_model_current_units_and_excluded(qtbot):
     assert model.pattern.two_theta[0] == 20
     model.add_excluded(45.0, 30.0)
     assert model.excluded == [(30.0, 45.0)]
-    keep = model.included_mask(model.pattern)
+    keep = model.pattern.included(model.excluded)
     assert not keep[np.searchsorted(model.pattern.two_theta, 40.0)] and keep[0]
     with qtbot.waitSignal(model.x_unit_changed):
         model.set_x_unit("q")

@@ -57,7 +57,7 @@ class SolveController:
             return
         from model.solve import solve
 
-        data = without_excluded(pattern, self.patterns.included_mask(pattern))
+        data = without_excluded(pattern, pattern.included(self.patterns.excluded))
         self.runner.submit("Solve", solve, data, chemistry.known, formula=chemistry.formula or None,
                            possible=chemistry.possible, excluded=chemistry.excluded,
                            system=self.window.crystal_system.currentText(), samples=SOLVE_SAMPLES,

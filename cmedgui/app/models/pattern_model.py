@@ -116,13 +116,6 @@ class PatternModel(QObject):
         self.excluded = [tuple(sorted(map(float, r))) for r in regions if r[1] != r[0]]
         self.excluded_changed.emit()
 
-    def included_mask(self, pattern: Pattern) -> np.ndarray:
-        """True where a point of ``pattern`` lies outside every excluded region."""
-        keep = np.ones(len(pattern), dtype=bool)
-        for low, high in self.excluded:
-            keep &= ~((pattern.two_theta >= low) & (pattern.two_theta <= high))
-        return keep
-
     def set_fit(self, fit: Fit | None, reflections: list[Reflection] | None = None) -> None:
         self.fit = fit
         self.reflections = list(reflections or [])
