@@ -63,11 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_pattern(path: str | Path, wavelength: str | None) -> Pattern:
-    """The first scan of a pattern file, with the wavelength given on the command line if any."""
-    from model.readers import read_patterns
+    """The first scan of a pattern file (or the pattern simulated from a structure file), with the
+    wavelength given on the command line if any."""
+    from cmedgui.opening import open_file
 
-    patterns = read_patterns(path, parse_wavelength(wavelength) if wavelength else None)
-    pattern = patterns[0]
+    pattern = open_file(path, parse_wavelength(wavelength) if wavelength else None).patterns[0]
     if pattern.wavelength is None:
         raise InputError(path, "the file states no wavelength: give one with --wavelength (e.g. CuKa)")
     return pattern
