@@ -223,6 +223,7 @@ def format_esd(value: float, esd: float | None, decimals: int = 5) -> str:
     if digits >= 20:  # rounding carried into the next digit: 0.000196 → (2) one place up
         places -= 1
         digits = round(esd * 10**places)
+    value = round(value, places) + 0.0  # + 0.0: no "-0.000(4)"
     if places <= 0:
-        return f"{round(value, places):.0f}({digits * 10 ** -places:.0f})"
+        return f"{value:.0f}({digits * 10 ** -places:.0f})"
     return f"{value:.{places}f}({digits})"

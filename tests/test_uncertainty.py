@@ -82,8 +82,13 @@ def test_esds_match_scipy_curve_fit_covariance():
     assert named["a"].esd == pytest.approx(a_esd, rel=0.05)
 
 
-def test_report_lists_every_group_and_agreement():
-    _, outcome = _refined(np.random.default_rng(5))
+@pytest.fixture(scope="module")
+def refined():
+    return _refined(np.random.default_rng(5))
+
+
+def test_report_lists_every_group_and_agreement(refined):
+    _, outcome = refined
     report = outcome.report
     assert set(report.free) == set(ALL)
     named = {q.name: q for q in report.parameters}
@@ -126,3 +131,35 @@ def test_gof_note_explains_a_large_gof_at_a_low_rwp():
     assert "counting" in gof_note(1.5, 0.0033, 458)
     assert gof_note(1.5, 1.4, 1.07) == ""
     assert gof_note(25.0, 2.0, 12.5) == ""
+
+
+def test_cif_refinement_block_reads_back(refined, tmp_path):
+    """pymatgen's CIF reader takes the structure and every refinement item; Rwp recomputed from the
+    profile loop equals the stated one."""
+    from pymatgen.io.cif import CifFile, CifParser, str2float
+
+    from model.exporters import export
+
+    _, outcome = refined
+    result = to_solve_result(outcome)
+    path = tmp_path / "refined.cif"
+    export(path, result)
+    structure = CifParser(str(path)).parse_structures(primitive=False)[0]
+    assert structure.lattice.a == pytest.approx(result.lattice[0], abs=1e-4)
+    block = next(iter(CifFile.from_file(str(path)).data.values())).data
+    named = {q.name: q for q in outcome.report.parameters}
+    assert block["_cell_length_a"] == format_esd(float(str2float(block["_cell_length_a"])), named["a"].esd)
+    assert "(" in block["_cell_length_a"] and "(" in block["_cell_length_c"] and "(" in block["_cell_volume"]
+    assert "(" not in block["_cell_angle_alpha"]  # fixed by the symmetry
+    assert float(block["_pd_proc_ls_prof_wR_factor"]) == pytest.approx(outcome.rwp / 100, abs=1e-4)
+    assert float(block["_pd_proc_ls_prof_R_factor"]) == pytest.approx(outcome.rp / 100, abs=1e-4)
+    assert float(block["_refine_ls_goodness_of_fit_all"]) == pytest.approx(outcome.gof, abs=1e-3)
+    assert float(block["_pd_proc_ls_prof_wR_expected"]) == pytest.approx(outcome.report.rexp / 100, abs=1e-4)
+    assert "U " + format_esd(named["U"].value, named["U"].esd) in block["_pd_proc_ls_profile_function"]
+    assert all("(" in b for b in block["_atom_site_B_iso_or_equiv"])
+    tth, obs, w, bkg, calc = (np.array(block[key], dtype=float) for key in (
+        "_pd_meas_2theta_scan", "_pd_meas_intensity_total", "_pd_proc_ls_weight",
+        "_pd_proc_intensity_bkg_calc", "_pd_calc_intensity_total"))
+    assert tth.size == GRID.size and np.all(bkg <= calc + 1e-6)
+    rwp = np.sqrt(np.sum(w * (obs - calc) ** 2) / np.sum(w * obs**2))
+    assert rwp == pytest.approx(float(block["_pd_proc_ls_prof_wR_factor"]), abs=2e-4)
