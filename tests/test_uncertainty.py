@@ -163,3 +163,28 @@ def test_cif_refinement_block_reads_back(refined, tmp_path):
     assert tth.size == GRID.size and np.all(bkg <= calc + 1e-6)
     rwp = np.sqrt(np.sum(w * (obs - calc) ** 2) / np.sum(w * obs**2))
     assert rwp == pytest.approx(float(block["_pd_proc_ls_prof_wR_factor"]), abs=2e-4)
+
+
+def test_refine_again_refines_only_the_free_groups(refined):
+    from model.refine_again import refine_again
+
+    problem, outcome = refined
+    before = to_solve_result(outcome)
+    job = refine_again(problem.pattern, before, ["scale", "cell"])
+    steps = []
+    while True:
+        try:
+            steps.append(next(job))
+        except StopIteration as stop:
+            after = stop.value
+            break
+    assert steps[-1].fraction == 1.0
+    report = after.refinement
+    assert report.free == ["scale", "cell"]
+    named_before = {q.name: q for q in outcome.report.parameters}
+    named = {q.name: q for q in report.parameters}
+    assert named["U"].value == named_before["U"].value and named["U"].esd is None
+    assert named["Ba Biso"].value == pytest.approx(named_before["Ba Biso"].value, abs=1e-9)
+    assert named["a"].refined and named["a"].esd > 0
+    assert after.rwp == pytest.approx(before.rwp, abs=0.05)
+    assert after.lattice[0] == pytest.approx(before.lattice[0], abs=3 * named_before["a"].esd)
