@@ -62,6 +62,6 @@ def gof_note(rwp: float, rexp: float, gof: float) -> str:
     """One line on why GoF is large while Rwp is low (empty otherwise)."""
     if not (gof > GOF_HIGH and rwp < RWP_LOW):
         return ""
-    return (f"GoF = Rwp/Rexp = {rwp:.2f} %/{rexp:.3g} %: with this many counts the counting errors (σ) "
-            "are tiny, so a misfit too small to see makes GoF large; judge the fit by Rwp and the "
-            "difference curve")
+    return (f"GoF = Rwp/Rexp = {rwp:.2f} %/{rexp:.3g} %: the weights (1/σ²) say the noise is far below the "
+            "misfit (very high counts, as at a synchrotron, or σ that understate the errors), so a misfit too "
+            "small to see makes GoF large; judge the fit by Rwp and the difference curve")

@@ -128,7 +128,7 @@ def test_format_esd(value, esd, text):
 
 
 def test_gof_note_explains_a_large_gof_at_a_low_rwp():
-    assert "counting" in gof_note(1.5, 0.0033, 458)
+    assert "synchrotron" in gof_note(1.5, 0.0033, 458)
     assert gof_note(1.5, 1.4, 1.07) == ""
     assert gof_note(25.0, 2.0, 12.5) == ""
 
