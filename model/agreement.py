@@ -19,6 +19,7 @@ from model import simulate
 
 if TYPE_CHECKING:
     from model.refine import Rietveld
+    from model.result import SolveResult
 
 GOF_HIGH = 2.0  # a GoF above this at a low Rwp gets explained
 RWP_LOW = 10.0  # %
@@ -65,3 +66,15 @@ def gof_note(rwp: float, rexp: float, gof: float) -> str:
     return (f"GoF = Rwp/Rexp = {rwp:.2f} %/{rexp:.3g} %: the weights (1/σ²) say the noise is far below the "
             "misfit (very high counts, as at a synchrotron, or σ that understate the errors), so a misfit too "
             "small to see makes GoF large; judge the fit by Rwp and the difference curve")
+
+
+def agreement_text(result: SolveResult) -> tuple[str, str]:
+    """Rwp, Rp, Rexp, GoF and R-Bragg per phase on one line, and gof_note's line (may be empty)."""
+    from model.uncertainty import phase_formula
+
+    report = result.refinement
+    text = f"Rwp {result.rwp:.2f} %   Rp {result.rp:.2f} %   Rexp {report.rexp:.3g} %   GoF {result.gof:.2f}"
+    phases = [result, *result.phases]
+    for phase, value in zip(phases, report.r_bragg):
+        text += f"   R-Bragg{' ' + phase_formula(phase) if len(phases) > 1 else ''} {value:.2f} %"
+    return text, gof_note(result.rwp, report.rexp, result.gof)
