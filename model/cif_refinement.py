@@ -44,7 +44,7 @@ def add_refinement(block: CifBlock, result: SolveResult) -> None:
     data["_pd_proc_ls_background_function"] = (f"Chebyshev polynomial of 2theta over the scan, {len(background)} terms: "
                                                + " ".join(_text(q) for q in background))
     data["_pd_proc_2theta_correction"] = (f"zero shift {_text(named['zero'])} deg; sample displacement "
-                                          f"{_text(named['displacement'])} deg x cos(theta)")
+                                          f"{_text(named['displacement × cos θ'])} deg x cos(theta)")
     orientation = report.orientations[0] if report.orientations else None
     po = next((q for q in own if q.group == "po"), None)
     data["_pd_proc_ls_pref_orient_corr"] = (

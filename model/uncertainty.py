@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # the shared groups, their parameters' names and units, in the refinement's order
 SHARED = {
     "zero": (("zero", "° 2θ"),),
-    "displacement": (("displacement", "° 2θ × cos θ"),),
+    "displacement": (("displacement × cos θ", "° 2θ"),),
     "profile": (("U", "deg²"), ("V", "deg²"), ("W", "deg²"), ("X", "deg"), ("Y", "deg")),
     "asymmetry": (("asymmetry P1", ""), ("asymmetry P2", "")),
     "polarisation": (("polarisation", ""),),

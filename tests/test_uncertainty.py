@@ -94,7 +94,7 @@ def test_report_lists_every_group_and_agreement(refined):
     named = {q.name: q for q in report.parameters}
     # tetragonal: a, c and V, no b and no right angles
     assert {"a", "c", "V"} <= set(named) and not {"b", "α", "β", "γ"} & set(named)
-    assert named["displacement"].esd is None and not named["displacement"].refined
+    assert named["displacement × cos θ"].esd is None and not named["displacement × cos θ"].refined
     assert outcome.gof == pytest.approx(outcome.rwp / report.rexp, rel=1e-6)
     assert 0.8 < outcome.gof < 1.3  # Poisson counts with their true weights
     assert 0 < report.r_bragg[0] < outcome.rwp

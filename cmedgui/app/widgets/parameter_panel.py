@@ -18,6 +18,7 @@ from model.result import Parameter
 
 COLUMNS = ("Parameter", "Value (esd)", "Unit")
 GROUP_ROLE = Qt.ItemDataRole.UserRole
+PLAIN_ZERO = 1e-6  # a value without esd below this shows as 0 (a width refined onto its bound: 3.2e-07 deg²)
 
 
 class ParameterPanel(QWidget):
@@ -61,7 +62,9 @@ class ParameterPanel(QWidget):
                 item.addChild(child)
             self.tree.addTopLevelItem(item)
             item.setExpanded(group not in ("bkg",))
-        self.agreement.setText(agreement or "No refinement yet: Solve, or open a CIF and press Refine")
+        line, _, note = agreement.partition("\n")
+        self.agreement.setText(line or "No refinement yet: Solve, or open a CIF and press Refine")
+        self.agreement.setToolTip(note)  # the Results panel shows it beside Rwp
         self.refine_button.setEnabled(bool(groups))
         self._drawing = False
 
@@ -88,4 +91,6 @@ class ParameterPanel(QWidget):
 def _value_text(row: Parameter) -> str:
     from model.uncertainty import format_esd
 
-    return format_esd(row.value, row.esd) if row.esd is not None else f"{row.value:.6g}"
+    if row.esd is not None:
+        return format_esd(row.value, row.esd)
+    return "0" if abs(row.value) < PLAIN_ZERO else f"{row.value:.6g}"
