@@ -20,6 +20,7 @@ from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from model.cif_refinement import add_refinement
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
@@ -213,11 +214,14 @@ def _wavelength_text(pattern: Pattern) -> str:
 def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
     """CIF with the symmetry found by spglib (pymatgen CifWriter, tolerance CIF_SYMPREC Å), the
     occupancy and, where the sites carry a "biso" property (a SolveResult's do), the isotropic
-    displacement B (Å²) of every site in the asymmetric unit."""
+    displacement B (Å²) of every site in the asymmetric unit; a refined SolveResult adds its
+    refinement block (model.cif_refinement: agreement, esds, the fitted profile)."""
     structure = solve_result_structure(obj) if isinstance(obj, SolveResult) else obj
     writer = CifWriter(structure, symprec=CIF_SYMPREC)
     if None not in structure.site_properties.get("biso", [None]):
         _add_biso(writer, structure)
+    if isinstance(obj, SolveResult) and obj.refinement is not None:
+        add_refinement(next(iter(writer.cif_file.data.values())), obj)
     text = str(writer)
     with atomic_write(path) as handle:
         handle.write(text)

@@ -30,11 +30,11 @@ from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedError
 from scipy.optimize import least_squares, lsq_linear
 
-from model import constraints, scattering, simulate
+from model import constraints, scattering, simulate, uncertainty
 from model.errors import InputError
 from model.lockstep import lockstep
 from model.pattern import KA2_RATIO, Pattern, Wavelength, kalpha_doublet, q_to_two_theta
-from model.result import Fit, Progress, Reflection, Site, SolveResult
+from model.result import Fit, Progress, RefinementReport, Reflection, Site, SolveResult
 from model.structure import atomic_radius_A
 
 BACKGROUND_TERMS = 8
@@ -106,6 +106,7 @@ class Refinement:
     profile: dict[str, Any] = field(default_factory=dict)  # ProfileStart's fields
     terms: list[str] = field(default_factory=list)  # the optional terms (of TERMS) kept
     wavelength: Wavelength | None = None  # as modelled (e.g. the doublet behind a stated mean)
+    report: RefinementReport | None = None  # parameters with esds, Rexp, R-Bragg (model.uncertainty)
 
     structure = property(lambda self: self.phases[0].structure, doc="the first phase's structure")
     space_group = property(lambda self: self.phases[0].space_group)
@@ -245,6 +246,9 @@ class Rietveld:
         self.refined: set[int] = set()  # indices of the parameters some stage has refined
         self.kept: list[str] = []  # optional terms kept
         self.status = (0, 1, "")  # (step, steps, what): where fit() is
+        # (free indices, weighted Jacobian, on-a-bound mask) at the solution of the last recorded
+        # least-squares step: the covariance behind model.uncertainty's esds
+        self.jacobian: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._init_linear()
 
     @property
@@ -340,6 +344,8 @@ class Rietveld:
             burst = partial(self._burst, free, min(BURST_NFEV, max_nfev - done))
             result = yield from lockstep(burst, report_s, done)
             done += result.nfev
+            if record:
+                self.jacobian = (free, result.jac, result.active_mask != 0)
             yield done
             if result.status != 0:
                 break
@@ -530,7 +536,8 @@ class Rietveld:
         profile["asymmetry"] = tuple(float(v) for v in self.p[self.slices["asymmetry"]])
         profile["polarisation"] = float(self.p[self.slices["polarisation"]][0])
         profile["ka2_ratio"] = float(self.p[self.slices["ka2"]][0]) if self.doublet else None
-        return Refinement(phases, float(rwp), float(rp), gof, fit, profile, list(self.kept), self.wavelength)
+        return Refinement(phases, float(rwp), float(rp), gof, fit, profile, list(self.kept), self.wavelength,
+                          uncertainty.report(self, profile))
 
     def _refined_phase(self, phase: _Phase, metric: np.ndarray, frac: np.ndarray) -> RefinedPhase:
         lattice = Lattice(_matrix_from_metric(metric))
@@ -605,6 +612,7 @@ def to_solve_result(outcome: Refinement) -> SolveResult:
                                    message=_description(outcome, phase), weight_fraction=phase.weight_fraction))
     main = results[0]
     main.fit = outcome.fit
+    main.refinement = outcome.report
     main.phases = results[1:]
     return main
 

@@ -13,10 +13,13 @@ from cmedgui.app.controllers.composition_controller import CompositionController
 from cmedgui.app.controllers.export_controller import ExportController
 from cmedgui.app.controllers.file_controller import FileController
 from cmedgui.app.controllers.pattern_controller import PatternController
+from cmedgui.app.controllers.refinement_controller import RefinementController
+from cmedgui.app.controllers.session_controller import SessionController
 from cmedgui.app.controllers.solve_controller import SolveController
 from cmedgui.app.figures import save_image, window_image
 from cmedgui.app.jobs import JobRunner, describe_error
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
+from cmedgui.app.models.refinement_model import RefinementModel
 from cmedgui.app.widgets.main_window import MainWindow
 from model.errors import InputError
 
@@ -33,6 +36,7 @@ class App:
         self.composition = CompositionModel()
         self.solve = SolveModel()
         self.settings = SettingsModel(settings)
+        self.refinement = RefinementModel()
         self.runner = JobRunner(inline=inline_jobs)
         self.window = MainWindow()
         self.files = FileController(self.patterns, self.solve, self.settings, self.window)
@@ -41,6 +45,9 @@ class App:
         self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
                                       self.runner)
         self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
+        self.refiner = RefinementController(self.refinement, self.patterns, self.solve, self.window, self.runner)
+        self.sessions = SessionController(self.patterns, self.composition, self.solve, self.refinement, self.settings,
+                                          self.window, self.runner)
         geometry, state = self.settings.window_state()
         if geometry is not None:
             self.window.restoreGeometry(geometry)

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from cmedgui.app.controllers.refinement_controller import REFINE_AGAIN
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
@@ -84,6 +85,8 @@ class SolveController:
             self.window.show_message(f"{name}: {step.stage} — {step.message}")
 
     def _finished(self, name: str, value) -> None:
+        if name == REFINE_AGAIN:  # the refinement controller's job: it replaces the shown solution
+            return
         self.window.show_busy(None)
         results = [value, *value.alternatives]
         solved = sorted((r for r in results if r.solved), key=lambda r: r.rwp)

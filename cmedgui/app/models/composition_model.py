@@ -47,6 +47,12 @@ class CompositionModel(QObject):
         self.states.update({s: "known" for s in symbols})
         self.changed.emit()
 
+    def restore(self, states: dict[str, str], formula: str) -> None:
+        """Every state and the formula replaced (a reopened session; checked by its reader)."""
+        self.states = dict(states)
+        self.formula = formula
+        self.changed.emit()
+
     def set_formula(self, text: str) -> None:
         """An optional stoichiometry such as 'CeO2'; its elements become known. A formula holding an
         excluded element is refused (model.composition)."""

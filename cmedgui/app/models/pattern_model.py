@@ -68,6 +68,13 @@ class PatternModel(QObject):
         self.patterns_changed.emit()
         self.set_current(first)
 
+    def restore(self, patterns: list[Pattern], current: int, excluded: list[tuple[float, float]]) -> None:
+        """Every pattern replaced (a reopened session)."""
+        self.patterns = list(patterns)
+        self.patterns_changed.emit()
+        self.set_current(current, force=True)
+        self.set_excluded(excluded)
+
     def remove(self, index: int) -> None:
         del self.patterns[index]
         self.patterns_changed.emit()

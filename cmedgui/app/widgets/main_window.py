@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from cmedgui.app.widgets.density_view import DensityView
 from cmedgui.app.widgets.file_list import FileList
+from cmedgui.app.widgets.parameter_panel import ParameterPanel
 from cmedgui.app.widgets.pattern_widget import PatternWidget
 from cmedgui.app.widgets.periodic_table import PeriodicTable
 from cmedgui.app.widgets.results_panel import ResultsPanel
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         self.file_list = FileList()
         self.periodic_table = PeriodicTable()
         self.results_panel = ResultsPanel()
+        self.parameter_panel = ParameterPanel()
 
         self.wavelength = QComboBox()
         self.wavelength.setEditable(True)
@@ -86,6 +88,8 @@ class MainWindow(QMainWindow):
         self._dock("Sample", left, Qt.DockWidgetArea.LeftDockWidgetArea)
         results = self._dock("Results", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         results.setMaximumWidth(380)
+        refinement = self._dock("Refinement", self.parameter_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        refinement.setMaximumWidth(380)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.pattern_widget)
@@ -124,6 +128,11 @@ class MainWindow(QMainWindow):
         self.open_action = file_menu.addAction(icon("open"), "&Open…")
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addSeparator()
+        self.open_session_action = file_menu.addAction("Open &session…")
+        self.save_session_action = file_menu.addAction("&Save session…")
+        self.save_session_action.setShortcut(QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
         export = file_menu.addMenu("&Export")
         self.export_actions: dict[str, QAction] = {}
         for key, text in (("cif", "Structure (CIF)…"), ("density", "Density (.cube / .xsf / CHGCAR)…"),
