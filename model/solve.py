@@ -28,6 +28,7 @@ from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 from model import bond_valence, constraints, index, search
 from model.density import Density
 from model.errors import InputError
+from model.exporters import solve_result_structure
 from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
@@ -213,26 +214,24 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         alternative.message = f"candidate {i + 1} of {len(shortlist)}, refined to screening depth only"
         result.alternatives.append(alternative)
 
-    # the network's density of each refined cell, for display: it does not rank the placements
-    # (measured: the bundled network's SSIM does not tell the right placement from wrong ones).
-    # The best solution's cell gets the mean of ``samples`` draws; another cell one draw, a preview
-    # like its screening-depth fit (~0.2 s a draw on 2 cores)
+    # the network's density of each solution in the solution's own refined cell (not the indexed cell
+    # it was found in: Mg2Si's cubic solution came from a tetragonal candidate), with its atoms, for
+    # display: it does not rank the placements (measured: the bundled network's SSIM does not tell
+    # the right placement from wrong ones). The best solution gets the mean of ``samples`` draws;
+    # another one draw, a preview like its screening-depth fit (~0.2 s a draw on 2 cores)
     clock = time.perf_counter()
     yield Progress("network", 0.97, "density")
     predictor, note = _predictor(device)
     result.device = "cpu"
     if predictor is not None:
-        densities: dict[int, Density] = {}
-        for solution, i in zip([result, *result.alternatives], order):
-            cell = shortlist[i][1]
-            if id(cell) not in densities:
-                draws = []
-                for k in range(samples if solution is result else 1):  # a call a draw: a cancel waits for one
-                    draws += predictor.predict(pattern, stoichiometries[0], cell.lattice, cell.crystal_system,
-                                               seed=seed + k)
-                    yield Progress("network", 0.97, f"density of the {cell.crystal_system} cell")
-                densities[id(cell)] = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice)
-            solution.density = densities[id(cell)]
+        for solution in [result, *result.alternatives]:
+            draws = []
+            for k in range(samples if solution is result else 1):  # a call a draw: a cancel waits for one
+                draws += predictor.predict(pattern, stoichiometries[0], solution.lattice, solution.crystal_system,
+                                           seed=seed + k)
+                yield Progress("network", 0.97, f"density of the {solution.space_group} solution")
+            solution.density = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice,
+                                       solve_result_structure(solution), kind="network")
         result.model_version, result.device = predictor.version, predictor.device
     timings["network"] = time.perf_counter() - clock
     result.message += f"; {note}"

@@ -89,11 +89,12 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
 
     stem = pattern_path.name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
+    written, density = {}, None
     if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
-        density = result.density if result.density is not None else cmed(solve_result_structure(result))
+        # without the network, the map calculated from the atoms, in the solution's own cell
+        density = result.density or cmed(solve_result_structure(result), conventional=False)
         export(out / f"{stem}_density.cube", density)
         written["density"] = f"{stem}_density.cube"
     if result.fit is not None:
@@ -110,7 +111,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "sites": [{"element": s.element, "xyz": list(s.xyz), "occupancy": s.occupancy, "biso": s.biso,
                    "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
-        "density_source": "network" if result.density is not None else "refined structure (IAM)",
+        "density": density.description if density is not None else None,
         "timings_s": result.timings, "files": written,
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
         **extra,

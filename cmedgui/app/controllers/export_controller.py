@@ -54,7 +54,8 @@ class ExportController:
             self.window.show_error(str(error))
             return None
         self.settings.last_folder = str(written.parent)
-        self.window.show_message(f"Wrote {written}")
+        what = f": {self.solve.density.description}" if key == "density" else ""
+        self.window.show_message(f"Wrote {written}{what}")
         return written
 
     def _write(self, key: str, path: Path) -> Path:
