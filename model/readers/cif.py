@@ -21,8 +21,6 @@ import re
 import warnings
 
 import numpy as np
-from pymatgen.core import Structure
-from pymatgen.io.cif import CifFile
 
 from model.errors import InputError
 from model.pattern import ANODES, Pattern, Provenance, Wavelength
@@ -32,7 +30,6 @@ from model.readers.scan import (
     describe_error,
     wavelength_of,
 )
-from model.structure import check_structure
 
 _MEASURED = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_net",
              "_pd_proc_intensity_total", "_pd_meas_intensity_net")
@@ -48,6 +45,9 @@ def sniff(head: bytes) -> bool:
 
 
 def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list[Pattern]:
+    # pymatgen: imported when a CIF is read, not by every reader of the registry
+    from pymatgen.io.cif import CifFile
+
     text = data.decode("utf-8", errors="replace")
     try:
         with warnings.catch_warnings():
@@ -195,9 +195,12 @@ def _number_or_none(value) -> float | None:
 
 
 def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern:
+    from pymatgen.core import Structure
+
     from model.simulate import (
         simulate_pattern,  # torch: imported only when a structure is opened
     )
+    from model.structure import check_structure
 
     try:
         with warnings.catch_warnings():
