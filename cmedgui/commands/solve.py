@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from model.exporters import export, solve_result_structure
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
 
+PROGRESS_EVERY_S = 1.0  # at most one progress report a second
 SYSTEM_CHOICES = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")
 
 
@@ -69,18 +71,31 @@ def load_pattern(path: str | Path, wavelength: str | None) -> Pattern:
     return pattern
 
 
-def drive(job: Generator[Progress, None, SolveResult]) -> SolveResult:
-    """Run a solve/refine generator to its end, printing progress on stderr (at most 1 line/s)."""
-    last = 0.0
+def drive(job: Generator[Progress, None, SolveResult], stream: TextIO | None = None,
+          every_s: float = PROGRESS_EVERY_S) -> SolveResult:
+    """Run a solve/refine generator to its end, reporting progress on ``stream`` (stderr).
+
+    A terminal gets one line rewritten in place with the seconds elapsed, so a stage that sits at
+    one percentage still shows it is alive; a file or pipe (a log) gets a new line only when the
+    text changes, at most one every ``every_s`` seconds, and the last one.
+    """
+    stream = stream or sys.stderr
+    live = stream.isatty()
+    began, last, printed = time.monotonic(), -math.inf, ""
     while True:
         try:
             progress = next(job)
         except StopIteration as stop:
+            if live and printed:
+                stream.write("\n")
             return stop.value
+        text = f"{progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}"
         now = time.monotonic()
-        if now - last >= 1.0 or progress.fraction >= 1.0:
-            print(f"  {progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}", file=sys.stderr)
-            last = now
+        if not (now - last >= every_s or progress.fraction >= 1.0) or (not live and text == printed):
+            continue
+        stream.write(f"\r\x1b[K  {text}  ({now - began:.0f} s)" if live else f"  {text}\n")
+        stream.flush()
+        printed, last = text, now
 
 
 def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dict) -> None:

@@ -166,3 +166,12 @@ def test_a_file_without_wavelength_gets_the_chosen_one(app, tmp_path):
     app.files.open_paths([str(plain)])
     assert app.patterns.pattern.wavelength.label == "MoKa"  # remembered from the last choice
     assert "states no wavelength" in app.window.message.text()
+
+
+@pytest.mark.parametrize("stage", ["Solve: index", "Solve: preprocess", "Refine: refine"])
+def test_progress_text_is_never_clipped(app, qtbot, stage):
+    app.window.show_busy(stage, 0.05)
+    bar = app.window.progress
+    qtbot.waitUntil(lambda: bar.isVisible())
+    assert bar.text() == f"{stage} 5%"
+    assert bar.width() >= bar.fontMetrics().horizontalAdvance(bar.text()) + 20

@@ -32,6 +32,7 @@ ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
 CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")  # what model.solve indexes
 FROM_FILE = "from file"
 DEVICES = ("auto", "cpu", "cuda")
+PROGRESS_PADDING_PX = 40  # the progress bar's frame and chunk margins around its text
 
 
 def icon(name: str) -> QIcon:
@@ -98,7 +99,6 @@ class MainWindow(QMainWindow):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(260)
         self.progress.setFormat("%p%")
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
@@ -195,6 +195,9 @@ class MainWindow(QMainWindow):
         if running:
             self.progress.setValue(round(fraction * 1000))
             self.progress.setFormat(f"{stage} %p%")
+            # as wide as its longest text, so that it never clips ("Solve: index 5%")
+            widest = self.progress.fontMetrics().horizontalAdvance(f"{stage} 100%")
+            self.progress.setMinimumWidth(max(self.progress.minimumWidth(), widest + PROGRESS_PADDING_PX))
 
     def set_recent(self, paths: list[str]) -> list[QAction]:
         self.recent_menu.clear()
