@@ -23,6 +23,7 @@ from model.errors import InputError
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 EXAMPLE = EXAMPLES / "CeO2_CuKa.xy"
 EXAMPLE_ELEMENTS = ("Ce", "O")
+NO_OPENGL_PLATFORMS = ("offscreen", "minimal")  # Qt platforms on which the 3D view cannot render
 
 
 class App:
@@ -77,7 +78,8 @@ class App:
 
 
 def run_window(args: argparse.Namespace) -> int:
-    """`cmedgui` [--open FILE…] [--elements E…] [--solve] [--screenshot PNG] [--quit]."""
+    """`cmedgui` [--open FILE…] [--elements E…] [--formula F] [--solve] [--screenshot PNG]
+    [--export DIR] [--quit]."""
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("cmedgui")
     qt_app.setOrganizationName("cmedgui")
@@ -101,6 +103,8 @@ def run_window(args: argparse.Namespace) -> int:
     try:
         if elements:
             app.composition.set_known(elements)
+        if args.formula:
+            app.composition.set_formula(args.formula)
     except InputError as error:
         window.show_error(str(error))
         print(f"cmedgui: {error}", file=sys.stderr)
@@ -115,6 +119,15 @@ def run_window(args: argparse.Namespace) -> int:
                 print(f"screenshot: {app.screenshot(args.screenshot)}")
             except InputError as error:  # e.g. a .jpg name: say so, and still quit when asked
                 failed.append(str(error))
+        if args.export:
+            try:
+                written, problems = app.exports.export_all(
+                    args.export, gl=qt_app.platformName() not in NO_OPENGL_PLATFORMS)
+            except InputError as error:
+                written, problems = [], [str(error)]
+            for path in written:
+                print(f"exported: {path}")
+            failed.extend(problems)
         if args.quit:
             window.close()
             qt_app.quit()
@@ -131,9 +144,10 @@ def run_window(args: argparse.Namespace) -> int:
         app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
         app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
         QTimer.singleShot(500, solve_then_finish)
-    elif args.screenshot or args.quit:
+    elif args.screenshot or args.export or args.quit:
         QTimer.singleShot(800, finish)
     code = qt_app.exec()
+    app.runner.wait()  # a QThread destroyed while its run() is still returning aborts the process
     for message in failed:
         print(f"cmedgui: {message}", file=sys.stderr)
     return exit_code or (1 if failed else code)
