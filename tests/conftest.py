@@ -23,7 +23,7 @@ def pytest_terminal_summary(terminalreporter):
     absent = [report for report in terminalreporter.stats.get("skipped", [])
               if isinstance(report.longrepr, tuple) and SHARED_DATA_ABSENT in report.longrepr[2]]
     if absent:
-        terminalreporter.write_line(f"{len(absent)} tests skipped: {SHARED_DATA_ABSENT} "
+        terminalreporter.write_line(f"{len(absent)} test{'s' * (len(absent) != 1)} skipped: {SHARED_DATA_ABSENT} "
                                     f"(expected at {SHARED_DATA})")
 
 
