@@ -213,5 +213,5 @@ def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern
     wavelength = wavelength or ANODES["CuKa"]
     simulated = simulate_pattern(structure, wavelength, SIMULATED_TWO_THETA)
     provenance = Provenance(source, "cif (simulated)",
-                            {**simulated.provenance.metadata, "simulated": True})
+                            {**simulated.provenance.metadata, "simulated": True, "intensity_unit": "arbitrary"})
     return Pattern(simulated.two_theta, simulated.intensity, None, wavelength, provenance)

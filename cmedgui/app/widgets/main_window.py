@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cmedgui.app.models.pattern_model import OFFSETS
 from cmedgui.app.widgets.density_view import DensityView
 from cmedgui.app.widgets.file_list import FileList
 from cmedgui.app.widgets.pattern_widget import PatternWidget
@@ -141,6 +142,12 @@ class MainWindow(QMainWindow):
         self.scaling_actions = self._choice(view, {"linear": "Linear intensity", "sqrt": "√ intensity",
                                                    "log": "Log intensity"})
         view.addSeparator()
+        self.normalise_action = view.addAction("Normalise patterns to their maximum")
+        self.normalise_action.setCheckable(True)
+        offset_menu = view.addMenu("Offset patterns")
+        self.offset_actions = self._choice(offset_menu, {offset: "None" if offset == 0 else f"{offset:.0%} of the tallest"
+                                                         for offset in OFFSETS})
+        view.addSeparator()
         self.exclude_action = view.addAction("Drag to exclude regions (or Shift-drag)")
         self.exclude_action.setCheckable(True)
         self.reset_action = view.addAction("Reset view")
@@ -162,7 +169,7 @@ class MainWindow(QMainWindow):
         toolbar.addAction(self.solve_action)
         toolbar.addAction(self.reset_action)
 
-    def _choice(self, menu: QMenu, options: dict[str, str]) -> dict[str, QAction]:
+    def _choice(self, menu: QMenu, options: dict) -> dict[object, QAction]:
         group = QActionGroup(self)
         actions = {}
         for key, text in options.items():
