@@ -10,8 +10,8 @@ from cmedgui.app.widgets.pattern_widget import scale_intensity
 
 NEXT_STEP = {  # the plot's line saying what to do next, before there is a fit to show
     "no pattern": "Open a powder pattern: drop a file here, or File › Open (Ctrl+O)",
-    "no fit": "Next: tick the elements in the sample (periodic table, left), then press Solve (Ctrl+R);\n"
-              "with a structure CIF open, Refine fits it to the pattern",
+    "no fit": "Next: tick the elements in the sample (left), then Solve (Ctrl+R).\n"
+              "With a structure CIF open, Refine fits it to the pattern.",
 }
 
 
