@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from cmedgui.app.about import about_html
 from cmedgui.app.controllers.composition_controller import CompositionController
 from cmedgui.app.controllers.export_controller import ExportController
 from cmedgui.app.controllers.file_controller import FileController
@@ -48,6 +49,7 @@ class App:
         if state is not None:
             self.window.restoreState(state)
         self.window.closing.connect(self.close)
+        self.window.about_action.triggered.connect(lambda: self.window.show_about(about_html()))
 
     def show_device(self) -> None:
         """Device and model version in the status bar (imports torch, so after the window shows)."""

@@ -1,14 +1,18 @@
 """The window: opening every reader format, drops, element picker, axes, jobs, errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
 
 from cmedgui.app.main import EXAMPLE
 from model.pattern import two_theta_to_q
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def one_file_per_format(formats: Path) -> list[Path]:
@@ -175,3 +179,15 @@ def test_progress_text_is_never_clipped(app, qtbot, stage):
     qtbot.waitUntil(lambda: bar.isVisible())
     assert bar.text() == f"{stage} 5%"
     assert bar.width() >= bar.fontMetrics().horizontalAdvance(bar.text()) + 20
+
+
+def test_help_about_names_the_version_the_model_card_and_the_seed_paper(app):
+    from cmedgui import __version__
+
+    app.window.about_action.trigger()
+    box = app.window.findChild(QMessageBox)
+    text = box.text()
+    assert f"cmedgui {__version__}" in text and "arXiv:2312.15136" in text and "Guo" in text
+    card = json.loads((REPO / "resources" / "weights" / "ours.card.json").read_text())
+    assert "used by Solve" in text and card["sha256"][:12] in text and "ours.card.json" in text
+    box.close()

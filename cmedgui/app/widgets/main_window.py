@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -163,6 +164,9 @@ class MainWindow(QMainWindow):
         self.refine_button.clicked.connect(self.refine_action.trigger)
         self.cancel_button.clicked.connect(self.cancel_action.trigger)
 
+        help_menu = bar.addMenu("&Help")
+        self.about_action = help_menu.addAction("&About cmedgui")
+
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("toolbar_main")
         toolbar.addAction(self.open_action)
@@ -205,6 +209,15 @@ class MainWindow(QMainWindow):
             # as wide as its longest text, so that it never clips ("Solve: index 5%")
             widest = self.progress.fontMetrics().horizontalAdvance(f"{stage} 100%")
             self.progress.setMinimumWidth(max(self.progress.minimumWidth(), widest + PROGRESS_PADDING_PX))
+
+    def show_about(self, rich_text: str) -> QMessageBox:
+        """The About box, not modal (scripted runs and tests go on)."""
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About cmedgui", rich_text, QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.open()
+        return box
 
     def set_recent(self, paths: list[str]) -> list[QAction]:
         self.recent_menu.clear()
