@@ -191,3 +191,39 @@ def test_help_about_names_the_version_the_model_card_and_the_seed_paper(app):
     card = json.loads((REPO / "resources" / "weights" / "ours.card.json").read_text())
     assert "used by Solve" in text and card["sha256"][:12] in text and "ours.card.json" in text
     box.close()
+
+
+def test_several_patterns_offset_and_normalised_with_the_intensity_unit(app, tmp_path, rock_salt_cif):
+    counts = tmp_path / "counts.xrdml"
+    counts.write_text(XRDML.format(" ".join(str(100 + 50 * (i % 9)) for i in range(200))))
+    app.files.open_paths([str(counts)])
+    widget = app.window.pattern_widget
+    assert widget.main.getAxis("left").labelText == "Intensity (counts)"  # the reader's unit
+    app.files.open_paths([str(EXAMPLE), str(rock_salt_cif)])
+    assert widget.main.getAxis("left").labelText == "Intensity (arb. units)"  # units differ
+    tallest = max(np.ptp(p.intensity) for p in app.patterns.patterns)
+    app.window.offset_actions[0.5].trigger()
+    lows = [curve.yData.min() for curve in widget._curves]
+    assert lows == pytest.approx([p.intensity.min() + 0.5 * tallest * i for i, p in enumerate(app.patterns.patterns)])
+    app.window.normalise_action.setChecked(True)
+    step = 0.5 * max(np.ptp(p.intensity / p.intensity.max()) for p in app.patterns.patterns)
+    assert [curve.yData.max() for curve in widget._curves] == pytest.approx([1.0, 1.0 + step, 1.0 + 2 * step])
+    assert widget.main.getAxis("left").labelText == "Intensity (normalised to its maximum)"
+    names = [label.text for _, label in widget.legend.items]
+    assert names == ["counts.xrdml", "CeO2_CuKa.xy", "NaCl.cif (observed)"]
+    assert widget.legend not in widget.main.vb.childItems()  # above the plot, never over its data
+
+
+XRDML = """<?xml version="1.0" encoding="UTF-8"?>
+<xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/1.5">
+ <xrdMeasurement measurementType="Scan" status="Completed">
+  <usedWavelength intended="K-Alpha 1"><kAlpha1 unit="Angstrom">1.5405980</kAlpha1></usedWavelength>
+  <scan scanAxis="Gonio" status="Completed">
+   <dataPoints>
+    <positions axis="2Theta" unit="deg"><startPosition>10</startPosition><endPosition>50</endPosition></positions>
+    <counts unit="counts">{}</counts>
+   </dataPoints>
+  </scan>
+ </xrdMeasurement>
+</xrdMeasurements>
+"""
