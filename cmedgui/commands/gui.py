@@ -1,4 +1,5 @@
-"""`cmedgui` with no command: the desktop window (scripted with --open/--solve/--screenshot/--quit)."""
+"""`cmedgui` with no command: the desktop window, scripted with --open, --elements, --formula, --solve,
+--screenshot, --export and --quit."""
 
 from __future__ import annotations
 
