@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymatgen.core import Structure
 
 from model.pattern import ANODES, Pattern, Provenance, Wavelength
 from model.readers import read_file
-from model.structure import conventional_standard
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 SIMULATED_TWO_THETA = np.round(np.arange(5.0, 90.0 + 1e-9, 0.02), 10)
 
@@ -27,7 +29,9 @@ class Opened:
 
 def open_file(path: str | Path, wavelength: Wavelength | None = None) -> Opened:
     content = read_file(path, wavelength)
-    if isinstance(content, Structure):
+    if not isinstance(content, list):  # a structure; pymatgen is imported only when one is opened
+        from model.structure import conventional_standard
+
         return Opened([simulated_pattern(str(path), content, wavelength)], conventional_standard(content))
     return Opened(content)
 
@@ -40,5 +44,6 @@ def simulated_pattern(source: str, structure: Structure, wavelength: Wavelength 
 
     wavelength = wavelength or ANODES["CuKa"]
     simulated = simulate_pattern(structure, wavelength, SIMULATED_TWO_THETA)
-    provenance = Provenance(source, "cif (simulated)", {**simulated.provenance.metadata, "simulated": True})
+    provenance = Provenance(source, "cif (simulated)", {**simulated.provenance.metadata, "simulated": True,
+                                                            "intensity_unit": "arbitrary"})
     return Pattern(simulated.two_theta, simulated.intensity, None, wavelength, provenance)

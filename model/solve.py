@@ -30,6 +30,7 @@ from model import bond_valence, composition, constraints, index, search, wyckoff
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
+from model.exporters import solve_result_structure
 from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
@@ -88,8 +89,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
 
     result = _verdict(best, screened, order, len(candidates))
-    note = yield from _timed(timings, "network", _densities(result, [shortlist[i][1] for i in order], pattern,
-                                                            stoichiometries[0], samples, device, seed))
+    note = yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples,
+                                                            device, seed))
     result.message += f"; {note}"
     result.timings = {**timings, "total": sum(timings.values())}
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
@@ -287,29 +288,29 @@ def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], place
         result.alternatives.append(alternative)
     return result
 
+def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, int], samples: int, device: str,
+               seed: int) -> Generator[Progress, None, str]:
+    """The network's density of each solution in the solution's own refined cell, with its atoms, for
+    display; what the network is, or why there is none.
 
-def _densities(result: SolveResult, cells: list[index.Cell], pattern: Pattern, formula_units: dict[str, int],
-               samples: int, device: str, seed: int) -> Generator[Progress, None, str]:
-    """The network's density of each solution's cell (``cells``: the solution's, then each
-    alternative's), for display; what the network is, or why there is none.
-
-    It does not rank the placements (measured: the bundled network's SSIM does not tell the right
-    placement from wrong ones). The best solution's cell gets the mean of ``samples`` draws;
-    another cell one draw, a preview like its screening-depth fit (~0.2 s a draw on 2 cores)."""
+    Not the indexed cell a solution was found in: Mg2Si's cubic solution came from a tetragonal
+    candidate, and its exported map carried the tetragonal cell. The density does not rank the
+    placements (measured: the bundled network's SSIM does not tell the right placement from wrong
+    ones). The best solution gets the mean of ``samples`` draws; another one draw, a preview like its
+    screening-depth fit (~0.2 s a draw on 2 cores)."""
     yield Progress("network", 0.97, "density")
     predictor, note = _predictor(device)
     result.device = "cpu"
     if predictor is None:
         return note
-    densities: dict[int, Density] = {}
-    for solution, cell in zip([result, *result.alternatives], cells):
-        if id(cell) not in densities:
-            draws = []
-            for k in range(samples if solution is result else 1):  # a call a draw: a cancel waits for one
-                draws += predictor.predict(pattern, formula_units, cell.lattice, cell.crystal_system, seed=seed + k)
-                yield Progress("network", 0.97, f"density of the {cell.crystal_system} cell")
-            densities[id(cell)] = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice)
-        solution.density = densities[id(cell)]
+    for solution in [result, *result.alternatives]:
+        draws = []
+        for k in range(samples if solution is result else 1):  # a call a draw: a cancel waits for one
+            draws += predictor.predict(pattern, formula_units, solution.lattice, solution.crystal_system,
+                                       seed=seed + k)
+            yield Progress("network", 0.97, f"density of the {solution.space_group} solution")
+        solution.density = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice,
+                                   solve_result_structure(solution), kind="network")
     result.model_version, result.device = predictor.version, predictor.device
     return note
 

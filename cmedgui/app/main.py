@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from cmedgui.app.about import about_html
 from cmedgui.app.controllers.composition_controller import CompositionController
 from cmedgui.app.controllers.export_controller import ExportController
 from cmedgui.app.controllers.file_controller import FileController
@@ -26,6 +27,7 @@ from model.errors import InputError
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 EXAMPLE = EXAMPLES / "CeO2_CuKa.xy"
 EXAMPLE_ELEMENTS = ("Ce", "O")
+NO_OPENGL_PLATFORMS = ("offscreen", "minimal")  # Qt platforms on which the 3D view cannot render
 
 
 class App:
@@ -54,6 +56,7 @@ class App:
         if state is not None:
             self.window.restoreState(state)
         self.window.closing.connect(self.close)
+        self.window.about_action.triggered.connect(lambda: self.window.show_about(about_html()))
 
     def show_device(self) -> None:
         """Device and model version in the status bar (imports torch, so after the window shows)."""
@@ -84,7 +87,8 @@ class App:
 
 
 def run_window(args: argparse.Namespace) -> int:
-    """`cmedgui` [--open FILE…] [--elements E…] [--solve] [--screenshot PNG] [--quit]."""
+    """`cmedgui` [--open FILE…] [--elements E…] [--formula F] [--solve] [--screenshot PNG]
+    [--export DIR] [--quit]."""
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("cmedgui")
     qt_app.setOrganizationName("cmedgui")
@@ -108,6 +112,8 @@ def run_window(args: argparse.Namespace) -> int:
     try:
         if elements:
             app.composition.set_known(elements)
+        if args.formula:
+            app.composition.set_formula(args.formula)
     except InputError as error:
         window.show_error(str(error))
         print(f"cmedgui: {error}", file=sys.stderr)
@@ -122,6 +128,15 @@ def run_window(args: argparse.Namespace) -> int:
                 print(f"screenshot: {app.screenshot(args.screenshot)}")
             except InputError as error:  # e.g. a .jpg name: say so, and still quit when asked
                 failed.append(str(error))
+        if args.export:
+            try:
+                written, problems = app.exports.export_all(
+                    args.export, gl=qt_app.platformName() not in NO_OPENGL_PLATFORMS)
+            except InputError as error:
+                written, problems = [], [str(error)]
+            for path in written:
+                print(f"exported: {path}")
+            failed.extend(problems)
         if args.quit:
             window.close()
             qt_app.quit()
@@ -138,9 +153,10 @@ def run_window(args: argparse.Namespace) -> int:
         app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
         app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
         QTimer.singleShot(500, solve_then_finish)
-    elif args.screenshot or args.quit:
+    elif args.screenshot or args.export or args.quit:
         QTimer.singleShot(800, finish)
     code = qt_app.exec()
+    app.runner.wait()  # a QThread destroyed while its run() is still returning aborts the process
     for message in failed:
         print(f"cmedgui: {message}", file=sys.stderr)
     return exit_code or (1 if failed else code)

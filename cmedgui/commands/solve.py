@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from model.errors import InputError
 from model.exporters import export, solve_result_structure
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
+
+PROGRESS_EVERY_S = 1.0  # at most one progress report a second
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -73,18 +76,31 @@ def load_pattern(path: str | Path, wavelength: str | None) -> Pattern:
     return pattern
 
 
-def drive(job: Generator[Progress, None, SolveResult]) -> SolveResult:
-    """Run a solve/refine generator to its end, printing progress on stderr (at most 1 line/s)."""
-    last = 0.0
+def drive(job: Generator[Progress, None, SolveResult], stream: TextIO | None = None,
+          every_s: float = PROGRESS_EVERY_S) -> SolveResult:
+    """Run a solve/refine generator to its end, reporting progress on ``stream`` (stderr).
+
+    A terminal gets one line rewritten in place with the seconds elapsed, so a stage that sits at
+    one percentage still shows it is alive; a file or pipe (a log) gets a new line only when the
+    text changes, at most one every ``every_s`` seconds, and the last one.
+    """
+    stream = stream or sys.stderr
+    live = stream.isatty()
+    began, last, printed = time.monotonic(), -math.inf, ""
     while True:
         try:
             progress = next(job)
         except StopIteration as stop:
+            if live and printed:
+                stream.write("\n")
             return stop.value
+        text = f"{progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}"
         now = time.monotonic()
-        if now - last >= 1.0 or progress.fraction >= 1.0:
-            print(f"  {progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}", file=sys.stderr)
-            last = now
+        if not (now - last >= every_s or progress.fraction >= 1.0) or (not live and text == printed):
+            continue
+        stream.write(f"\r\x1b[K  {text}  ({now - began:.0f} s)" if live else f"  {text}\n")
+        stream.flush()
+        printed, last = text, now
 
 
 def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dict) -> None:
@@ -93,11 +109,12 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
 
     stem = pattern_path.name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
+    written, density = {}, None
     if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
-        density = result.density if result.density is not None else cmed(solve_result_structure(result))
+        # without the network, the map calculated from the atoms, in the solution's own cell
+        density = result.density or cmed(solve_result_structure(result), conventional=False)
         export(out / f"{stem}_density.cube", density)
         written["density"] = f"{stem}_density.cube"
     if result.fit is not None:
@@ -114,7 +131,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "sites": [{"element": s.element, "xyz": list(s.xyz), "occupancy": s.occupancy, "biso": s.biso,
                    "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
-        "density_source": "network" if result.density is not None else "refined structure (IAM)",
+        "density": density.description if density is not None else None,
         "timings_s": result.timings, "files": written,
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
         **extra,

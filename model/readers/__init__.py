@@ -18,8 +18,7 @@ import lzma
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from pymatgen.core import Structure
+from typing import TYPE_CHECKING
 
 from model.errors import InputError
 from model.pattern import Pattern, Wavelength
@@ -36,6 +35,9 @@ from model.readers import (
     xrdml,
 )
 from model.readers.scan import describe_error
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def read_patterns(path: str | Path, wavelength: Wavelength | None = None) -> lis
     Raises InputError for anything that is not a readable powder pattern, a structure file included.
     """
     content = read_file(path, wavelength)
-    if isinstance(content, Structure):
+    if not isinstance(content, list):
         raise InputError(path, "holds a crystal structure, not a powder pattern")
     return content
 
@@ -130,7 +132,7 @@ def read_file(path: str | Path, wavelength: Wavelength | None = None) -> list[Pa
     # user needs one line saying the file is unreadable, not the parser's traceback.
     except Exception as error:
         raise InputError(source, f"unreadable {reader.name} file ({describe_error(error)})") from error
-    if isinstance(patterns, Structure):
+    if not isinstance(patterns, list):  # a structure (pymatgen's): imported only by the readers that need it
         return patterns
     if not patterns:
         raise InputError(source, f"no scan data found in this {reader.name} file")

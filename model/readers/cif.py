@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymatgen.core import Structure
-from pymatgen.io.cif import CifFile
 
 from model.errors import InputError
 from model.pattern import Pattern, Wavelength
@@ -31,7 +30,9 @@ from model.readers.scan import (
     describe_error,
     wavelength_of,
 )
-from model.structure import check_structure
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 _MEASURED = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_net",
              "_pd_proc_intensity_total", "_pd_meas_intensity_net")
@@ -47,6 +48,9 @@ def sniff(head: bytes) -> bool:
 
 def read(source: str, data: bytes) -> list[Pattern] | Structure:
     """The profiles of a pdCIF, or the structure of a CIF that holds none."""
+    # pymatgen: imported when a CIF is read, not by every reader of the registry
+    from pymatgen.io.cif import CifFile
+
     text = data.decode("utf-8", errors="replace")
     try:
         with warnings.catch_warnings():
@@ -194,6 +198,10 @@ def _number_or_none(value) -> float | None:
 
 
 def _structure(source: str, text: str) -> Structure:
+    from pymatgen.core import Structure
+
+    from model.structure import check_structure
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

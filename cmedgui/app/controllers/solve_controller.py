@@ -133,10 +133,11 @@ class SolveController:
             return
         view.set_atoms([site.specie.symbol for site in structure], structure.frac_coords,
                        structure.lattice.matrix)
-        if self.solve.density is None:  # an opened structure: show its own (IAM) density
+        if self.solve.density is None:  # no network map: the one calculated from the atoms
             from model.density import cmed  # torch and pymatgen: load on first use
 
-            self.solve.set_density(cmed(structure))
+            # a solution's map in the solution's own cell, the one its CIF is written in
+            self.solve.set_density(cmed(structure, conventional=self.solve.result is None))
 
     def _draw_density(self) -> None:
         density = self.solve.density

@@ -10,6 +10,7 @@ from model.result import Fit, Reflection
 
 X_UNITS = ("2theta", "q", "d")  # degrees 2θ, Å⁻¹, Å
 SCALINGS = ("linear", "sqrt", "log")
+OFFSETS = (0.0, 0.1, 0.25, 0.5, 1.0)  # each pattern raised above the one before by this × the tallest's height
 
 
 def to_x(two_theta: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
@@ -42,6 +43,7 @@ class PatternModel(QObject):
     current_changed = Signal(int)
     x_unit_changed = Signal(str)
     scaling_changed = Signal(str)
+    stacking_changed = Signal()  # offset or normalisation of several patterns
     excluded_changed = Signal()
     fit_changed = Signal()
 
@@ -51,6 +53,8 @@ class PatternModel(QObject):
         self.current = -1
         self.x_unit = "2theta"
         self.scaling = "linear"
+        self.offset = 0.0  # one of OFFSETS
+        self.normalised = False  # each pattern divided by its maximum
         self.excluded: list[tuple[float, float]] = []
         self.fit: Fit | None = None
         self.reflections: list[Reflection] = []
@@ -112,6 +116,26 @@ class PatternModel(QObject):
         if scaling != self.scaling:
             self.scaling = scaling
             self.scaling_changed.emit(scaling)
+
+    def set_offset(self, offset: float) -> None:
+        if offset not in OFFSETS:
+            raise ValueError(f"offset {offset!r} is not one of {OFFSETS}")
+        if offset != self.offset:
+            self.offset = offset
+            self.stacking_changed.emit()
+
+    def set_normalised(self, normalised: bool) -> None:
+        if normalised != self.normalised:
+            self.normalised = bool(normalised)
+            self.stacking_changed.emit()
+
+    def intensity_unit(self) -> str:
+        """The unit of the intensities on screen: 'normalised', the readers' unit where all
+        patterns state the same one, else 'arbitrary'."""
+        if self.normalised:
+            return "normalised"
+        units = {p.provenance.metadata.get("intensity_unit") or "arbitrary" for p in self.patterns}
+        return units.pop() if len(units) == 1 else "arbitrary"
 
     def add_excluded(self, low: float, high: float) -> None:
         low, high = sorted((float(low), float(high)))
