@@ -6,6 +6,11 @@ the formula unit: it holds every known element, may hold possible ones and holds
 Without a formula, small ratios of the known elements (with at most POSSIBLE_ADDED possible
 ones) are tried, charge-balanced ones first. Valences are the classic ones (model.bond_valence
 uses them for ions X-rays cannot tell apart).
+
+Every way of saying the same thing is one ``Chemistry``: the elements in order of atomic number
+whatever order they were given in, the formula as its reduced integer formula unit however it
+was spelled (KLaTiO4, O4TiLaK, K2La2Ti2O8), so that the command line and the window, given the
+same sample in any order, solve the same problem.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import reduce
 
 import numpy as np
@@ -23,6 +29,34 @@ from model.errors import InputError
 MAX_RATIO = 4  # largest amount of one element per formula unit tried when no formula is given
 STOICHIOMETRIES = 4  # formula units tried when no formula is given
 POSSIBLE_ADDED = 2  # possible elements that one tried formula unit may add to the known ones
+
+
+@dataclass(frozen=True)
+class Chemistry:
+    """What is said about a sample's chemistry, canonical: each element group in order of atomic
+    number, the formula as its reduced formula unit (element, count) in that order, or None."""
+
+    known: tuple[str, ...]
+    possible: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+    formula: tuple[tuple[str, int], ...] | None = None
+
+
+def chemistry(known: Sequence[str], formula: str | None = None, possible: Sequence[str] = (),
+              excluded: Sequence[str] = ()) -> Chemistry:
+    """The canonical Chemistry of what is said; contradictions are one-line InputErrors."""
+    known, possible, excluded = (_by_atomic_number(element_symbols(group)) for group in (known, possible, excluded))
+    _check_states(list(known), list(possible), list(excluded))
+    units = None
+    if formula:
+        amounts = _formula_units(formula, list(known), list(possible), list(excluded))
+        common = reduce(math.gcd, amounts.values())
+        units = tuple((symbol, amounts[symbol] // common) for symbol in _by_atomic_number(amounts))
+    return Chemistry(known, possible, excluded, units)
+
+
+def _by_atomic_number(symbols: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(symbols), key=lambda symbol: Element(symbol).Z))
 
 
 def element_symbols(symbols: Iterable[str]) -> list[str]:
@@ -50,14 +84,12 @@ def parse_formula(formula: str) -> dict[str, float]:
     return amounts
 
 
-def stoichiometries(known: Sequence[str], formula: str | None = None, possible: Sequence[str] = (),
-                    excluded: Sequence[str] = ()) -> list[dict[str, int]]:
+def stoichiometries(chem: Chemistry) -> list[dict[str, int]]:
     """Integer formula units to try: the given formula, or small charge-balanced ratios of the
     known elements and a few possible ones."""
-    known, possible, excluded = element_symbols(known), element_symbols(possible), element_symbols(excluded)
-    _check_states(known, possible, excluded)
-    if formula:
-        return [_formula_units(formula, known, possible, excluded)]
+    if chem.formula:
+        return [dict(chem.formula)]
+    known, possible = list(chem.known), chem.possible
     element_sets = [known + list(added) for size in range(min(POSSIBLE_ADDED, len(possible)) + 1)
                     for added in itertools.combinations(possible, size) if known or added]
     ratios = sorted((dict(zip(symbols, (c + 1 for c in combo))) for symbols in element_sets

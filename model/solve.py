@@ -13,10 +13,13 @@ smallest cell and then the highest symmetry among equal fits, and of the assignm
 X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
 (model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
+The problem is made canonical first (model.composition.Chemistry) and every random draw is
+seeded from it (problem_seed), so one problem gets one answer, however it is said and wherever.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Generator, Sequence
@@ -72,9 +75,11 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     if pattern.wavelength is None:
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
-    stoichiometries = composition.stoichiometries(elements, formula, possible, excluded)
+    chem = composition.chemistry(elements, formula, possible, excluded)
+    stoichiometries = composition.stoichiometries(chem)
     timings: dict[str, float] = {}
-    rng = np.random.default_rng(seed)
+    problem = problem_seed(pattern, chem, lattice_systems, seed)
+    rng = np.random.default_rng(problem)
 
     signal, peaks = yield from _timed(timings, "preprocess", _preprocess(pattern))
     if len(peaks) < 4:
@@ -90,11 +95,25 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
 
     result = _verdict(best, screened, order, len(candidates))
     note = yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples,
-                                                            device, seed))
+                                                            device, problem))
     result.message += f"; {note}"
     result.timings = {**timings, "total": sum(timings.values())}
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
     return result
+
+
+def problem_seed(pattern: Pattern, chem: composition.Chemistry, lattice_systems: Sequence[str], seed: int) -> int:
+    """The seed of every random choice of a solve: the user's ``seed`` mixed with a stable hash of
+    the problem (the canonical chemistry, the lattice systems indexed, the wavelength and the pattern's
+    points), so that one problem draws the same numbers in every run, process and front end, and
+    the same sample said in another order or spelling is the same problem (Python's hash() of a
+    string differs from process to process)."""
+    wavelength = pattern.wavelength
+    said = (seed, chem, tuple(lattice_systems), wavelength.ka1, wavelength.ka2, wavelength.ratio)
+    digest = hashlib.sha256(repr(said).encode())
+    for values in (pattern.two_theta, pattern.intensity):
+        digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1  # 63 bits: a torch seed, with room for + draw
 
 
 def _timed(timings: dict[str, float], stage: str, job: Generator[Progress, None, T]) -> Generator[Progress, None, T]:

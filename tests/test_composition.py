@@ -1,20 +1,26 @@
 import pytest
 
-from model.composition import parse_formula, stoichiometries, valences
+from model.composition import (
+    Chemistry,
+    chemistry,
+    parse_formula,
+    stoichiometries,
+    valences,
+)
 from model.errors import InputError
 
 
 def test_a_given_formula_is_the_formula_unit():
-    assert stoichiometries(["K", "La", "Ti", "O"], "KLaTiO4") == [{"K": 1, "La": 1, "Ti": 1, "O": 4}]
+    assert stoichiometries(chemistry(["K", "La", "Ti", "O"], "KLaTiO4")) == [{"O": 4, "K": 1, "Ti": 1, "La": 1}]
 
 
 def test_possible_elements_may_join_the_known_ones_but_need_not():
-    tried = stoichiometries(["Mg", "Si"], possible=["O"])
+    tried = stoichiometries(chemistry(["Mg", "Si"], possible=["O"]))
     assert tried[0] == {"Mg": 2, "Si": 1}  # the known elements alone, simplest and charge-balanced
     assert {"Mg": 1, "Si": 1, "O": 3} in tried
     assert all({"Mg", "Si"} <= set(units) for units in tried)  # known elements are always there
     # a formula may use a possible element, and must hold every known one
-    assert stoichiometries(["Mg", "Si"], "MgSiO3", possible=["O"]) == [{"Mg": 1, "Si": 1, "O": 3}]
+    assert stoichiometries(chemistry(["Mg", "Si"], "MgSiO3", possible=["O"])) == [{"O": 3, "Mg": 1, "Si": 1}]
 
 
 @pytest.mark.parametrize("known, formula, possible, excluded, words", [
@@ -28,7 +34,7 @@ def test_possible_elements_may_join_the_known_ones_but_need_not():
 ])
 def test_contradictory_chemistry_is_one_line_input_error(known, formula, possible, excluded, words):
     with pytest.raises(InputError, match=words) as error:
-        stoichiometries(known, formula, possible, excluded)
+        chemistry(known, formula, possible, excluded)
     assert "\n" not in str(error.value)
 
 
@@ -39,3 +45,13 @@ def test_formula_spellings_read_alike():
 def test_classic_valences_balance_the_charge():
     assert valences({"K": 1, "La": 1, "Ti": 1, "O": 4}) == {"K": 1, "La": 3, "Ti": 4, "O": -2}
     assert valences({"Na": 1, "Cl": 2}) is None
+
+
+def test_every_order_and_spelling_is_one_chemistry():
+    said = [chemistry(["K", "La", "Ti", "O"], "KLaTiO4"), chemistry(["O", "K", "Ti", "La"], "O4TiLaK"),
+            chemistry(["La", "O", "K", "Ti", "K"], "K2La2Ti2O8")]
+    assert said[0] == said[1] == said[2]
+    assert said[0] == Chemistry(("O", "K", "Ti", "La"), formula=(("O", 4), ("K", 1), ("Ti", 1), ("La", 1)))
+    # without a formula the formula units tried do not depend on the order either
+    orders = [["K", "Ca", "C", "O", "F"], ["F", "O", "C", "Ca", "K"], ["C", "K", "F", "Ca", "O"]]
+    assert len({repr(stoichiometries(chemistry(order))) for order in orders}) == 1

@@ -126,12 +126,26 @@ def test_every_map_of_a_solve_is_in_its_solutions_cell_with_its_atoms(bundled_ex
     assert report["density"].startswith("network map") and "CeO2" in report["density"]
 
 
+def _solution(result):
+    return (result.space_group, result.lattice, [(s.element, s.wyckoff, tuple(s.xyz)) for s in result.sites], result.rwp)
+
+
+def test_the_same_sample_in_any_order_or_spelling_gives_the_same_solution(perovskite_pattern):
+    # every random choice is seeded from the canonical problem (issue #17: the element order once
+    # changed the answer)
+    _, pattern = perovskite_pattern
+    said = [(["Cs", "Sn", "Br"], "CsSnBr3"), (["Br", "Cs", "Sn"], "Br3SnCs"), (["Sn", "Br", "Cs"], "Cs2Sn2Br6")]
+    solutions = [_solution(_run(solve(pattern, elements, formula=formula, system="cubic", samples=1))[0])
+                 for elements, formula in said]
+    assert solutions[0][0] == "Pm-3m" and solutions[1:] == [solutions[0]] * 2
+
+
 @pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
                                             (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
 def test_elements_alone_try_the_classic_valences_first(elements, first):
-    from model.composition import stoichiometries
+    from model.composition import chemistry, stoichiometries
 
-    assert stoichiometries(elements)[0] == first
+    assert stoichiometries(chemistry(elements))[0] == first
 
 
 @pytest.mark.parametrize("name, formula, space_group", [
@@ -149,3 +163,13 @@ def test_cli_solves_the_shared_experimental_patterns(shared_data, tmp_path, name
     assert report["solved"] and report["rwp"] < 15.0
     assert report["space_group"] == space_group
     assert StructureMatcher().fit(load_structure(path), load_structure(tmp_path / f"{stem}.cif"))
+
+
+@pytest.mark.slow
+def test_klatio4_solves_alike_in_every_element_order(shared_data):
+    from model.readers import read_patterns
+
+    pattern = read_patterns(shared_data / "experimental" / "wm2446Isup2.rtv.combined.cif")[0]
+    orders = (["K", "La", "Ti", "O"], ["O", "K", "Ti", "La"], ["Ti", "O", "La", "K"])
+    solutions = [_solution(_run(solve(pattern, order, formula="KLaTiO4", samples=1))[0]) for order in orders]
+    assert solutions[1:] == [solutions[0]] * 2
