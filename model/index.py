@@ -24,6 +24,7 @@ import spglib
 
 from model import constraints
 from model.errors import InputError
+from model.instrument import bragg_d, bragg_theta
 
 SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic")
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
@@ -408,7 +409,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
     yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
-    d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
+    d_min = bragg_d(tth.max() + 0.5, wavelength_A)
     low, high = _SYSTEM_RANGES[cell.crystal_system]
     orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     halls = standard_hall_numbers()
@@ -424,7 +425,7 @@ def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A:
             if len(hkl) == 0:
                 continue
             d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-            calc = np.sort(np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1))))
+            calc = np.sort(np.degrees(2 * bragg_theta(d, wavelength_A)))
             allowed = (number, tuple(np.round(calc, 4)))
             if allowed in seen:
                 continue

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pymatgen is slow to import, and only the solve and refinement build a Structure
+    from pymatgen.core import Structure
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,10 @@ class Reflection:
 class SolveResult:
     """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, atoms, agreement, fit and density.
 
-    ``atoms`` is every atom of the refined cell, the one stored structure (CIF, 3D view, density);
-    ``sites`` is its asymmetric unit, one representative per orbit, for tables and reports.
+    ``structure`` is the refined cell (every atom, occupancies, B in Å² as the site property
+    "biso"), the one stored structure (CIF, 3D view, density); ``atoms`` are its sites with their
+    Wyckoff labels and orbits, and ``sites`` its asymmetric unit, one representative per orbit,
+    for tables and reports. An attempt that refined nothing has no structure.
     """
 
     lattice: tuple[float, float, float, float, float, float]
@@ -83,6 +89,7 @@ class SolveResult:
     # phases refined together with it against the same pattern (their fit is this one's)
     weight_fraction: float = 1.0
     phases: list[SolveResult] = field(default_factory=list)
+    structure: Structure | None = None
 
     @property
     def sites(self) -> list[Site]:

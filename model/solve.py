@@ -28,10 +28,12 @@ from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 from model import bond_valence, constraints, index, search
 from model.density import Density
 from model.errors import InputError
+from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
-from model.refine import REPORT_S, TERMS, ProfileStart, Rietveld, to_solve_result
+from model.refine import REPORT_S, TERMS, Rietveld
+from model.refinement import to_solve_result
 from model.result import Progress, SolveResult
 from model.structure import conventional_standard
 
@@ -137,7 +139,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     shortlist = shortlist[:REFINED]
     def screened(i: int, restrain: bool):
         candidate, cell = shortlist[i]
-        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero),
+        problem = Rietveld(pattern, candidate.structure, Instrument.from_fwhm(pattern.wavelength, fwhm, cell.zero),
                            restrain_contacts=restrain)
         for _ in problem.fit(max_nfev=SCREEN_NFEV):
             yield Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
@@ -180,7 +182,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         if number > best.space_group.number or len(standard) != len(best.structure):
             standards.setdefault((number, len(standard)), standard)
     for _, standard in sorted(standards.items(), key=lambda item: -item[0][0]):
-        higher = Rietveld(pattern, standard, ProfileStart(**best.profile), restrain_contacts=True)
+        higher = Rietveld(pattern, standard, best.instrument, restrain_contacts=True)
         for _ in higher.fit(max_nfev=FINAL_NFEV, terms=TERMS):
             yield Progress("refine", 0.97, "refinement in the full symmetry")
         symmetric = higher.result()
@@ -194,7 +196,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         options = bond_valence.assignments(best.structure, [site.orbit for site in best.atoms], valences)
         chosen = min(options, key=lambda s: bond_valence.instability(s, valences))
         if chosen is not options[0]:
-            swapped = Rietveld(pattern, chosen, ProfileStart(**best.profile), restrain_contacts=True)
+            swapped = Rietveld(pattern, chosen, best.instrument, restrain_contacts=True)
             for _ in swapped.fit(max_nfev=FINAL_NFEV, terms=TERMS):
                 yield Progress("refine", 0.97, "refinement of the bond-valence assignment of alike ions")
             refined = swapped.result()

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import InputError
-from model.exporters import export, solve_result_structure
+from model.exporters import export
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
 
@@ -93,7 +93,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
     if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
-        density = result.density if result.density is not None else cmed(solve_result_structure(result))
+        density = result.density if result.density is not None else cmed(result.structure)
         export(out / f"{stem}_density.cube", density)
         written["density"] = f"{stem}_density.cube"
     if result.fit is not None:

@@ -195,6 +195,7 @@ def _number_or_none(value) -> float | None:
 
 
 def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern:
+    from model.instrument import Instrument
     from model.simulate import (
         simulate_pattern,  # torch: imported only when a structure is opened
     )
@@ -208,7 +209,7 @@ def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern
                                  f"({describe_error(error)})") from None
     check_structure(structure, source)
     wavelength = wavelength or ANODES["CuKa"]
-    simulated = simulate_pattern(structure, wavelength, SIMULATED_TWO_THETA)
+    simulated = simulate_pattern(structure, Instrument(wavelength), SIMULATED_TWO_THETA)
     provenance = Provenance(source, "cif (simulated)",
                             {**simulated.provenance.metadata, "simulated": True})
     return Pattern(simulated.two_theta, simulated.intensity, None, wavelength, provenance)
