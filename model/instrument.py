@@ -113,6 +113,7 @@ class Instrument:
     (z = Δ2θ/FWHM; P1 < 0 puts a tail on the low-angle side, as axial divergence does), the
     fraction of the incident beam polarised in the diffraction plane (0.5: an unpolarised tube,
     near 0 for synchrotron light diffracted vertically) and the measured 2θ range (degrees).
+    A Kα1-monochromated instrument at an anode has the anode's wavelength with ratio 0.
 
     The defaults are a typical laboratory instrument (the simulator's)."""
 

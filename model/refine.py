@@ -189,16 +189,16 @@ class Rietveld:
         full = torch.tensor(self.p)
         index = torch.tensor(free)
 
-        def res_np(q):
+        def res_np(values):
             pause()
             with torch.no_grad():
-                return self.model.residuals(full.index_put((index,), torch.tensor(q))).numpy()
+                return self.model.residuals(full.index_put((index,), torch.tensor(values))).numpy()
 
-        def jac_np(q):
-            q = torch.tensor(q)
-            p = full.index_put((index,), q)
+        def jac_np(values):
+            values = torch.tensor(values)
+            p = full.index_put((index,), values)
             pause()
-            return self.model.jacobian(p, free, q, pause)
+            return self.model.jacobian(p, free, values, pause)
 
         lower, upper = self.layout.bounds(self.p, free)
         x0 = np.clip(self.p[free], lower + 1e-12, upper - 1e-12)

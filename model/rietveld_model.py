@@ -108,9 +108,9 @@ class RietveldModel:
                 "ka2_ratio": p[slices["ka2"]] if doublet else torch.zeros(1, dtype=p.dtype),
                 "ka2_over_ka1": torch.tensor([doublet[0] / self.wavelength.ka1 if doublet else 1.0])}
 
-    def jacobian(self, p: torch.Tensor, free: np.ndarray, q: torch.Tensor,
+    def jacobian(self, p: torch.Tensor, free: np.ndarray, values: torch.Tensor,
                  pause: Callable[[], None]) -> np.ndarray:
-        """∂residuals/∂(free parameters) at ``p`` (whose free entries are ``q``); ``pause()``
+        """∂residuals/∂(free parameters) at ``p`` (whose ``free`` entries are ``values``); ``pause()``
         before every model evaluation. A column of a parameter only one phase depends on
         re-evaluates that phase alone."""
         index = torch.tensor(free)
@@ -131,8 +131,8 @@ class RietveldModel:
                 if background.start <= i < background.stop:
                     columns.append(torch.cat([-self.sqrt_w * cheb[:, i - background.start], unrestrained]))
                     continue
-                step = 1e-6 * max(abs(float(q[column])), 1e-2)
-                shifted = q.clone()
+                step = 1e-6 * max(abs(float(values[column])), 1e-2)
+                shifted = values.clone()
                 shifted[column] += step
                 moved = p.index_put((index,), shifted)
                 pause()

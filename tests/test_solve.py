@@ -7,9 +7,9 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from cmedgui.cli import main
 from model.errors import InputError
-from model.exporters import solve_result_structure
+from model.instrument import Instrument
 from model.pattern import ANODES
-from model.simulate import ProfileParams, simulate_pattern
+from model.simulate import Sample, simulate_pattern
 from model.solve import SYMMETRY_RWP_SLACK, solve
 from model.structure import load_structure
 
@@ -27,8 +27,8 @@ def _run(job):
 def perovskite_pattern():
     structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(5.795), ["Cs", "Sn", "Br"],
                                           [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.5]])
-    params = ProfileParams(w=0.004, zero=0.02, counts=20000)
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params,
+    instrument = Instrument(ANODES["CuKa"], w=0.004, zero=0.02)
+    pattern = simulate_pattern(structure, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(1))
     return structure, pattern
 
@@ -38,7 +38,7 @@ def test_solve_simulated_cubic_perovskite(perovskite_pattern):
     result, progress = _run(solve(pattern, ["Cs", "Sn", "Br"], formula="CsSnBr3"))
     assert result.solved and result.rwp < 10
     assert result.space_group == "Pm-3m" and result.crystal_system == "cubic"
-    assert StructureMatcher().fit(structure, solve_result_structure(result))
+    assert StructureMatcher().fit(structure, result.structure)
     assert {"preprocess", "index", "search", "refine"} <= set(result.timings)
     # the browser shows the solution first, then the others by Rwp; an equal fit (within the slack)
     # of a bigger cell, such as the 2×2×2 supercell, does not displace the simplest description
