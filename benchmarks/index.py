@@ -2,7 +2,7 @@
 
 The patterns are those benchmarks/solve.py solves (benchmarks/lab_patterns.py, the same options). The
 peak search, indexing and space-group screening run as the solve runs them
-(model.solve.index_cells). Prints, per structure, the rank of the true cell, whether the solve
+(model.spacegroups.index_cells). Prints, per structure, the rank of the true cell, whether the solve
 searches it, whether the true space group is among the plans (on a cell whose axes are those of the
 group's standard setting, spglib's), the number of plans (cell, group) the search shares its time
 among, and per crystal system the % with the true conventional cell ranked first / searched /
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lab_patterns import add_arguments, lab_patterns
 
 from model.preprocess import find_peaks
-from model.solve import index_cells
+from model.spacegroups import index_cells
 from model.structure import conventional_standard
 
 CELL_RTOL = 0.005

@@ -17,7 +17,9 @@ from model.errors import InputError
 COMMANDS = ("info", "simulate", "density", "solve", "refine")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; where ``argv`` starts with a command, only that command's module is imported
+    (the others import torch and pymatgen: seconds that `cmedgui info` must not wait for)."""
     parser = argparse.ArgumentParser(
         prog="cmedgui",
         description="Crystal structures from powder diffraction. Without a command, opens the window.",
@@ -27,15 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_window_arguments(parser)
     parser.set_defaults(handler=gui.run)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
-    for name in COMMANDS:
+    named = [word for word in (argv or [])[:1] if word in COMMANDS]
+    for name in named or COMMANDS:
         module = importlib.import_module(f"cmedgui.commands.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args.handler(args) or 0)
     except InputError as error:

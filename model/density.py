@@ -22,17 +22,26 @@ Grid convention: values[i, j, k] is ρ at fractional (i/N, j/N, k/N) along a, b,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from model.errors import InputError
 from model.scattering import form_factor_coeffs
 from model.structure import check_structure, conventional_standard
 
 GRID_LIMITS = (4, 512)
+# what a map is, as exports and the window name it: kind → the words for it
+MAP_KINDS = {
+    "calculated": "calculated from the atoms (independent-atom model)",
+    "network": "predicted by the network",
+    "charge flipping": "charge flipping of the observed intensities",
+    "F_obs": "Fourier map of the observed amplitudes with the model's phases",
+    "difference": "difference Fourier map (F_obs − F_calc)",
+}
+SAME_CELL_A = 1e-3  # Å, a map's atoms must lie in its own cell to this
 PHASE_BLOCK = 1 << 22  # atoms × N² phase factors held at once (32 MB of complex64)
 MOTT_BETHE = 41.78214  # Å⁻² e; pymatgen's constant, so f(s) matches its XRDCalculator
 
@@ -42,12 +51,14 @@ class Density:
     """ρ on an N×N×N grid of fractional coordinates, in e/Å³, with the lattice it belongs to.
 
     ``lattice`` rows are a, b, c in Å (Cartesian); ``structure`` is the cell the grid spans
-    (the conventional standard cell for ``cmed``), when known.
+    (the conventional standard cell for ``cmed``), when known, with the atoms exports list; its
+    lattice must be ``lattice``. ``kind`` says which map it is (a key of MAP_KINDS).
     """
 
     values: np.ndarray
     lattice: np.ndarray
     structure: Structure | None = None
+    kind: str = "calculated"
 
     def __post_init__(self):
         values = np.asarray(self.values, dtype=np.float32)
@@ -56,6 +67,13 @@ class Density:
             raise InputError(None, f"a density grid must be N×N×N, got shape {values.shape}")
         if lattice.shape != (3, 3) or abs(np.linalg.det(lattice)) < 1e-6:
             raise InputError(None, "a density needs a non-degenerate 3×3 lattice (rows a, b, c in Å)")
+        if self.kind not in MAP_KINDS:
+            raise ValueError(f"map kind {self.kind!r} is not one of {', '.join(MAP_KINDS)}")
+        # the Mg2Si export once paired a candidate's tetragonal grid with the cubic solution
+        if self.structure is not None and not np.allclose(self.structure.lattice.matrix, lattice,
+                                                          atol=SAME_CELL_A):
+            raise ValueError(f"a density's atoms must lie in its own cell: {self.structure.lattice.abc} Å "
+                             f"is not the grid's {tuple(np.linalg.norm(lattice, axis=1))} Å")
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "lattice", lattice)
 
@@ -70,6 +88,14 @@ class Density:
     @property
     def voxel_volume_A3(self) -> float:
         return self.volume_A3 / self.n**3
+
+    @property
+    def description(self) -> str:
+        """One line: which map, of what, in which cell (a b c in Å, α β γ in degrees)."""
+        formula = self.structure.composition.reduced_formula if self.structure is not None else "no atoms"
+        a, b, c, alpha, beta, gamma = Lattice(self.lattice).parameters
+        return (f"{self.kind} map, {MAP_KINDS[self.kind]}: {formula}, cell {a:.5f} {b:.5f} {c:.5f} Å "
+                f"{alpha:.3f} {beta:.3f} {gamma:.3f}°")
 
     @property
     def electron_count(self) -> float:
@@ -210,7 +236,7 @@ def fourier_upsample(density_or_values: Gridded, n_new: int) -> Gridded:
         raise InputError(None, f"cannot upsample a {np.shape(values)[0]}³ grid to {n_new}³")
     finer = resample_fractional(values, n_new)
     if isinstance(density_or_values, Density):
-        return Density(finer, density_or_values.lattice, density_or_values.structure)
+        return replace(density_or_values, values=finer)
     return finer
 
 

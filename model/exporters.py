@@ -20,6 +20,7 @@ from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from model.cif_refinement import add_refinement
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
@@ -54,20 +55,21 @@ class Exporter:
 # ---------------------------------------------------------------- density
 
 
-def _write_npy(path: Path, density: Density) -> None:
-    with atomic_write(path, "wb") as handle:
-        np.save(handle, density.values)
-
-
 def _write_npz(path: Path, density: Density) -> None:
+    """values (e/Å³), lattice (rows a, b, c in Å), kind and description, and the atoms: species
+    (majority element of each site) and frac_coords."""
+    atoms = density.structure.frac_coords if density.structure is not None else np.zeros((0, 3))
+    species = [_majority(site).symbol for site in density.structure] if density.structure is not None else []
     with atomic_write(path, "wb") as handle:
-        np.savez_compressed(handle, values=density.values, lattice=density.lattice)
+        np.savez_compressed(handle, values=density.values, lattice=density.lattice, kind=density.kind,
+                            description=density.description, species=np.array(species, dtype=str),
+                            frac_coords=atoms)
 
 
 def _write_cube(path: Path, density: Density) -> None:
     """Gaussian cube: lengths in Bohr, ρ in e/Bohr³, z index fastest; N voxels span each cell edge."""
     atoms = _atoms(density)
-    header = [f"cmedgui electron density (IAM), {_formula(density)}",
+    header = [f"cmedgui {density.description}",
               f"{density.n}^3 grid of fractional coordinates; values in e/Bohr^3",
               f"{len(atoms):5d} {0.0:12.6f} {0.0:12.6f} {0.0:12.6f}"]
     for axis in density.lattice:
@@ -84,13 +86,14 @@ def _write_cube(path: Path, density: Density) -> None:
 
 def _write_xsf(path: Path, density: Density) -> None:
     """XCrySDen XSF: periodic general grid of N+1 points a side (last plane repeats the first),
-    x index fastest, ρ in e/Å³; atoms in Cartesian Å."""
+    x index fastest, ρ in e/Å³; atoms in Cartesian Å; which map it is in a comment line."""
     atoms = _atoms(density)
-    lines = ["CRYSTAL", "PRIMVEC", *(_vector(row) for row in density.lattice)]
+    lines = [f"# cmedgui {density.description}", "CRYSTAL", "PRIMVEC", *(_vector(row) for row in density.lattice)]
     if atoms:
         lines += ["PRIMCOORD", f"{len(atoms)} 1", *(f"{z:3d} {_vector(cart)}" for z, cart in atoms)]
     n1 = density.n + 1
-    lines += ["BEGIN_BLOCK_DATAGRID_3D", "cmedgui_density", "BEGIN_DATAGRID_3D_electron_density",
+    name = density.kind.replace(" ", "_")
+    lines += ["BEGIN_BLOCK_DATAGRID_3D", f"cmedgui_{name}_map", f"BEGIN_DATAGRID_3D_{name}_electron_density",
               f"{n1} {n1} {n1}", _vector(np.zeros(3)), *(_vector(row) for row in density.lattice)]
     periodic = np.pad(density.values, ((0, 1), (0, 1), (0, 1)), mode="wrap")
     with atomic_write(path) as handle:
@@ -105,7 +108,7 @@ def _write_chgcar(path: Path, density: Density) -> None:
         raise InputError(path, "a VASP CHGCAR needs the atoms and this density has none: "
                                "export .cube, .xsf or .npz instead")
     structure = _ordered(density.structure).get_sorted_structure()
-    poscar = Poscar(structure, comment=f"cmedgui electron density (IAM), {_formula(density)}")
+    poscar = Poscar(structure, comment=f"cmedgui {density.description}")
     flat = density.values.astype(np.float64).ravel(order="F") * density.volume_A3
     with atomic_write(path) as handle:
         handle.write(poscar.get_str(significant_figures=8) + "\n")
@@ -128,10 +131,6 @@ def _ordered(structure: Structure) -> Structure:
 def _majority(site: PeriodicSite) -> Element:
     specie = max(site.species.items(), key=lambda item: item[1])[0]
     return getattr(specie, "element", specie)  # Species("Fe", 2) → Element Fe
-
-
-def _formula(density: Density) -> str:
-    return density.structure.composition.reduced_formula if density.structure is not None else "no atoms"
 
 
 def _vector(values: np.ndarray) -> str:
@@ -215,13 +214,16 @@ def _wavelength_text(pattern: Pattern) -> str:
 def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
     """CIF with the symmetry found by spglib (pymatgen CifWriter, tolerance CIF_SYMPREC Å), the
     occupancy and, where the sites carry a "biso" property (a SolveResult's do), the isotropic
-    displacement B (Å²) of every site in the asymmetric unit."""
+    displacement B (Å²) of every site in the asymmetric unit; a refined SolveResult adds its
+    refinement block (model.cif_refinement: agreement, esds, the fitted profile)."""
     structure = obj.structure if isinstance(obj, SolveResult) else obj
     if structure is None:
         raise InputError(None, "the solve result has no atoms to write")
     writer = CifWriter(structure, symprec=CIF_SYMPREC)
     if None not in structure.site_properties.get("biso", [None]):
         _add_biso(writer, structure)
+    if isinstance(obj, SolveResult) and obj.refinement is not None:
+        add_refinement(next(iter(writer.cif_file.data.values())), obj)
     text = str(writer)
     with atomic_write(path) as handle:
         handle.write(text)
@@ -252,8 +254,7 @@ EXPORTERS: list[Exporter] = [
     Exporter("Gaussian cube", (".cube",), "density", _write_cube),
     Exporter("XCrySDen XSF", (".xsf",), "density", _write_xsf),
     Exporter("VASP CHGCAR", (".vasp", "CHGCAR"), "density", _write_chgcar),
-    Exporter("NumPy grid with lattice", (".npz",), "density", _write_npz),
-    Exporter("NumPy grid", (".npy",), "density", _write_npy),
+    Exporter("NumPy grid with lattice and atoms", (".npz",), "density", _write_npz),
     Exporter("Two-column text", (".xy",), "pattern", _write_xy),
     Exporter("CSV", (".csv",), "pattern", _write_csv),
     Exporter("CIF", (".cif",), "structure", _write_cif),

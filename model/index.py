@@ -1,4 +1,4 @@
-"""Indexing: unit cell from a peak list, with zero shift, figures of merit and space-group candidates.
+"""Indexing: unit cell from a peak list, with zero shift, figures of merit.
 
 No maintained Python indexing engine installs here (pyobjcryst does not build), so this is an
 exhaustive-assignment indexer: 1/d² is linear in the cell's reciprocal metric, e.g.
@@ -17,16 +17,13 @@ import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-import spglib
 
-from model import constraints
+from model.data.systems import INDEXED_SYSTEMS
 from model.errors import InputError
-from model.instrument import bragg_d, bragg_theta
 
-SYSTEMS = ("cubic", "hexagonal", "tetragonal", "orthorhombic")
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
 _TRIAL_INDEX = {"cubic": (6, 6), "hexagonal": (4, 6), "tetragonal": (4, 6), "orthorhombic": (2, 2)}
 _TRIAL_LINES = {"cubic": 3, "hexagonal": 6, "tetragonal": 6, "orthorhombic": 6}
@@ -49,22 +46,11 @@ SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhom
 
 
 @dataclass(frozen=True)
-class SpaceGroupCandidate:
-    """A space group in its standard setting on the cell's axes taken in the order ``axes``."""
-
-    number: int
-    symbol: str
-    hall_number: int
-    unexplained: int  # observed lines only absent reflections would explain
-    axes: tuple[int, int, int] = (0, 1, 2)
-
-
-@dataclass(frozen=True)
 class Cell:
     """An indexing solution: lattice (Å, degrees), zero shift (deg 2θ), figures of merit.
 
-    ``m20`` is de Wolff's M20 = Q_N / (2 ε N_calc) over the indexed lines (Q = 1/d², Å⁻²; ε their
-    mean |Q_obs − Q_calc|; N_calc the distinct lines the cell allows up to Q_N, the last observed
+    ``m20`` is de Wolff's M20 = (1/d²)_N / (2 ε N_calc) over the indexed lines (1/d² in Å⁻²; ε their
+    mean |Δ(1/d²)|; N_calc the distinct lines the cell allows up to the last observed
     line); ``f_n`` is Smith & Snyder's F_N = N / (mean |Δ2θ| · N_calc) over the same lines.
     ``merit`` ranks the cells: M20 × UNINDEXED_FACTOR per unindexed line × SYMMETRY_WEIGHT, so a
     cell that leaves impurity lines unexplained pays for them without being refused.
@@ -78,7 +64,6 @@ class Cell:
     n_indexed: int
     n_lines: int
     merit: float
-    space_groups: list[SpaceGroupCandidate] = field(default_factory=list)
 
     @property
     def volume(self) -> float:
@@ -87,7 +72,7 @@ class Cell:
         return float(a * b * c * np.sqrt(1 - ca**2 - cb**2 - cg**2 + 2 * ca * cb * cg))
 
 
-def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = SYSTEMS,
+def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = INDEXED_SYSTEMS,
           tolerance_deg: float = 0.05, max_volume_A3: float = 3000.0, n_candidates: int = 5,
           max_unindexed: int = 2, pause: Callable[[], None] = lambda: None) -> list[Cell]:
     """Ranked cells (best merit first) that index the Kα1 peak positions ``two_theta`` (degrees).
@@ -100,8 +85,8 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     if tth.size < 4:
         raise InputError(None, f"indexing needs at least 4 peaks, found {tth.size}")
     for system in systems:
-        if system not in SYSTEMS:
-            raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(SYSTEMS)}")
+        if system not in INDEXED_SYSTEMS:
+            raise InputError(None, f"cannot index crystal system {system!r}; choose from {', '.join(INDEXED_SYSTEMS)}")
     cells: list[Cell] = []
     for system in systems:
         cells.extend(_index_system(system, tth, wavelength_A, tolerance_deg, max_volume_A3, max_unindexed, pause))
@@ -191,50 +176,50 @@ def _norms(form: str, limit: int) -> np.ndarray:
     return values[values <= limit].astype(float)
 
 
-def _reflections(system: str, coef: np.ndarray, q_max: float) -> np.ndarray:
-    """Feature rows of every distinct line of the cell with 1/d² ≤ q_max (Å⁻²), sorted by 1/d²."""
+def _reflections(system: str, coef: np.ndarray, inv_d2_max: float) -> np.ndarray:
+    """Feature rows of every distinct line of the cell with 1/d² ≤ inv_d2_max (Å⁻²), sorted by 1/d²."""
     def norms(form, bound):  # cached on a power-of-two limit: cells of one pattern share it
         limit = 1 << max(int(np.ceil(np.log2(max(bound, 1.0)))), 4)
         values = _norms(form, limit)
         return values[values <= bound]
 
     if system == "cubic":
-        features = norms("cubic", q_max / coef[0])[:, None]
+        features = norms("cubic", inv_d2_max / coef[0])[:, None]
     elif system in ("tetragonal", "hexagonal"):
         if system == "tetragonal":
-            first = norms("square", q_max / coef[0])
+            first = norms("square", inv_d2_max / coef[0])
         else:
-            first = 4.0 / 3.0 * norms("hexagonal", 0.75 * q_max / coef[0])
-        second = np.arange(int(np.sqrt(q_max / coef[1])) + 1, dtype=float) ** 2
+            first = 4.0 / 3.0 * norms("hexagonal", 0.75 * inv_d2_max / coef[0])
+        second = np.arange(int(np.sqrt(inv_d2_max / coef[1])) + 1, dtype=float) ** 2
         features = np.stack(np.broadcast_arrays(first[:, None], second[None, :]), -1).reshape(-1, 2)
     else:
-        axes = [np.arange(int(np.sqrt(q_max / c)) + 1, dtype=float) ** 2 for c in coef]
+        axes = [np.arange(int(np.sqrt(inv_d2_max / c)) + 1, dtype=float) ** 2 for c in coef]
         features = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    q = features @ coef
-    keep = (q > 0) & (q <= q_max)
-    features, q = features[keep], q[keep]
-    order = np.argsort(q)
+    inv_d2 = features @ coef
+    keep = (inv_d2 > 0) & (inv_d2 <= inv_d2_max)
+    features, inv_d2 = features[keep], inv_d2[keep]
+    order = np.argsort(inv_d2)
     return features[order]
 
 
-def _q(tth: np.ndarray, wavelength: float, zero: float = 0.0) -> np.ndarray:
+def _inv_d2(tth: np.ndarray, wavelength: float, zero: float = 0.0) -> np.ndarray:
     """1/d² (Å⁻²) of peaks at 2θ − zero."""
     return (2 * np.sin(np.radians(tth - zero) / 2) / wavelength) ** 2
 
 
-def _dq_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
+def _dinv_d2_dtth(tth: np.ndarray, wavelength: float) -> np.ndarray:
     """d(1/d²)/d(2θ) per degree."""
     return 2 * np.sin(np.radians(tth)) / wavelength**2 * np.pi / 180
 
 
-def _nearest(q_obs: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
-    """|q_obs − nearest q_calc| per row: q_obs (M, m), q_calc (M, H) sorted along rows."""
-    rows = q_calc.shape[0]
-    cap = 2.0 * float(q_obs.max())
+def _nearest(inv_d2_obs: np.ndarray, inv_d2_calc: np.ndarray) -> np.ndarray:
+    """|inv_d2_obs − nearest inv_d2_calc| per row: inv_d2_obs (M, m), inv_d2_calc (M, H) sorted along rows."""
+    rows = inv_d2_calc.shape[0]
+    cap = 2.0 * float(inv_d2_obs.max())
     span = 2.0 * cap
     offset = np.arange(rows, dtype=float)[:, None] * span
-    flat = (np.minimum(q_calc, cap) + offset).ravel()
-    target = q_obs + offset
+    flat = (np.minimum(inv_d2_calc, cap) + offset).ravel()
+    target = inv_d2_obs + offset
     pos = np.searchsorted(flat, target.ravel()).reshape(target.shape)
     above = flat[np.minimum(pos, flat.size - 1)]
     below = flat[np.maximum(pos - 1, 0)]
@@ -244,13 +229,13 @@ def _nearest(q_obs: np.ndarray, q_calc: np.ndarray) -> np.ndarray:
 def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause) -> list[Cell]:
     pause()
     max_unindexed = max_unindexed * tth.size // 20
-    q_obs = _q(tth, wavelength)
+    inv_d2_obs = _inv_d2(tth, wavelength)
     inverses = _trial_inverses(system)
     n = inverses.shape[-1]
     if tth.size - max_unindexed < LINES_PER_PARAMETER * (n + 1):
         return []  # too few lines: a cell with this many parameters (and the zero) fits any of them
     trial_lines = itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n)
-    coef = np.concatenate([inverses @ q_obs[list(lines)] for lines in trial_lines])
+    coef = np.concatenate([inverses @ inv_d2_obs[list(lines)] for lines in trial_lines])
     coef = coef[_plausible(system, coef, max_volume)]
     if system == "orthorhombic":
         coef = np.sort(coef, axis=1)  # the same cell with its axes in another order
@@ -259,12 +244,12 @@ def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause
     coef = coef[first_of]
     screen_features = _low_index_features(system, _SCREEN_INDEX[system])
     m = min(SCREEN_LINES, tth.size)
-    q_tol = SCREEN_TOLERANCE * tol * _dq_dtth(tth[:m], wavelength)
+    inv_d2_tol = SCREEN_TOLERANCE * tol * _dinv_d2_dtth(tth[:m], wavelength)
     passed, passed_misses = [], []
     for chunk in np.array_split(coef, max(1, len(coef) // 20000)):
         pause()
-        q_calc = np.sort(chunk @ screen_features.T, axis=1)
-        misses = np.sum(_nearest(np.broadcast_to(q_obs[:m], (len(chunk), m)), q_calc) > q_tol, axis=1)
+        inv_d2_calc = np.sort(chunk @ screen_features.T, axis=1)
+        misses = np.sum(_nearest(np.broadcast_to(inv_d2_obs[:m], (len(chunk), m)), inv_d2_calc) > inv_d2_tol, axis=1)
         passed.append(chunk[misses <= max_unindexed])
         passed_misses.append(misses[misses <= max_unindexed])
     good = np.concatenate(passed) if passed else np.zeros((0, n))
@@ -315,45 +300,45 @@ def _refine_cell(system, coef, tth, wavelength, tol, max_unindexed, max_volume) 
     n = len(coef)
     wide = SCREEN_TOLERANCE * tol
     for lines, window in ((SCREEN_LINES, wide), (tth.size, wide), (tth.size, tol), (tth.size, tol)):
-        q_obs = _q(tth, wavelength, zero)
-        slope = _dq_dtth(tth - zero, wavelength)
-        features = _reflections(system, coef, q_obs[-1] * 1.05)
+        inv_d2_obs = _inv_d2(tth, wavelength, zero)
+        slope = _dinv_d2_dtth(tth - zero, wavelength)
+        features = _reflections(system, coef, inv_d2_obs[-1] * 1.05)
         if len(features) == 0:
             return None
-        q_line = features @ coef
-        nearest = _nearest_index(q_obs, q_line)
-        use = (np.abs(q_obs - q_line[nearest]) / slope <= window) & (np.arange(tth.size) < lines)
+        inv_d2_line = features @ coef
+        nearest = _nearest_index(inv_d2_obs, inv_d2_line)
+        use = (np.abs(inv_d2_obs - inv_d2_line[nearest]) / slope <= window) & (np.arange(tth.size) < lines)
         if use.sum() < n + 2:
             return None
         design = np.column_stack([features[nearest[use]] / slope[use, None], np.ones(use.sum())])
-        solution, *_ = np.linalg.lstsq(design, q_obs[use] / slope[use], rcond=None)
+        solution, *_ = np.linalg.lstsq(design, inv_d2_obs[use] / slope[use], rcond=None)
         coef, zero = solution[:n], zero + float(solution[n])
         if not _plausible(system, coef[None], max_volume)[0] or abs(zero) > MAX_ZERO_DEG:
             return None
-    q_obs = _q(tth, wavelength, zero)
-    slope = _dq_dtth(tth - zero, wavelength)
-    q_max = q_obs[-1]
-    q_line = _reflections(system, coef, q_max * 1.05) @ coef
-    q_line = q_line[np.concatenate([[True], np.diff(q_line) > 1e-12 * q_max])]
-    miss = np.abs(q_obs - q_line[_nearest_index(q_obs, q_line)])
+    inv_d2_obs = _inv_d2(tth, wavelength, zero)
+    slope = _dinv_d2_dtth(tth - zero, wavelength)
+    inv_d2_max = inv_d2_obs[-1]
+    inv_d2_line = _reflections(system, coef, inv_d2_max * 1.05) @ coef
+    inv_d2_line = inv_d2_line[np.concatenate([[True], np.diff(inv_d2_line) > 1e-12 * inv_d2_max])]
+    miss = np.abs(inv_d2_obs - inv_d2_line[_nearest_index(inv_d2_obs, inv_d2_line)])
     indexed = miss / slope <= tol
     if indexed.sum() < tth.size - max_unindexed:
         return None
-    n_calc = max(int(np.sum(q_line <= q_max)), 1)
+    n_calc = max(int(np.sum(inv_d2_line <= inv_d2_max)), 1)
     eps = max(float(np.mean(miss[indexed])), 1e-12)
-    m20 = float(q_max / (2 * eps * n_calc))
+    m20 = float(inv_d2_max / (2 * eps * n_calc))
     merit = m20 * UNINDEXED_FACTOR ** int(tth.size - indexed.sum()) * SYMMETRY_WEIGHT[system]
     f_n = float(indexed.sum() / (max(float(np.mean(miss[indexed] / slope[indexed])), 1e-6) * n_calc))
     lattice = tuple(float(v) for v in _lattice(system, coef))
     return Cell(system, lattice, zero, m20, f_n, int(indexed.sum()), int(tth.size), merit)
 
 
-def _nearest_index(q_obs: np.ndarray, q_line: np.ndarray) -> np.ndarray:
-    """Index of the nearest entry of the sorted q_line for each q_obs."""
-    pos = np.clip(np.searchsorted(q_line, q_obs), 1, max(len(q_line) - 1, 1))
+def _nearest_index(inv_d2_obs: np.ndarray, inv_d2_line: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of the sorted inv_d2_line for each inv_d2_obs."""
+    pos = np.clip(np.searchsorted(inv_d2_line, inv_d2_obs), 1, max(len(inv_d2_line) - 1, 1))
     below = np.maximum(pos - 1, 0)
-    return np.where(np.abs(q_line[np.minimum(pos, len(q_line) - 1)] - q_obs) < np.abs(q_obs - q_line[below]),
-                    np.minimum(pos, len(q_line) - 1), below)
+    above = np.minimum(pos, len(inv_d2_line) - 1)
+    return np.where(np.abs(inv_d2_line[above] - inv_d2_obs) < np.abs(inv_d2_obs - inv_d2_line[below]), above, below)
 
 
 def _metrically_higher(cell: Cell) -> bool:
@@ -372,80 +357,9 @@ def _same_cell(a: Cell, b: Cell) -> bool:
     return a.crystal_system == b.crystal_system and np.allclose(a.lattice, b.lattice, rtol=2e-3)
 
 
-@functools.lru_cache(maxsize=1)
-def standard_hall_numbers() -> dict[int, int]:
-    """The first (standard-setting) Hall number of each space group, from spglib's database."""
-    halls: dict[int, int] = {}
-    for hall in range(1, 531):
-        number = spglib.get_spacegroup_type(hall).number
-        halls.setdefault(number, hall)
-    return halls
-
-
-# a structure and its mirror image give the same powder pattern (Friedel's law), so of each pair
-# of enantiomorphic groups (P4_1/P4_3, P3_121/P3_221, P4_132/P4_332, ...) only the first is tried
-# (the absolute structure is undetermined either way): the other would take a place in the search
-# from the groups with the same extinctions (measured: B2O3's P3_121 was 7th of 10 such groups)
-_MIRRORED = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171, 179: 178, 181: 180,
-             213: 212}
-_SYSTEM_RANGES = {"cubic": (195, 230), "hexagonal": (143, 194), "tetragonal": (75, 142),
-                  "orthorhombic": (16, 74), "trigonal": (143, 167)}
-
-
-def space_group_candidates(cell: Cell, two_theta: Sequence[float], wavelength_A: float,
-                           tolerance_deg: float = 0.05,
-                           pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
-    """Space groups of the cell's system ranked by how few observed lines their extinctions leave
-    unexplained, then by most extinctions (fewest allowed line positions): the conventional choice
-    of the highest-extinction group consistent with the data; groups with the same extinctions
-    (which a powder pattern cannot tell apart) keep higher symmetry first, and of two enantiomorphic
-    groups only the first is listed. Positions, not hkl
-    families: a lower Laue class splits one position into several families without allowing more
-    lines.
-
-    An orthorhombic group is tried in its standard setting on every order of the cell's axes
-    (``axes``; ``in_setting`` gives that cell); orders that allow the same lines as one already
-    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
-    yield).
-    """
-    tth = np.asarray(two_theta, dtype=float) - cell.zero
-    d_min = bragg_d(tth.max() + 0.5, wavelength_A)
-    low, high = _SYSTEM_RANGES[cell.crystal_system]
-    orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
-    halls = standard_hall_numbers()
-    ranked, seen = [], set()
-    for number in (n for n in range(high, low - 1, -1) if n not in _MIRRORED):
-        pause()
-        symmetry = spglib.get_symmetry_from_database(halls[number])
-        ops = constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
-                                        spglib.get_spacegroup_type(halls[number]).international_short)
-        for axes in orders:
-            metric = _metric(in_setting(cell, axes).lattice)
-            hkl, _ = constraints.hkl_families(metric, ops, d_min)
-            if len(hkl) == 0:
-                continue
-            d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-            calc = np.sort(np.degrees(2 * bragg_theta(d, wavelength_A)))
-            allowed = (number, tuple(np.round(calc, 4)))
-            if allowed in seen:
-                continue
-            seen.add(allowed)
-            unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
-            ranked.append((unexplained, len(np.unique(allowed[1])),
-                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked]
-
-
 def in_setting(cell: Cell, axes: tuple[int, int, int]) -> Cell:
     """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells)."""
     if tuple(axes) == (0, 1, 2):
         return cell
     lengths = [cell.lattice[i] for i in axes]
     return dataclasses.replace(cell, lattice=(*lengths, *cell.lattice[3:]))
-
-
-def _metric(lattice) -> np.ndarray:
-    a, b, c, al, be, ga = lattice
-    ca, cb, cg = np.cos(np.radians([al, be, ga]))
-    return np.array([[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]])

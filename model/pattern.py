@@ -133,15 +133,16 @@ class Pattern:
         """Median 2θ step in degrees."""
         return float(np.median(np.diff(self.two_theta)))
 
+    def with_wavelength(self, wavelength: Wavelength) -> Pattern:
+        return dataclasses.replace(self, wavelength=wavelength)
+
     def included(self, excluded: Sequence[tuple[float, float]] = ()) -> np.ndarray:
-        """True where a point lies outside every excluded (low, high) 2θ region (degrees, ends included)."""
+        """True where a point lies outside every excluded (low, high) 2θ region (degrees, bounds
+        excluded with the region)."""
         keep = np.ones(len(self), dtype=bool)
         for low, high in excluded:
             keep &= ~((self.two_theta >= low) & (self.two_theta <= high))
         return keep
-
-    def with_wavelength(self, wavelength: Wavelength) -> Pattern:
-        return dataclasses.replace(self, wavelength=wavelength)
 
 
 def two_theta_to_q(two_theta_deg: np.ndarray, wavelength_A: float) -> np.ndarray:

@@ -94,4 +94,4 @@ class Predictor:
             if seed is not None:
                 torch.manual_seed(seed)
             grids = predict_grids(self.net, inputs, n, sample=True).float().cpu().numpy()
-        return [Density(g, matrix) for g in grids]
+        return [Density(g, matrix, kind="network") for g in grids]

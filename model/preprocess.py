@@ -43,27 +43,30 @@ def background(pattern: Pattern, excluded: Sequence[tuple[float, float]] = ()) -
     return base
 
 
-def noise_level(net: np.ndarray) -> float:
-    """Robust standard deviation of point-to-point differences (σ of the noise, same units as net)."""
-    diff = np.diff(net)
+def noise_level(signal: np.ndarray) -> float:
+    """Robust standard deviation of point-to-point differences (σ of the noise, same units as ``signal``)."""
+    diff = np.diff(signal)
     return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2)) or 1e-12
 
 
 def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), min_snr: float = 4.0,
-               max_peaks: int = 60) -> list[Peak]:
+               max_peaks: int = 60, background_counts: np.ndarray | None = None) -> list[Peak]:
     """Peaks sorted by 2θ, at most ``max_peaks`` of the strongest, each profile-fitted; positions
-    are for the pattern's (Kα1) wavelength."""
-    net = pattern.intensity - background(pattern, excluded)
+    are for the pattern's (Kα1) wavelength. ``background_counts``: the pattern's background where
+    the caller has it already (else computed here)."""
+    if background_counts is None:
+        background_counts = background(pattern, excluded)
+    signal = pattern.intensity - background_counts
     keep = pattern.included(excluded)
-    sigma = noise_level(net)
+    sigma = noise_level(signal)
     step = pattern.step
-    smooth = np.convolve(net, np.ones(3) / 3, mode="same")
+    smooth = np.convolve(signal, np.ones(3) / 3, mode="same")
     index, props = _scipy_find_peaks(np.where(keep, smooth, 0.0), prominence=min_snr * sigma,
                                      distance=max(1, int(0.04 / step)))
     order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
     wavelength = kalpha_doublet(pattern.wavelength)
     instrument = None if wavelength is None else Instrument(wavelength)
-    peaks = [p for p in (_fit_peak(pattern.two_theta, net, i, step, instrument, sigma) for i in index[order])
+    peaks = [p for p in (_fit_peak(pattern.two_theta, signal, i, step, instrument, sigma) for i in index[order])
              if p is not None]
     peaks = _drop_ka2_shadows(peaks, instrument)
     peaks.sort(key=lambda p: -p.height)

@@ -28,6 +28,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 from scipy.optimize import least_squares
 
+from model import uncertainty
 from model.errors import InputError
 from model.instrument import Instrument, bragg_d, doublet_of, kalpha_doublet
 from model.lockstep import lockstep
@@ -86,6 +87,9 @@ class Rietveld:
         self.refined: set[int] = set()  # indices of the parameters some stage has refined
         self.kept: list[str] = []  # optional terms kept
         self.status = (0, 1, "")  # (step, steps, what): where fit() is
+        # (free indices, weighted Jacobian, on-a-bound mask) at the solution of the last recorded
+        # least-squares step: the covariance behind model.uncertainty's esds
+        self.jacobian: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.p = self.model.linear_start(self.p)
 
     def too_close(self) -> bool:
@@ -123,6 +127,8 @@ class Rietveld:
             burst = partial(self._burst, free, min(BURST_NFEV, max_nfev - done))
             result = yield from lockstep(burst, report_s, done)
             done += result.nfev
+            if record:
+                self.jacobian = (free, result.jac, result.active_mask != 0)
             yield done
             if result.status != 0:
                 break
@@ -231,7 +237,8 @@ class Rietveld:
         for refined, fraction in zip(phases, masses / masses.sum()):
             refined.weight_fraction = float(fraction)
         fit = Fit(two_theta, self.pattern.intensity, calc_all, bkg_all)
-        return Refinement(phases, float(rwp), float(rp), gof, fit, instrument, list(self.kept))
+        report = uncertainty.report(self.p, self.model, self.jacobian, len(self.refined), instrument, self.kept)
+        return Refinement(phases, float(rwp), float(rp), gof, fit, instrument, list(self.kept), report)
 
     def _refined_phase(self, phase: Phase, metric: np.ndarray, frac: np.ndarray,
                        instrument: Instrument) -> RefinedPhase:

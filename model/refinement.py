@@ -11,7 +11,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer, SymmetryUndeterminedE
 
 from model import constraints
 from model.instrument import Instrument
-from model.result import Fit, Reflection, Site, SolveResult
+from model.result import Fit, RefinementReport, Reflection, Site, SolveResult
 
 
 @dataclass
@@ -32,7 +32,7 @@ class RefinedPhase:
 class Refinement:
     """A finished refinement: the phases (the first is the main one), agreement (%), fit, the
     refined instrument (its wavelength as modelled, e.g. the doublet behind a stated mean) and the
-    optional terms kept (of model.refine.TERMS)."""
+    optional terms kept (of model.refine.TERMS) and the refinement laid open (esds)."""
 
     phases: list[RefinedPhase]
     rwp: float
@@ -41,6 +41,7 @@ class Refinement:
     fit: Fit
     instrument: Instrument
     terms: list[str] = field(default_factory=list)
+    report: RefinementReport | None = None  # parameters with esds, Rexp, R-Bragg (model.uncertainty)
 
     structure = property(lambda self: self.phases[0].structure, doc="the first phase's structure")
     space_group = property(lambda self: self.phases[0].space_group)
@@ -66,6 +67,7 @@ def to_solve_result(outcome: Refinement) -> SolveResult:
                                    structure=_cell(lattice, atoms)))
     main = results[0]
     main.fit = outcome.fit
+    main.refinement = outcome.report
     main.phases = results[1:]
     return main
 

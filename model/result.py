@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from model.instrument import Instrument
+
 if TYPE_CHECKING:  # pymatgen is slow to import, and only the solve and refinement build a Structure
     from pymatgen.core import Structure
 
@@ -57,6 +59,43 @@ class Reflection:
     d: float
 
 
+@dataclass(frozen=True)
+class Parameter:
+    """One refinable quantity as a crystallographer reads it: name (e.g. "a", "U", "Mg Biso"), the
+    refinement group that frees or fixes it (model.refine's group names), the phase it belongs to
+    (None: shared by the phases), value, esd (None where the last refinement did not refine it or
+    left it on a bound), unit, and whether the last refinement refined it."""
+
+    name: str
+    group: str
+    value: float
+    esd: float | None = None
+    unit: str = ""
+    phase: int | None = None
+    refined: bool = False
+
+
+@dataclass
+class RefinementReport:
+    """The refinement laid open (model.uncertainty): parameters with esds from the least-squares
+    covariance scaled by χ²_ν; per phase the (atoms, 3) esds of the fractional coordinates, in the
+    order of that phase's ``atoms`` (0 where the symmetry fixes a coordinate, NaN where it was not
+    refined); Rexp and R-Bragg per phase (%); the groups refined last; the least-squares weight of
+    every point of the fit (0: excluded); and what a further refinement starts from: the refined
+    instrument (its wavelength as modelled), the optional terms kept and each phase's preferred
+    orientation (reciprocal direction, March–Dollase ratio)."""
+
+    parameters: list[Parameter]
+    xyz_esd: list[np.ndarray]
+    rexp: float
+    r_bragg: list[float]
+    free: list[str]
+    weights: np.ndarray
+    instrument: Instrument
+    terms: list[str] = field(default_factory=list)
+    orientations: list[tuple[tuple[int, int, int], float] | None] = field(default_factory=list)
+
+
 @dataclass
 class SolveResult:
     """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, atoms, agreement, fit and density.
@@ -90,6 +129,7 @@ class SolveResult:
     weight_fraction: float = 1.0
     phases: list[SolveResult] = field(default_factory=list)
     structure: Structure | None = None
+    refinement: RefinementReport | None = None  # the phases' (this one first) parameters and esds
 
     @property
     def sites(self) -> list[Site]:

@@ -7,12 +7,24 @@ SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data"
 
 
+SHARED_DATA_ABSENT = "../shared/data absent"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout; tests using it skip where it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present on this machine")
+        pytest.skip(f"{SHARED_DATA_ABSENT}: this test reads the shared measured data and structures")
     return SHARED_DATA
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for the real-data tests a fresh clone skips, however many (-rs lists each)."""
+    absent = [report for report in terminalreporter.stats.get("skipped", [])
+              if isinstance(report.longrepr, tuple) and SHARED_DATA_ABSENT in report.longrepr[2]]
+    if absent:
+        terminalreporter.write_line(f"{len(absent)} test{'s' * (len(absent) != 1)} skipped: {SHARED_DATA_ABSENT} "
+                                    f"(expected at {SHARED_DATA})")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pymatgen.io.vasp import Chgcar
 from cmedgui import cli
 
 
-@pytest.mark.parametrize("name", ["rho.npz", "rho.npy", "rho.cube", "rho.xsf", "rho.vasp", "CHGCAR"])
+@pytest.mark.parametrize("name", ["rho.npz", "rho.cube", "rho.xsf", "rho.vasp", "CHGCAR"])
 def test_writes_each_format(rocksalt_cif, tmp_path, capsys, name):
     out = tmp_path / name
     assert cli.main(["density", str(rocksalt_cif), "--grid", "16", "-o", str(out)]) == 0

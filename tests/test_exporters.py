@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -5,7 +7,7 @@ from pymatgen.io.common import VolumetricData
 from pymatgen.io.vasp import Chgcar
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from model.density import Density, cmed
+from model.density import MAP_KINDS, Density, cmed
 from model.errors import InputError
 from model.exporters import (
     BOHR_A,
@@ -95,13 +97,37 @@ def test_chgcar_round_trip_with_pymatgen(density, tmp_path, name):
     assert read.structure.composition == density.structure.composition
 
 
-def test_numpy_formats_round_trip(density, tmp_path):
-    export(tmp_path / "rho.npy", density)
-    np.testing.assert_array_equal(np.load(tmp_path / "rho.npy"), density.values)
+def test_npz_round_trip_with_cell_atoms_and_kind(density, tmp_path):
     export(tmp_path / "rho.npz", density)
     with np.load(tmp_path / "rho.npz") as archive:
         np.testing.assert_array_equal(archive["values"], density.values)
         np.testing.assert_array_equal(archive["lattice"], density.lattice)
+        assert list(archive["species"]) == ["Cu", "O"] and str(archive["kind"]) == "calculated"
+        np.testing.assert_allclose(archive["frac_coords"], density.structure.frac_coords)
+        assert str(archive["description"]) == density.description
+
+
+def test_a_bare_grid_is_not_an_export(density, tmp_path):
+    # a .npy holds neither the cell nor the atoms nor which map it is
+    with pytest.raises(InputError, match="use an ending among"):
+        export(tmp_path / "rho.npy", density)
+
+
+@pytest.mark.parametrize("kind", ["network", "difference", "calculated"])
+@pytest.mark.parametrize("name", ["rho.cube", "rho.xsf", "CHGCAR"])
+def test_every_density_format_says_which_map_it_holds(density, tmp_path, kind, name):
+    export(tmp_path / name, replace(density, kind=kind))
+    head = (tmp_path / name).read_text().splitlines()[0]
+    assert f"{kind} map, {MAP_KINDS[kind]}: CuO, cell 4.00000 5.00000 6.00000 Å 80.000 95.000 105.000°" in head
+
+
+def test_a_map_refuses_atoms_of_another_cell(density):
+    # the bug behind this: a solution's cubic atoms exported with a candidate's tetragonal grid
+    other = Structure(Lattice.cubic(4.0), ["Cu"], [[0, 0, 0]])
+    with pytest.raises(ValueError, match="atoms must lie in its own cell"):
+        Density(density.values, density.lattice, other)
+    with pytest.raises(ValueError, match="map kind 'IAM'"):
+        Density(density.values, density.lattice, kind="IAM")
 
 
 def test_density_without_atoms(density, tmp_path):
@@ -260,7 +286,7 @@ def test_cif_writes_biso_and_occupancy_that_pymatgen_reads_back(tmp_path):
 def test_refined_cif_round_trip(tmp_path):
     """A refinement's CIF: pymatgen reads the same cell, atoms and each orbit's refined B."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
-    from pymatgen.io.cif import CifParser
+    from pymatgen.io.cif import CifParser, str2float
 
     from model.instrument import Instrument
     from model.refine import Rietveld
@@ -277,7 +303,10 @@ def test_refined_cif_round_trip(tmp_path):
     result = to_solve_result(problem.result())
     export(tmp_path / "refined.cif", result)
     block = next(iter(CifParser(tmp_path / "refined.cif").as_dict().values()))
-    read_b = {s: float(b) for s, b in zip(block["_atom_site_type_symbol"], block["_atom_site_B_iso_or_equiv"])}
-    assert read_b == pytest.approx({s.element: s.biso for s in result.sites}, abs=1e-4)
-    assert len(set(read_b.values())) == 3  # one refined B per element
+    written = dict(zip(block["_atom_site_type_symbol"], block["_atom_site_B_iso_or_equiv"]))
+    for site in result.sites:  # "0.41(7)": rounded to its esd's last digit
+        decimals = len(written[site.element].split("(")[0].split(".")[1])
+        assert str2float(written[site.element]) == pytest.approx(site.biso, abs=0.51 * 10**-decimals)
+    assert all("(" in b for b in written.values())
+    assert len(set(written.values())) == 3  # one refined B per element
     assert StructureMatcher().fit(Structure.from_file(tmp_path / "refined.cif"), structure)

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from model import index
+from model import index, spacegroups
 from model.errors import InputError
 from model.pattern import ANODES
 from model.preprocess import Peak, find_peaks
 from model.readers import read_patterns
 from model.simulate import sticks
-from model.solve import index_cells
+from model.spacegroups import index_cells
 
 CU = ANODES["CuKa"].ka1
 
@@ -44,7 +44,7 @@ def test_auto_prefers_the_true_cubic_cell_and_its_extinctions():
     lines = _lines(structure)
     best = index.index(lines, CU)[0]
     assert best.crystal_system == "cubic"
-    groups = index.space_group_candidates(best, lines, CU)
+    groups = spacegroups.space_group_candidates(best, lines, CU)
     assert groups[0].unexplained == 0
     assert "Fm-3m" in [g.symbol for g in groups[:8]]
     assert all(g.symbol[0] == "F" for g in groups[:5])
@@ -77,7 +77,7 @@ def test_orthorhombic_group_is_offered_in_its_standard_setting():
     lines = _lines(structure)
     best = index.index(lines, CU, systems=("orthorhombic",))[0]
     assert np.allclose(best.lattice[:3], (5.4, 5.5, 7.8), rtol=2e-3)
-    groups = index.space_group_candidates(best, lines, CU)
+    groups = spacegroups.space_group_candidates(best, lines, CU)
     pnma = [g for g in groups if g.number == 62 and g.unexplained == 0]
     assert pnma
     assert any(np.allclose(index.in_setting(best, g.axes).lattice[:3], (5.5, 7.8, 5.4), rtol=2e-3) for g in pnma)
@@ -122,7 +122,7 @@ def test_extinctions_are_counted_on_line_positions_not_hkl_families():
                                           [[0.1, 0.2, 0.3], [0.35, 0.05, 0.15]])
     lines = _lines(structure)
     best = index.index(lines, CU, systems=("tetragonal",))[0]
-    groups = index.space_group_candidates(best, lines, CU)
+    groups = spacegroups.space_group_candidates(best, lines, CU)
     assert [g.number for g in groups[:2]] == [86, 129]
     assert groups[0].unexplained == 0
 
@@ -134,7 +134,7 @@ def test_enantiomorphic_groups_are_offered_once():
                                           [[0.47, 0, 1 / 6], [0.41, 0.27, 0.21]])
     lines = _lines(structure)
     best = index.index(lines, CU, systems=("hexagonal",))[0]
-    numbers = [g.number for g in index.space_group_candidates(best, lines, CU)]
+    numbers = [g.number for g in spacegroups.space_group_candidates(best, lines, CU)]
     assert 152 in numbers and 154 not in numbers  # P3_121 stands for the pair
     pairs = [(76, 78), (91, 95), (92, 96), (144, 145), (151, 153), (152, 154), (169, 170), (171, 172),
              (178, 179), (180, 181), (212, 213)]

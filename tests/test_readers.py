@@ -8,10 +8,11 @@ import lzma
 
 import numpy as np
 import pytest
+from pymatgen.core import Structure
 
 from model.errors import InputError
 from model.pattern import ANODES, Wavelength
-from model.readers import READERS, file_filter, read_patterns
+from model.readers import READERS, file_filter, read_file, read_patterns
 
 # file under data/: (format, total points, ranges, Kα1 Å or None, Kα2 Å or None)
 REAL_FILES = {
@@ -269,14 +270,24 @@ def test_xrdml_omega_scan_without_two_theta_axis(tmp_path):
         read_patterns(path)
 
 
-def test_structure_cif_opens_as_simulated_pattern(shared_data):
-    pytest.importorskip("model.simulate")
-    cif = min((shared_data / "structures" / "cubic").glob("*.cif"))
-    p, = read_patterns(cif)
-    assert p.provenance.format == "cif (simulated)"
+def test_structure_cif_is_read_as_its_structure(rocksalt_cif):
+    structure = read_file(rocksalt_cif)
+    assert isinstance(structure, Structure) and structure.composition.reduced_formula == "NaCl"
+    with pytest.raises(InputError, match="crystal structure, not a powder pattern"):
+        read_patterns(rocksalt_cif)
+
+
+def test_structure_cif_opens_as_its_simulated_pattern(rocksalt_cif):
+    from cmedgui.opening import open_file
+
+    opened = open_file(rocksalt_cif)
+    (p,) = opened.patterns
+    assert p.provenance.format == "cif (simulated)" and p.provenance.metadata["simulated"]
     assert p.wavelength == ANODES["CuKa"]
     assert (p.two_theta[0], p.two_theta[-1], len(p)) == (5.0, 90.0, 4251)
     assert p.intensity.max() > 0
+    assert opened.structure.lattice.abc == pytest.approx((5.64,) * 3)  # the conventional cell
+    assert open_file(rocksalt_cif, ANODES["MoKa"]).patterns[0].wavelength == ANODES["MoKa"]
 
 
 def test_registry_and_file_filter():

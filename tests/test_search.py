@@ -3,10 +3,11 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from model import search
+from model import extraction, search, wyckoff
 from model.instrument import Instrument
 from model.pattern import ANODES
 from model.preprocess import background, find_peaks
+from model.scoring import Arm
 from model.simulate import Sample, simulate_pattern
 from model.solve import _fwhm_poly
 
@@ -32,7 +33,7 @@ def rutile():
 
 
 def test_orbits_are_the_wyckoff_positions():
-    table = {orbit.label: orbit for orbit in search.orbits(136)}  # P4_2/mnm
+    table = {orbit.label: orbit for orbit in wyckoff.orbits(136)}  # P4_2/mnm
     assert table["2a"].dof == 0 and table["4f"].dof == 1 and table["16k"].dof == 3
     rng = np.random.default_rng(0)
     for orbit in table.values():
@@ -44,30 +45,30 @@ def test_orbits_are_the_wyckoff_positions():
 
 
 def test_fixed_positions_hold_one_orbit():
-    assert search.feasible(221, [1, 1, 3])  # CsSnBr3 in Pm-3m: 1a, 1b, 3c/3d
-    assert not search.feasible(221, [1, 1, 1])  # three one-atom orbits where there are two
-    assert not search.feasible(225, [1])  # Fm-3m has no position with fewer than 4 atoms
-    labels = {tuple(sorted(search.orbits(221)[k].label for k in option)) for option in search.fillings(221, 2)}
+    assert wyckoff.feasible(221, [1, 1, 3])  # CsSnBr3 in Pm-3m: 1a, 1b, 3c/3d
+    assert not wyckoff.feasible(221, [1, 1, 1])  # three one-atom orbits where there are two
+    assert not wyckoff.feasible(225, [1])  # Fm-3m has no position with fewer than 4 atoms
+    labels = {tuple(sorted(wyckoff.orbits(221)[k].label for k in option)) for option in wyckoff.fillings(221, 2)}
     assert labels == {("1a", "1b")}  # two one-atom orbits, never one of them twice
 
 
 def test_forbidden_lattice_reflections_count_as_unexplained(rocksalt):
     pattern = simulate_pattern(rocksalt, Instrument(ANODES["CuKa"], w=0.004), np.arange(20, 90, 0.02))
-    net = pattern.intensity - background(pattern)
+    signal = pattern.intensity - background(pattern)
     widths = _fwhm_poly(find_peaks(pattern))
-    primitive = search.clusters(pattern, net, rocksalt.lattice, 221, 0.0, widths)
-    centred = search.clusters(pattern, net, rocksalt.lattice, 225, 0.0, widths)
+    primitive = extraction.clusters(pattern, signal, rocksalt.lattice, 221, 0.0, widths)
+    centred = extraction.clusters(pattern, signal, rocksalt.lattice, 225, 0.0, widths)
     assert primitive.observed.size == primitive.group.max() + 1  # Pm-3m forbids nothing
     gaps = centred.observed[centred.group.max() + 1:]  # windows of the mixed-parity hkl Fm-3m forbids
     assert gaps.size > 0 and np.all(np.abs(gaps) < 0.01 * centred.observed.max())
-    assert centred.background.shape == (centred.observed.size, search.BACKGROUND_TERMS)
+    assert centred.background.shape == (centred.observed.size, extraction.BACKGROUND_TERMS)
 
 
 def test_search_finds_rutile_and_ranks_the_true_group_first(rutile):
     structure, pattern = rutile
-    net = pattern.intensity - background(pattern)
-    arms = [search.Arm(structure.lattice, 0.03, group, ("O", "Ti"), (4, 2)) for group in (136, 123)]
-    candidates = _run(search.search(pattern, net, arms, _fwhm_poly(find_peaks(pattern)),
+    signal = pattern.intensity - background(pattern)
+    arms = [Arm(structure.lattice, 0.03, group, ("O", "Ti"), (4, 2)) for group in (136, 123)]
+    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     best = candidates[0]
     assert best.space_group == 136 and len(best.wyckoffs) == 2  # Ti and O, one orbit each
@@ -77,7 +78,7 @@ def test_search_finds_rutile_and_ranks_the_true_group_first(rutile):
 
 def test_search_can_be_cancelled(rutile):
     structure, pattern = rutile
-    arms = [search.Arm(structure.lattice, 0.0, 136, ("O", "Ti"), (4, 2))]
+    arms = [Arm(structure.lattice, 0.0, 136, ("O", "Ti"), (4, 2))]
     job = search.search(pattern, pattern.intensity - background(pattern), arms, [0.0, 0.1],
                         np.random.default_rng(0))
     for _ in range(5):
@@ -92,10 +93,10 @@ def test_first_look_ranks_arms_at_their_polished_best():
     instrument = Instrument(ANODES["CuKa"], u=0.01, w=0.005)
     pattern = simulate_pattern(structure, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(1))
-    net = pattern.intensity - background(pattern)
-    arms = [search.Arm(structure.lattice, 0.0, group, ("C", "O"), counts)
+    signal = pattern.intensity - background(pattern)
+    arms = [Arm(structure.lattice, 0.0, group, ("C", "O"), counts)
             for group in (205, 198, 208, 207, 215, 221, 195, 200) for counts in ((4, 8), (8, 16))
-            if search.feasible(group, counts)]
-    candidates = _run(search.search(pattern, net, arms, _fwhm_poly(find_peaks(pattern)),
+            if wyckoff.feasible(group, counts)]
+    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     assert StructureMatcher().fit(structure, candidates[0].structure)

@@ -1,17 +1,22 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.io.common import VolumetricData
 
 from cmedgui.cli import main
+from cmedgui.commands.solve import write_outputs
 from model.errors import InputError
 from model.instrument import Instrument
 from model.pattern import ANODES
 from model.simulate import Sample, simulate_pattern
 from model.solve import SYMMETRY_RWP_SLACK, solve
 from model.structure import load_structure
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
 
 
 def _run(job):
@@ -83,15 +88,18 @@ def test_cli_solve_bad_input_exits_2(tmp_path, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_bundled_example_is_reported_in_its_conventional_cell():
-    # fcc CeO2 fits as well in the I-centred tetragonal cell of half the volume; the report, sites
-    # and CIF must still be the cubic Fm-3m cell, not that cell labelled Fm-3m
-    from pathlib import Path
-
+@pytest.fixture(scope="module")
+def bundled_example_solved():
     from model.readers import read_patterns
 
-    example = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
-    result, _ = _run(solve(read_patterns(example)[0], ["Ce", "O"]))
+    result, _ = _run(solve(read_patterns(EXAMPLE)[0], ["Ce", "O"]))
+    return result
+
+
+def test_bundled_example_is_reported_in_its_conventional_cell(bundled_example_solved):
+    # fcc CeO2 fits as well in the I-centred tetragonal cell of half the volume; the report, sites
+    # and CIF must still be the cubic Fm-3m cell, not that cell labelled Fm-3m
+    result = bundled_example_solved
     assert result.solved and result.space_group == "Fm-3m"
     assert result.lattice[:3] == pytest.approx((5.411,) * 3, abs=0.01) and len(result.atoms) == 12
     # Ce on 4a or on 4b: the two origins of the fluorite structure
@@ -99,12 +107,31 @@ def test_bundled_example_is_reported_in_its_conventional_cell():
     assert len(result.sites) == 2 and wyckoffs["Ce"] in ("4a", "4b") and wyckoffs["O"] == "8c"
 
 
+def test_every_map_of_a_solve_is_in_its_solutions_cell_with_its_atoms(bundled_example_solved, tmp_path):
+    # the winner was found in the tetragonal cell: its map once kept that cell (3.83 × 3.83 × 5.41 Å)
+    # while its CIF was cubic 5.41 Å
+    result = bundled_example_solved
+    for solution in [result, *result.alternatives]:
+        density = solution.density
+        assert density.kind == "network"
+        np.testing.assert_allclose(Lattice(density.lattice).parameters, solution.lattice, atol=1e-6)
+        assert StructureMatcher().fit(density.structure, solution.structure)
+    write_outputs(tmp_path, EXAMPLE, result, {})
+    cube = VolumetricData.from_cube(str(tmp_path / "CeO2_CuKa_density.cube"))
+    cif = load_structure(tmp_path / "CeO2_CuKa.cif")
+    np.testing.assert_allclose(cube.structure.lattice.parameters, cif.lattice.parameters, atol=1e-4)
+    assert cube.structure.composition.reduced_formula == cif.composition.reduced_formula == "CeO2"
+    assert "network map" in (tmp_path / "CeO2_CuKa_density.cube").read_text().splitlines()[0]
+    report = json.loads((tmp_path / "CeO2_CuKa_report.json").read_text())
+    assert report["density"].startswith("network map") and "CeO2" in report["density"]
+
+
 @pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
                                             (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
 def test_elements_alone_try_the_classic_valences_first(elements, first):
-    from model.solve import _stoichiometries
+    from model.composition import stoichiometries
 
-    assert _stoichiometries(elements, None)[0] == first
+    assert stoichiometries(elements)[0] == first
 
 
 @pytest.mark.parametrize("name, formula, space_group", [

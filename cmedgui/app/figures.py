@@ -92,7 +92,8 @@ def save_image(image: QImage, path: str | Path) -> Path:
 
 
 def save_pattern_figure(plot_widget, path: str | Path, width_px: int = 1600) -> Path:
-    """The pattern plot: vector SVG/PDF drawn from the scene, PNG at ``width_px``."""
+    """The pattern plot (a PatternWidget): vector SVG/PDF drawn from the scene with the curves
+    decimated to the plot's pixel columns (PatternWidget.decimated), PNG at ``width_px``."""
     path = _checked(path)
     scene = plot_widget.scene()
     if path.suffix.lower() == ".png":
@@ -100,9 +101,11 @@ def save_pattern_figure(plot_widget, path: str | Path, width_px: int = 1600) -> 
         exporter.parameters()["width"] = width_px
         image = exporter.export(toBytes=True)
         return save_image(image, path)
-    source = scene.sceneRect()
+    # the plots' layout as laid out on screen (the scene's own rect only ever grows)
+    source = plot_widget.ci.sceneBoundingRect()
     size = QSize(int(source.width()), int(source.height()))
-    _paint_to(path, size, lambda painter, rect: scene.render(painter, rect, source))
+    with plot_widget.decimated():
+        _paint_to(path, size, lambda painter, rect: scene.render(painter, rect, source))
     return path
 
 

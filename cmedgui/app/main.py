@@ -9,20 +9,25 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from cmedgui.app.about import about_html
 from cmedgui.app.controllers.composition_controller import CompositionController
 from cmedgui.app.controllers.export_controller import ExportController
 from cmedgui.app.controllers.file_controller import FileController
 from cmedgui.app.controllers.pattern_controller import PatternController
+from cmedgui.app.controllers.refinement_controller import RefinementController
+from cmedgui.app.controllers.session_controller import SessionController
 from cmedgui.app.controllers.solve_controller import SolveController
 from cmedgui.app.figures import save_image, window_image
 from cmedgui.app.jobs import JobRunner, describe_error
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
+from cmedgui.app.models.refinement_model import RefinementModel
 from cmedgui.app.widgets.main_window import MainWindow
 from model.errors import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 EXAMPLE = EXAMPLES / "CeO2_CuKa.xy"
 EXAMPLE_ELEMENTS = ("Ce", "O")
+NO_OPENGL_PLATFORMS = ("offscreen", "minimal")  # Qt platforms on which the 3D view cannot render
 
 
 class App:
@@ -33,6 +38,7 @@ class App:
         self.composition = CompositionModel()
         self.solve = SolveModel()
         self.settings = SettingsModel(settings)
+        self.refinement = RefinementModel()
         self.runner = JobRunner(inline=inline_jobs)
         self.window = MainWindow()
         self.files = FileController(self.patterns, self.solve, self.settings, self.window)
@@ -41,12 +47,16 @@ class App:
         self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
                                       self.runner)
         self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
+        self.refiner = RefinementController(self.refinement, self.patterns, self.solve, self.window, self.runner)
+        self.sessions = SessionController(self.patterns, self.composition, self.solve, self.refinement, self.settings,
+                                          self.window, self.runner)
         geometry, state = self.settings.window_state()
         if geometry is not None:
             self.window.restoreGeometry(geometry)
         if state is not None:
             self.window.restoreState(state)
         self.window.closing.connect(self.close)
+        self.window.about_action.triggered.connect(lambda: self.window.show_about(about_html()))
 
     def show_device(self) -> None:
         """Device and model version in the status bar (imports torch, so after the window shows)."""
@@ -77,7 +87,8 @@ class App:
 
 
 def run_window(args: argparse.Namespace) -> int:
-    """`cmedgui` [--open FILE…] [--elements E…] [--solve] [--screenshot PNG] [--quit]."""
+    """`cmedgui` [--open FILE…] [--elements E…] [--formula F] [--solve] [--screenshot PNG]
+    [--export DIR] [--quit]."""
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("cmedgui")
     qt_app.setOrganizationName("cmedgui")
@@ -101,6 +112,8 @@ def run_window(args: argparse.Namespace) -> int:
     try:
         if elements:
             app.composition.set_known(elements)
+        if args.formula:
+            app.composition.set_formula(args.formula)
     except InputError as error:
         window.show_error(str(error))
         print(f"cmedgui: {error}", file=sys.stderr)
@@ -115,6 +128,15 @@ def run_window(args: argparse.Namespace) -> int:
                 print(f"screenshot: {app.screenshot(args.screenshot)}")
             except InputError as error:  # e.g. a .jpg name: say so, and still quit when asked
                 failed.append(str(error))
+        if args.export:
+            try:
+                written, problems = app.exports.export_all(
+                    args.export, gl=qt_app.platformName() not in NO_OPENGL_PLATFORMS)
+            except InputError as error:
+                written, problems = [], [str(error)]
+            for path in written:
+                print(f"exported: {path}")
+            failed.extend(problems)
         if args.quit:
             window.close()
             qt_app.quit()
@@ -131,9 +153,10 @@ def run_window(args: argparse.Namespace) -> int:
         app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
         app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
         QTimer.singleShot(500, solve_then_finish)
-    elif args.screenshot or args.quit:
+    elif args.screenshot or args.export or args.quit:
         QTimer.singleShot(800, finish)
     code = qt_app.exec()
+    app.runner.wait()  # a QThread destroyed while its run() is still returning aborts the process
     for message in failed:
         print(f"cmedgui: {message}", file=sys.stderr)
     return exit_code or (1 if failed else code)

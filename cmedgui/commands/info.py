@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
+from cmedgui.opening import open_file
 from model.pattern import Pattern, parse_wavelength
-from model.readers import read_patterns
 
 
 def register(subparsers) -> None:
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     wavelength = parse_wavelength(args.wavelength) if args.wavelength else None
-    patterns = read_patterns(args.file, wavelength)
+    patterns = open_file(args.file, wavelength).patterns
     print(json.dumps(describe(patterns), ensure_ascii=False, default=str))
     return 0
 

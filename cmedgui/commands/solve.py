@@ -9,15 +9,17 @@ import sys
 import time
 from collections.abc import Generator
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
+from model.data.systems import SOLVE_CHOICES
 from model.errors import InputError
 from model.exporters import export
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
 
-SYSTEM_CHOICES = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")
+PROGRESS_EVERY_S = 1.0  # at most one progress report a second
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,11 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "<stem>_report.json, <stem>_fit.csv and <stem>_density.cube. Exit 1 when a "
                     "pattern is not solved (its report says why and holds the best attempt).")
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="powder pattern files")
-    parser.add_argument("--elements", nargs="+", required=True, metavar="E", help="elements in the sample")
-    parser.add_argument("--formula", default=None, help="formula or stoichiometry, e.g. Mg2Si")
+    parser.add_argument("--elements", nargs="+", required=True, metavar="E", help="elements known to be in the sample")
+    parser.add_argument("--possible", nargs="+", default=[], metavar="E", help="elements that may be in the sample")
+    parser.add_argument("--excluded", nargs="+", default=[], metavar="E", help="elements that are not in the sample")
+    parser.add_argument("--formula", default=None,
+                        help="formula or stoichiometry, e.g. Mg2Si: every element, no excluded one")
     parser.add_argument("--wavelength", default=None, metavar="λ",
                         help=f"Å or an anode ({', '.join(ANODES)}); default: the file's")
-    parser.add_argument("--system", default="auto", choices=SYSTEM_CHOICES, help="crystal system (default auto)")
+    parser.add_argument("--system", default="auto", choices=SOLVE_CHOICES, help="crystal system (default auto)")
     parser.add_argument("--samples", type=int, default=4, metavar="K", help="network density samples per cell")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -50,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     for path, pattern in patterns:
         print(f"cmedgui: solving {path.name}", file=sys.stderr)
         result = drive(solve(pattern, args.elements, formula=args.formula, system=args.system,
-                             samples=args.samples, device=args.device))
-        write_outputs(Path(args.out), path, result, {"elements": list(args.elements), "formula": args.formula})
+                             samples=args.samples, device=args.device, possible=args.possible,
+                             excluded=args.excluded))
+        write_outputs(Path(args.out), path, result, {"elements": list(args.elements), "possible": args.possible,
+                                                     "excluded": args.excluded, "formula": args.formula})
         print(f"cmedgui: {path.name}: {'solved' if result.solved else 'NOT solved'}, {result.space_group} "
               f"Rwp {result.rwp:.2f} %" + ("" if result.solved else f" ({result.message})"), file=sys.stderr)
         status = status or (0 if result.solved else 1)
@@ -59,28 +66,41 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_pattern(path: str | Path, wavelength: str | None) -> Pattern:
-    """The first scan of a pattern file, with the wavelength given on the command line if any."""
-    from model.readers import read_patterns
+    """The first scan of a pattern file (or the pattern simulated from a structure file), with the
+    wavelength given on the command line if any."""
+    from cmedgui.opening import open_file
 
-    patterns = read_patterns(path, parse_wavelength(wavelength) if wavelength else None)
-    pattern = patterns[0]
+    pattern = open_file(path, parse_wavelength(wavelength) if wavelength else None).patterns[0]
     if pattern.wavelength is None:
         raise InputError(path, "the file states no wavelength: give one with --wavelength (e.g. CuKa)")
     return pattern
 
 
-def drive(job: Generator[Progress, None, SolveResult]) -> SolveResult:
-    """Run a solve/refine generator to its end, printing progress on stderr (at most 1 line/s)."""
-    last = 0.0
+def drive(job: Generator[Progress, None, SolveResult], stream: TextIO | None = None,
+          every_s: float = PROGRESS_EVERY_S) -> SolveResult:
+    """Run a solve/refine generator to its end, reporting progress on ``stream`` (stderr).
+
+    A terminal gets one line rewritten in place with the seconds elapsed, so a stage that sits at
+    one percentage still shows it is alive; a file or pipe (a log) gets a new line only when the
+    text changes, at most one every ``every_s`` seconds, and the last one.
+    """
+    stream = stream or sys.stderr
+    live = stream.isatty()
+    began, last, printed = time.monotonic(), -math.inf, ""
     while True:
         try:
             progress = next(job)
         except StopIteration as stop:
+            if live and printed:
+                stream.write("\n")
             return stop.value
+        text = f"{progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}"
         now = time.monotonic()
-        if now - last >= 1.0 or progress.fraction >= 1.0:
-            print(f"  {progress.stage:>8} {100 * progress.fraction:5.1f} %  {progress.message}", file=sys.stderr)
-            last = now
+        if not (now - last >= every_s or progress.fraction >= 1.0) or (not live and text == printed):
+            continue
+        stream.write(f"\r\x1b[K  {text}  ({now - began:.0f} s)" if live else f"  {text}\n")
+        stream.flush()
+        printed, last = text, now
 
 
 def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dict) -> None:
@@ -89,11 +109,12 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
 
     stem = pattern_path.name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
-    written = {}
+    written, density = {}, None
     if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
-        density = result.density if result.density is not None else cmed(result.structure)
+        # without the network, the map calculated from the atoms, in the solution's own cell
+        density = result.density or cmed(result.structure, conventional=False)
         export(out / f"{stem}_density.cube", density)
         written["density"] = f"{stem}_density.cube"
     if result.fit is not None:
@@ -110,7 +131,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "sites": [{"element": s.element, "xyz": list(s.xyz), "occupancy": s.occupancy, "biso": s.biso,
                    "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
-        "density_source": "network" if result.density is not None else "refined structure (IAM)",
+        "density": density.description if density is not None else None,
         "timings_s": result.timings, "files": written,
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
         **extra,

@@ -1,10 +1,12 @@
 """Powder pattern files → Patterns, through a small registry of format readers.
 
 Each format is a `Reader`: it says from the file name and first bytes whether it
-can read a file (`sniff`), and reads it (`read`). `read_patterns` asks the
-readers in `READERS` order; the first that claims the file wins. Compressed
-files (.gz, .bz2, .xz) are decompressed in memory and sniffed by their inner
-name. Every failure is one InputError naming the file.
+can read a file (`sniff`), and reads it (`read`). `read_file` asks the readers
+in `READERS` order; the first that claims the file wins. A file holds scans, or
+(a CIF without a powder profile) a crystal structure, which the caller may
+simulate (cmedgui.opening); `read_patterns` is for callers that want scans only.
+Compressed files (.gz, .bz2, .xz) are decompressed in memory and sniffed by
+their inner name. Every failure is one InputError naming the file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import lzma
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model.errors import InputError
 from model.pattern import Pattern, Wavelength
@@ -33,6 +36,9 @@ from model.readers import (
 )
 from model.readers.scan import describe_error
 
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+
 
 @dataclass(frozen=True)
 class Reader:
@@ -42,13 +48,14 @@ class Reader:
     compressed file) and the first bytes; ``read(source, data, wavelength)``
     gets the path to name in messages, the whole (decompressed) content and
     the caller's wavelength, which only formats that need one to make a 2θ
-    pattern use (a structure CIF to simulate, a Q-axis text file).
+    pattern use (a Q-axis text file); it returns the scans, or the structure of
+    a structure file.
     """
 
     name: str
     extensions: tuple[str, ...]
     sniff: Callable[[str, bytes], bool]
-    read: Callable[[str, bytes, Wavelength | None], list[Pattern]]
+    read: Callable[[str, bytes, Wavelength | None], list[Pattern] | Structure]
 
 
 def _content(magic: Callable[[bytes], bool]):
@@ -63,7 +70,7 @@ def _extension(extension: str):
     return lambda name, head: name.endswith(extension)
 
 
-def _own_axis(read: Callable[[str, bytes], list[Pattern]]):
+def _own_axis(read: Callable[[str, bytes], list[Pattern] | Structure]):
     """A format whose files carry their own 2θ axis: the caller's wavelength is not needed."""
     return lambda source, data, wavelength: read(source, data)
 
@@ -80,7 +87,7 @@ READERS: tuple[Reader, ...] = (
     Reader("rigaku asc", (".asc",), _content(rigaku_asc.sniff), _own_axis(rigaku_asc.read)),
     Reader("uxd", (".uxd",), _extension_or_content(".uxd", uxd.sniff), _own_axis(uxd.read)),
     Reader("gsas", (".gsa", ".gss", ".fxye", ".fxy", ".xra"), _content(gsas.sniff), _own_axis(gsas.read)),
-    Reader("cif", (".cif",), _extension_or_content(".cif", cif.sniff), cif.read),
+    Reader("cif", (".cif",), _extension_or_content(".cif", cif.sniff), _own_axis(cif.read)),
     Reader("columns", text.EXTENSIONS, text.sniff, text.read),
 )
 
@@ -100,8 +107,17 @@ def file_filter() -> str:
 def read_patterns(path: str | Path, wavelength: Wavelength | None = None) -> list[Pattern]:
     """Read every scan range in ``path``; ``wavelength`` overrides the file's (or fills it in).
 
-    Raises InputError for anything that is not a readable powder pattern.
+    Raises InputError for anything that is not a readable powder pattern, a structure file included.
     """
+    content = read_file(path, wavelength)
+    if not isinstance(content, list):
+        raise InputError(path, "holds a crystal structure, not a powder pattern")
+    return content
+
+
+def read_file(path: str | Path, wavelength: Wavelength | None = None) -> list[Pattern] | Structure:
+    """Every scan range in ``path`` (``wavelength`` overrides the file's or fills it in), or the
+    crystal structure of a structure file. Raises InputError for anything else."""
     source = str(path)
     name, data = _load(Path(path))
     head = data[:_SNIFF_BYTES]
@@ -116,6 +132,8 @@ def read_patterns(path: str | Path, wavelength: Wavelength | None = None) -> lis
     # user needs one line saying the file is unreadable, not the parser's traceback.
     except Exception as error:
         raise InputError(source, f"unreadable {reader.name} file ({describe_error(error)})") from error
+    if not isinstance(patterns, list):  # a structure (pymatgen's): imported only by the readers that need it
+        return patterns
     if not patterns:
         raise InputError(source, f"no scan data found in this {reader.name} file")
     if wavelength is not None:

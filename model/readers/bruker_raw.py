@@ -152,5 +152,5 @@ def _pattern(source, start, step, counts, wavelength, metadata, index) -> Patter
     if not (np.isfinite(start) and np.isfinite(step) and step > 0):
         raise InputError(source, f"range {index + 1}: start {start!r}° and step {step!r}° are not a 2θ scan")
     tth = start + step * np.arange(counts.size)
-    return build_pattern(source, "bruker raw", tth, counts, None, wavelength, metadata,
-                         f"range {index + 1}")
+    return build_pattern(source, "bruker raw", tth, counts, None, wavelength,
+                         {**metadata, "intensity_unit": "counts"}, f"range {index + 1}")

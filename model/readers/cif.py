@@ -10,29 +10,29 @@ in parentheses, "1234(35)"; σ comes from intensity esds, else from
 _pd_proc_ls_weight (σ = 1/√w). The wavelength is _diffrn_radiation_wavelength
 (a loop: Kα1, Kα2, with _diffrn_radiation_wavelength_wt for the ratio) or
 _pd_proc_wavelength of the profile block, else of another block that is not
-itself a profile. A CIF without any profile is a structure: its pattern is
-simulated (model.simulate) with Cu Kα unless a wavelength is given, on
-5–90° 2θ in 0.02° steps.
+itself a profile. A CIF without any profile is read as its crystal structure
+(the caller may simulate its pattern: cmedgui.opening).
 """
 
 from __future__ import annotations
 
 import re
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymatgen.core import Structure
-from pymatgen.io.cif import CifFile
 
 from model.errors import InputError
-from model.pattern import ANODES, Pattern, Provenance, Wavelength
+from model.pattern import Pattern, Wavelength
 from model.readers.scan import (
     anode_wavelength,
     build_pattern,
     describe_error,
     wavelength_of,
 )
-from model.structure import check_structure
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
 
 _MEASURED = ("_pd_meas_counts_total", "_pd_meas_intensity_total", "_pd_proc_intensity_net",
              "_pd_proc_intensity_total", "_pd_meas_intensity_net")
@@ -40,14 +40,17 @@ _CALCULATED = ("_pd_calc_intensity_total", "_pd_calc_intensity_net")
 _TWO_THETA = ("_pd_proc_2theta_corrected", "_pd_meas_2theta_scan", "_pd_meas_angle_2theta",
               "_pd_meas_2theta_corrected")
 _NUMBER_ESD = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\((\d+)\))?$")
-SIMULATED_TWO_THETA = np.round(np.arange(5.0, 90.0 + 1e-9, 0.02), 10)
 
 
 def sniff(head: bytes) -> bool:
     return bool(re.search(rb"^\s*data_", head, re.MULTILINE)) and b"\x00" not in head
 
 
-def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list[Pattern]:
+def read(source: str, data: bytes) -> list[Pattern] | Structure:
+    """The profiles of a pdCIF, or the structure of a CIF that holds none."""
+    # pymatgen: imported when a CIF is read, not by every reader of the registry
+    from pymatgen.io.cif import CifFile
+
     text = data.decode("utf-8", errors="replace")
     try:
         with warnings.catch_warnings():
@@ -62,7 +65,7 @@ def read(source: str, data: bytes, wavelength: Wavelength | None = None) -> list
                   if not _looped(block.data, _MEASURED) and _looped(block.data, _CALCULATED)]
     profiles = measured or calculated
     if not profiles:
-        return [_simulated(source, text, wavelength)]
+        return _structure(source, text)
     others = [block.data for name, block in blocks
               if not _looped(block.data, _MEASURED + _CALCULATED)]
     patterns = []
@@ -194,11 +197,10 @@ def _number_or_none(value) -> float | None:
         return None
 
 
-def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern:
-    from model.instrument import Instrument
-    from model.simulate import (
-        simulate_pattern,  # torch: imported only when a structure is opened
-    )
+def _structure(source: str, text: str) -> Structure:
+    from pymatgen.core import Structure
+
+    from model.structure import check_structure
 
     try:
         with warnings.catch_warnings():
@@ -208,8 +210,4 @@ def _simulated(source: str, text: str, wavelength: Wavelength | None) -> Pattern
         raise InputError(source, f"CIF has neither a powder profile nor a readable structure "
                                  f"({describe_error(error)})") from None
     check_structure(structure, source)
-    wavelength = wavelength or ANODES["CuKa"]
-    simulated = simulate_pattern(structure, Instrument(wavelength), SIMULATED_TWO_THETA)
-    provenance = Provenance(source, "cif (simulated)",
-                            {**simulated.provenance.metadata, "simulated": True})
-    return Pattern(simulated.two_theta, simulated.intensity, None, wavelength, provenance)
+    return structure

@@ -40,5 +40,5 @@ def read(source: str, data: bytes) -> list[Pattern]:
         raise unsupported
     counts = np.frombuffer(data, "<i4", n, _DATA).astype(float)
     metadata = {"version": data[:8].decode("latin-1"), "date": c_string(data[16:32]),
-                "title": c_string(data[32:112]), "step_deg": step}
+                "title": c_string(data[32:112]), "step_deg": step, "intensity_unit": "counts"}
     return [build_pattern(source, "stoe raw", start + step * np.arange(n), counts, None, None, metadata)]

@@ -68,6 +68,7 @@ def _scan(source, scan, wavelength, metadata, label) -> Pattern:
     if node is None or not (node.text or "").strip():
         raise InputError(source, f"{where}scan has no <intensities> or <counts>")
     intensity = np.array(node.text.split(), dtype=float)
+    metadata = {**metadata, "intensity_unit": node.get("unit") or "counts"}
     attenuation = points.find("beamAttenuationFactors")
     if node is counts and attenuation is not None and (attenuation.text or "").strip():
         factors = np.array(attenuation.text.split(), dtype=float)

@@ -1,5 +1,7 @@
 """Every export of the window, written atomically and read back."""
 
+import re
+
 import numpy as np
 import pytest
 from pymatgen.io.common import VolumetricData
@@ -84,3 +86,56 @@ def test_export_problems_are_one_line(app, tmp_path):
     app.files.open_paths([str(tmp_path / "missing.xy")])
     assert app.exports.export("pattern_figure", tmp_path / "fig.bmp") is None
     assert "fig.bmp" in app.window.message.text()
+
+
+def svg_curve(svg_text: str, colour: str) -> np.ndarray:
+    """The (x, y) data points of the path drawn in ``colour`` with the most points (QSvgGenerator
+    writes a curve in data coordinates under a transform to pixels)."""
+    paths = re.findall(r'<g [^>]*stroke="' + colour.lower() + r'"[^>]*>\s*<path [^>]*d="([^"]*)"', svg_text)
+    longest = max(paths, key=len)
+    return np.array([point.split(",") for point in re.findall(r"[-+0-9.e]+,[-+0-9.e]+", longest)], dtype=float)
+
+
+def test_vector_figure_of_the_bundled_example_is_small_and_keeps_its_peaks(app, tmp_path):
+    from scipy.signal import find_peaks
+
+    from cmedgui.app.main import EXAMPLE
+    from cmedgui.app.widgets.pattern_widget import OVERLAY_COLOURS
+
+    app.files.open_paths([str(EXAMPLE)])
+    pattern, widget = app.patterns.pattern, app.window.pattern_widget
+    svg = app.exports.export("pattern_figure", tmp_path / "pattern.svg")
+    pdf = app.exports.export("pattern_figure", tmp_path / "pattern.pdf")
+    assert svg.stat().st_size < 500_000 and pdf.stat().st_size < 500_000  # were 3–5 and 6–8 MB
+    assert widget._observed[0].opts["symbol"] == "o"  # the window still draws every point
+    points = svg_curve(svg.read_text(), OVERLAY_COLOURS[0])
+    assert len(points) <= 2 * widget.main.vb.width() + 2 < len(pattern)  # one column's lowest and highest
+    peaks, _ = find_peaks(pattern.intensity, prominence=0.05 * pattern.intensity.max())
+    assert len(peaks) >= 10
+    (low, high), _ = widget.main.viewRange()
+    column = (high - low) / widget.main.vb.width()  # degrees 2θ a pixel
+    for peak in peaks:  # within its pixel column, the figure reaches each peak's full height
+        near = np.abs(points[:, 0] - pattern.two_theta[peak]) <= column
+        assert points[near, 1].max() >= pattern.intensity[peak] * (1 - 1e-4)
+    top = np.argmax(pattern.intensity)
+    assert points[:, 1].max() == pytest.approx(pattern.intensity[top], rel=1e-4)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_decimation_keeps_every_columns_lowest_and_highest_point(reverse):
+    from cmedgui.app.widgets.pattern_widget import decimate_min_max
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(5, 90, 20_000)
+    y = rng.poisson(100, x.size) + 5000 * np.exp(-((x - 28.5) / 0.05) ** 2)
+    if reverse:  # d spacings fall as 2θ rises
+        x, y = x[::-1], y[::-1]
+    fewer_x, fewer_y = decimate_min_max(x, y, 10, 80, 500)
+    assert len(fewer_x) <= 2 * 500 + 2 and np.all(np.diff(fewer_x) > 0) != reverse
+    column = np.floor((x - 10) / 70 * 500)
+    fewer_column = np.floor((fewer_x - 10) / 70 * 500)
+    for c in (0, 100, 264, 499):  # 264 holds the peak at 28.5°
+        assert fewer_y[fewer_column == c].max() == y[column == c].max()
+        assert fewer_y[fewer_column == c].min() == y[column == c].min()
+    assert fewer_x[0] < 10 and fewer_x[-1] > 80 if not reverse else fewer_x[0] > 80
+    assert decimate_min_max(x[:900], y[:900], 10, 80, 500)[0].size == 900  # sparse enough: all kept

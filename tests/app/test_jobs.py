@@ -73,3 +73,41 @@ def test_one_job_at_a_time(qtbot):
 def test_internal_errors_are_described_in_one_line():
     assert describe_error(ZeroDivisionError("division by zero\nmore")) == \
         "internal error: ZeroDivisionError: division by zero"
+
+
+
+THOUSANDS_OF_STEPS = """
+import sys
+from PySide6.QtCore import QCoreApplication
+from cmedgui.app.jobs import JobRunner
+from model.result import Progress
+
+def steps(n):
+    for i in range(n):
+        yield Progress("count", (i + 1) / n)
+
+app = QCoreApplication([])
+runner = JobRunner()
+runner.busy_changed.connect(lambda busy: busy or app.quit())
+before = sys.getrefcount(True)
+runner.submit("Count", steps, 5000)
+app.exec()
+runner.wait()
+print(before - sys.getrefcount(True))
+"""
+
+
+def test_thousands_of_progress_steps_leave_the_reference_count_of_true_alone():
+    # PySide6 6.12.0's Signal.emit returns True without a reference: on Python 3.11 each emit took
+    # one from True, and a long scripted solve died with "Fatal Python error: bool_dealloc" (exit
+    # 134). In a child process: in this one the abort would end the test session
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", THOUSANDS_OF_STEPS], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": path, "QT_QPA_PLATFORM": "offscreen"}, check=False)
+    assert done.returncode == 0 and int(done.stdout) < 100, (
+        f"this PySide6 drops a reference to True per Signal.emit (pyproject excludes 6.12.0): {done.stderr[-300:]}")

@@ -22,7 +22,7 @@ def test_pattern_model_current_units_and_excluded(qtbot):
     assert model.pattern.two_theta[0] == 20
     model.add_excluded(45.0, 30.0)
     assert model.excluded == [(30.0, 45.0)]
-    keep = model.included_mask(model.pattern)
+    keep = model.pattern.included(model.excluded)
     assert not keep[np.searchsorted(model.pattern.two_theta, 40.0)] and keep[0]
     with qtbot.waitSignal(model.x_unit_changed):
         model.set_x_unit("q")
@@ -53,6 +53,9 @@ def test_composition_cycles_and_formula(qtbot):
         model.set_known(["Na", "Qq"])
     model.set_state("Na", "excluded")
     assert model.excluded == ["Na"]
+    with pytest.raises(InputError, match="excluded"):  # an excluded element stays excluded
+        model.set_formula("NaCl")
+    assert model.excluded == ["Na"] and model.formula == "CeO2"
 
 
 def test_settings_remember_recent_files(tmp_path):

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from skimage.io import imread
 
@@ -57,3 +58,47 @@ def test_a_bad_screenshot_name_is_reported_and_the_window_still_quits(tmp_path):
     done = run_cmedgui(tmp_path, "--screenshot", str(tmp_path / "shot.jpg"), "--quit", timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].endswith("figures are written as .png, .svg, .pdf, not .jpg")
+
+
+@pytest.mark.slow
+def test_scripted_solve_exports_and_quits_with_status_0(tmp_path):
+    """`--solve --export DIR --quit` headless (offscreen: no 3D figure, no report); the exported map
+    is in the CIF's cell (the network's map once kept the tetragonal cell the solution was found in)."""
+    from pymatgen.io.common import VolumetricData
+
+    from cmedgui.app.main import EXAMPLE
+    from model.structure import load_structure
+
+    out = tmp_path / "out"
+    done = run_cmedgui(tmp_path, "--open", str(EXAMPLE), "--elements", "Ce", "O", "--formula", "CeO2", "--solve",
+                       "--export", str(out), "--quit", timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["density.cube", "fit.xy", "pattern.png", "structure.cif"]
+    assert done.stdout.count("exported: ") == 4
+    cif = load_structure(out / "structure.cif")
+    cube = VolumetricData.from_cube(str(out / "density.cube"))
+    assert cif.composition.reduced_formula == cube.structure.composition.reduced_formula == "CeO2"
+    np.testing.assert_allclose(cube.structure.lattice.parameters, cif.lattice.parameters, atol=1e-4)
+    assert "network map" in (out / "density.cube").read_text().splitlines()[0]
+
+
+def test_export_without_a_solve_writes_the_pattern_and_a_bad_formula_exits_2(tmp_path):
+    from cmedgui.app.main import EXAMPLE
+
+    done = run_cmedgui(tmp_path, "--open", str(EXAMPLE), "--export", str(tmp_path / "out"), "--quit", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["fit.xy", "pattern.png"]
+    done = run_cmedgui(tmp_path, "--open", str(EXAMPLE), "--formula", "Qq2", "--quit", timeout=120)
+    assert done.returncode == 2 and "Qq2" in done.stderr.strip().splitlines()[-1]
+
+
+def test_without_a_display_the_window_says_how_to_run_headless(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "-m", "cmedgui", "--quit"], cwd=REPO, capture_output=True, text=True,
+                          env={**env, "PYTHONPATH": str(REPO), "XDG_CONFIG_HOME": str(tmp_path)}, timeout=120,
+                          check=False)
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert "\n" not in line and line.startswith("cmedgui: no display")
+    assert "xvfb-run" in line and "QT_QPA_PLATFORM=offscreen" in line and "xcb" not in line

@@ -1,15 +1,19 @@
 """The window: opening every reader format, drops, element picker, axes, jobs, errors."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
 
 from cmedgui.app.main import EXAMPLE
 from model.instrument import bragg_d
 from model.pattern import two_theta_to_q
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def one_file_per_format(formats: Path) -> list[Path]:
@@ -168,3 +172,60 @@ def test_a_file_without_wavelength_gets_the_chosen_one(app, tmp_path):
     app.files.open_paths([str(plain)])
     assert app.patterns.pattern.wavelength.label == "MoKa"  # remembered from the last choice
     assert "states no wavelength" in app.window.message.text()
+
+
+@pytest.mark.parametrize("stage", ["Solve: index", "Solve: preprocess", "Refine: refine"])
+def test_progress_text_is_never_clipped(app, qtbot, stage):
+    app.window.show_busy(stage, 0.05)
+    bar = app.window.progress
+    qtbot.waitUntil(lambda: bar.isVisible())
+    assert bar.text() == f"{stage} 5%"
+    assert bar.width() >= bar.fontMetrics().horizontalAdvance(bar.text()) + 20
+
+
+def test_help_about_names_the_version_the_model_card_and_the_seed_paper(app):
+    from cmedgui import __version__
+
+    app.window.about_action.trigger()
+    box = app.window.findChild(QMessageBox)
+    text = box.text()
+    assert f"cmedgui {__version__}" in text and "arXiv:2312.15136" in text and "Guo" in text
+    card = json.loads((REPO / "resources" / "weights" / "ours.card.json").read_text())
+    assert "used by Solve" in text and card["sha256"][:12] in text and "ours.card.json" in text
+    box.close()
+
+
+def test_several_patterns_offset_and_normalised_with_the_intensity_unit(app, tmp_path, rock_salt_cif):
+    counts = tmp_path / "counts.xrdml"
+    counts.write_text(XRDML.format(" ".join(str(100 + 50 * (i % 9)) for i in range(200))))
+    app.files.open_paths([str(counts)])
+    widget = app.window.pattern_widget
+    assert widget.main.getAxis("left").labelText == "Intensity (counts)"  # the reader's unit
+    app.files.open_paths([str(EXAMPLE), str(rock_salt_cif)])
+    assert widget.main.getAxis("left").labelText == "Intensity (arb. units)"  # units differ
+    tallest = max(np.ptp(p.intensity) for p in app.patterns.patterns)
+    app.window.offset_actions[0.5].trigger()
+    lows = [curve.yData.min() for curve in widget._curves]
+    assert lows == pytest.approx([p.intensity.min() + 0.5 * tallest * i for i, p in enumerate(app.patterns.patterns)])
+    app.window.normalise_action.setChecked(True)
+    step = 0.5 * max(np.ptp(p.intensity / p.intensity.max()) for p in app.patterns.patterns)
+    assert [curve.yData.max() for curve in widget._curves] == pytest.approx([1.0, 1.0 + step, 1.0 + 2 * step])
+    assert widget.main.getAxis("left").labelText == "Intensity (normalised to its maximum)"
+    names = [label.text for _, label in widget.legend.items]
+    assert names == ["counts.xrdml", "CeO2_CuKa.xy", "NaCl.cif (observed)"]
+    assert widget.legend not in widget.main.vb.childItems()  # above the plot, never over its data
+
+
+XRDML = """<?xml version="1.0" encoding="UTF-8"?>
+<xrdMeasurements xmlns="http://www.xrdml.com/XRDMeasurement/1.5">
+ <xrdMeasurement measurementType="Scan" status="Completed">
+  <usedWavelength intended="K-Alpha 1"><kAlpha1 unit="Angstrom">1.5405980</kAlpha1></usedWavelength>
+  <scan scanAxis="Gonio" status="Completed">
+   <dataPoints>
+    <positions axis="2Theta" unit="deg"><startPosition>10</startPosition><endPosition>50</endPosition></positions>
+    <counts unit="counts">{}</counts>
+   </dataPoints>
+  </scan>
+ </xrdMeasurement>
+</xrdMeasurements>
+"""

@@ -54,8 +54,31 @@ class ExportController:
             self.window.show_error(str(error))
             return None
         self.settings.last_folder = str(written.parent)
-        self.window.show_message(f"Wrote {written}")
+        what = f": {self.solve.density.description}" if key == "density" else ""
+        self.window.show_message(f"Wrote {written}{what}")
         return written
+
+    def export_all(self, folder: str | Path, gl: bool = True) -> tuple[list[Path], list[str]]:
+        """Every export there is something for, under its dialog's default name in ``folder``
+        (scripted --export); the 3D figure and the report, which shows it, only where OpenGL
+        renders (``gl``). Returns the files written and the one-line problems."""
+        folder = Path(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(folder, f"cannot create the export folder ({error.strerror})") from None
+        pattern, result, density = self.patterns.pattern, self.solve.result, self.solve.density
+        wanted = {"cif": result is not None or self.solve.structure is not None, "density": density is not None,
+                  "fit": pattern is not None, "pattern_figure": pattern is not None,
+                  "density_figure": gl and density is not None, "report": gl and result is not None}
+        written, problems = [], []
+        for key in (key for key in DIALOG if wanted[key]):
+            path = self.export(key, folder / DIALOG[key][2])
+            if path is None:
+                problems.append(self.window.message.text())
+            else:
+                written.append(path)
+        return written, problems
 
     def _write(self, key: str, path: Path) -> Path:
         result, view = self.solve.result, self.window.density_view

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
-from cmedgui.app.controllers.loading import open_file
 from cmedgui.app.models import PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import FROM_FILE, MainWindow
+from cmedgui.opening import open_file
 from model.errors import InputError
 from model.pattern import Wavelength, parse_wavelength
 from model.readers import file_filter

@@ -8,6 +8,12 @@ from cmedgui.app.models.pattern_model import PatternModel, from_x, to_x
 from cmedgui.app.widgets.main_window import MainWindow
 from cmedgui.app.widgets.pattern_widget import scale_intensity
 
+NEXT_STEP = {  # the plot's line saying what to do next, before there is a fit to show
+    "no pattern": "Open a powder pattern: drop a file here, or File › Open (Ctrl+O)",
+    "no fit": "Next: tick the elements in the sample (left), then Solve (Ctrl+R).\n"
+              "With a structure CIF open, Refine fits it to the pattern.",
+}
+
 
 class PatternController:
     def __init__(self, model: PatternModel, window: MainWindow):
@@ -16,6 +22,7 @@ class PatternController:
         model.current_changed.connect(self.redraw)
         model.x_unit_changed.connect(self._axes_changed)
         model.scaling_changed.connect(self._axes_changed)
+        model.stacking_changed.connect(self._axes_changed)
         model.excluded_changed.connect(self._draw_excluded)
         model.fit_changed.connect(self._draw_fit)
         self.widget.excluded_added.connect(self._excluded_added)
@@ -24,6 +31,9 @@ class PatternController:
             action.triggered.connect(lambda _=False, u=unit: self.set_x_unit(u))
         for scaling, action in window.scaling_actions.items():
             action.triggered.connect(lambda _=False, s=scaling: model.set_scaling(s))
+        for offset, action in window.offset_actions.items():
+            action.triggered.connect(lambda _=False, o=offset: model.set_offset(o))
+        window.normalise_action.toggled.connect(model.set_normalised)
         window.exclude_action.toggled.connect(self.widget.set_exclude_mode)
         window.reset_action.triggered.connect(self.widget.reset_view)
         model.x_unit_changed.connect(lambda u: window.x_unit_actions[u].setChecked(True))
@@ -47,20 +57,31 @@ class PatternController:
         return to_x(two_theta, self.model.x_unit, wavelength_A)
 
     def _axes_changed(self) -> None:
-        self.widget.set_axes(self.model.x_unit, self.model.scaling)
         self.redraw()
         self.widget.reset_view()
+
+    def _stacking(self) -> list[tuple[float, float]]:
+        """(factor, shift) per pattern: display y = scaled(intensity × factor) + shift. The factor
+        normalises to the pattern's maximum where chosen; the shift stacks the patterns by the
+        offset × the tallest one's displayed height."""
+        model = self.model
+        factors = [1.0 / max(float(np.max(np.abs(p.intensity))), np.finfo(float).tiny) if model.normalised else 1.0
+                   for p in model.patterns]
+        heights = [np.ptp(scale_intensity(p.intensity * f, model.scaling)) for p, f in zip(model.patterns, factors)]
+        step = model.offset * max(heights, default=0.0)
+        return [(factor, index * step) for index, factor in enumerate(factors)]
 
     def redraw(self) -> None:
         model = self.model
         if model.x_unit != "2theta" and any(p.wavelength is None for p in model.patterns):
             model.set_x_unit("2theta")  # a pattern without wavelength arrived: Q/d are undefined
             return
+        self.widget.set_axes(model.x_unit, model.scaling, model.intensity_unit())
         curves = []
-        for pattern in model.patterns:
+        for pattern, (factor, shift) in zip(model.patterns, self._stacking()):
             wavelength = pattern.wavelength.ka1 if pattern.wavelength else None
             curves.append((pattern.name, self._x(pattern.two_theta, wavelength),
-                           scale_intensity(pattern.intensity, model.scaling)))
+                           scale_intensity(pattern.intensity * factor, model.scaling) + shift))
         self.widget.set_patterns(curves, model.current)
         self._draw_excluded()
         self._draw_fit()
@@ -70,10 +91,13 @@ class PatternController:
         if fit is None:
             self.widget.set_fit(None)
             self.widget.set_ticks(np.zeros(0), [])
+            self.widget.set_hint(NEXT_STEP["no pattern" if self.model.pattern is None else "no fit"])
             return
+        self.widget.set_hint("")
         scaling = self.model.scaling
-        self.widget.set_fit(self._x(fit.two_theta, lam), scale_intensity(fit.calculated, scaling),
-                            scale_intensity(fit.background, scaling), fit.difference)
+        factor, shift = self._stacking()[self.model.current]
+        self.widget.set_fit(self._x(fit.two_theta, lam), scale_intensity(fit.calculated * factor, scaling) + shift,
+                            scale_intensity(fit.background * factor, scaling) + shift, fit.difference * factor)
         reflections = self.model.reflections
         positions = self._x(np.array([r.two_theta for r in reflections]), lam)
         labels = [f"({h} {k} {l})  2θ {r.two_theta:.3f}°  d {r.d:.4f} Å" for r in reflections

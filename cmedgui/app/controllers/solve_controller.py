@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from cmedgui.app.controllers.refinement_controller import REFINE_AGAIN
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
@@ -50,14 +51,15 @@ class SolveController:
         if pattern is None:
             self.window.show_error("Open a pattern first (File › Open or drop a file on the window)")
             return
-        elements = self.composition.known + self.composition.possible
-        if not elements:
+        chemistry = self.composition
+        if not chemistry.known and not chemistry.possible:
             self.window.show_error("Tick the elements in the sample first (periodic table, left)")
             return
         from model.solve import solve
 
-        data = without_excluded(pattern, self.patterns.included_mask(pattern))
-        self.runner.submit("Solve", solve, data, elements, formula=self.composition.formula or None,
+        data = without_excluded(pattern, pattern.included(self.patterns.excluded))
+        self.runner.submit("Solve", solve, data, chemistry.known, formula=chemistry.formula or None,
+                           possible=chemistry.possible, excluded=chemistry.excluded,
                            system=self.window.crystal_system.currentText(), samples=SOLVE_SAMPLES,
                            device=self.settings.device)
 
@@ -82,6 +84,8 @@ class SolveController:
             self.window.show_message(f"{name}: {step.stage} — {step.message}")
 
     def _finished(self, name: str, value) -> None:
+        if name == REFINE_AGAIN:  # the refinement controller's job: it replaces the shown solution
+            return
         self.window.show_busy(None)
         results = [value, *value.alternatives]
         solved = sorted((r for r in results if r.solved), key=lambda r: r.rwp)
@@ -124,10 +128,11 @@ class SolveController:
             return
         view.set_atoms([site.specie.symbol for site in structure], structure.frac_coords,
                        structure.lattice.matrix)
-        if self.solve.density is None:  # an opened structure: show its own (IAM) density
+        if self.solve.density is None:  # no network map: the one calculated from the atoms
             from model.density import cmed  # torch and pymatgen: load on first use
 
-            self.solve.set_density(cmed(structure))
+            # a solution's map in the solution's own cell, the one its CIF is written in
+            self.solve.set_density(cmed(structure, conventional=self.solve.result is None))
 
     def _draw_density(self) -> None:
         density = self.solve.density

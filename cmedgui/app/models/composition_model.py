@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pymatgen.core import Composition, Element
+from pymatgen.core import Element
 from PySide6.QtCore import QObject, Signal
 
+from model.composition import parse_formula
 from model.errors import InputError
 
 STATES = ("known", "possible", "excluded")  # an element in none of them is unspecified
@@ -46,17 +47,21 @@ class CompositionModel(QObject):
         self.states.update({s: "known" for s in symbols})
         self.changed.emit()
 
+    def restore(self, states: dict[str, str], formula: str) -> None:
+        """Every state and the formula replaced (a reopened session; checked by its reader)."""
+        self.states = dict(states)
+        self.formula = formula
+        self.changed.emit()
+
     def set_formula(self, text: str) -> None:
-        """An optional stoichiometry such as 'CeO2'; its elements become known."""
+        """An optional stoichiometry such as 'CeO2'; its elements become known. A formula holding an
+        excluded element is refused (model.composition)."""
         text = text.strip()
         if text:
-            try:
-                elements = [str(e) for e in Composition(text).elements]
-            except (ValueError, KeyError) as error:
-                raise InputError("formula", f"cannot read {text!r}: {error}") from None
-            unknown = [e for e in elements if not Element.is_valid_symbol(e)]
-            if unknown:  # pymatgen reads unknown symbols as dummy species
-                raise InputError("formula", f"{text!r} names no element {unknown[0]!r}")
+            elements = list(parse_formula(text))
+            banned = [symbol for symbol in elements if self.state(symbol) == "excluded"]
+            if banned:
+                raise InputError(None, f"formula {text} holds excluded elements: {', '.join(banned)}")
             self.states.update({symbol: "known" for symbol in elements})
         self.formula = text
         self.changed.emit()

@@ -11,6 +11,7 @@ from model.result import Fit, Reflection
 
 X_UNITS = ("2theta", "q", "d")  # degrees 2θ, Å⁻¹, Å
 SCALINGS = ("linear", "sqrt", "log")
+OFFSETS = (0.0, 0.1, 0.25, 0.5, 1.0)  # each pattern raised above the one before by this × the tallest's height
 
 
 def to_x(two_theta: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
@@ -42,6 +43,7 @@ class PatternModel(QObject):
     current_changed = Signal(int)
     x_unit_changed = Signal(str)
     scaling_changed = Signal(str)
+    stacking_changed = Signal()  # offset or normalisation of several patterns
     excluded_changed = Signal()
     fit_changed = Signal()
 
@@ -51,6 +53,8 @@ class PatternModel(QObject):
         self.current = -1
         self.x_unit = "2theta"
         self.scaling = "linear"
+        self.offset = 0.0  # one of OFFSETS
+        self.normalised = False  # each pattern divided by its maximum
         self.excluded: list[tuple[float, float]] = []
         self.fit: Fit | None = None
         self.reflections: list[Reflection] = []
@@ -67,6 +71,13 @@ class PatternModel(QObject):
         self.patterns.extend(patterns)
         self.patterns_changed.emit()
         self.set_current(first)
+
+    def restore(self, patterns: list[Pattern], current: int, excluded: list[tuple[float, float]]) -> None:
+        """Every pattern replaced (a reopened session)."""
+        self.patterns = list(patterns)
+        self.patterns_changed.emit()
+        self.set_current(current, force=True)
+        self.set_excluded(excluded)
 
     def remove(self, index: int) -> None:
         del self.patterns[index]
@@ -106,6 +117,26 @@ class PatternModel(QObject):
             self.scaling = scaling
             self.scaling_changed.emit(scaling)
 
+    def set_offset(self, offset: float) -> None:
+        if offset not in OFFSETS:
+            raise ValueError(f"offset {offset!r} is not one of {OFFSETS}")
+        if offset != self.offset:
+            self.offset = offset
+            self.stacking_changed.emit()
+
+    def set_normalised(self, normalised: bool) -> None:
+        if normalised != self.normalised:
+            self.normalised = bool(normalised)
+            self.stacking_changed.emit()
+
+    def intensity_unit(self) -> str:
+        """The unit of the intensities on screen: 'normalised', the readers' unit where all
+        patterns state the same one, else 'arbitrary'."""
+        if self.normalised:
+            return "normalised"
+        units = {p.provenance.metadata.get("intensity_unit") or "arbitrary" for p in self.patterns}
+        return units.pop() if len(units) == 1 else "arbitrary"
+
     def add_excluded(self, low: float, high: float) -> None:
         low, high = sorted((float(low), float(high)))
         if high > low:
@@ -115,10 +146,6 @@ class PatternModel(QObject):
     def set_excluded(self, regions: list[tuple[float, float]]) -> None:
         self.excluded = [tuple(sorted(map(float, r))) for r in regions if r[1] != r[0]]
         self.excluded_changed.emit()
-
-    def included_mask(self, pattern: Pattern) -> np.ndarray:
-        """True where a point of ``pattern`` lies outside every excluded region."""
-        return pattern.included(self.excluded)
 
     def set_fit(self, fit: Fit | None, reflections: list[Reflection] | None = None) -> None:
         self.fit = fit

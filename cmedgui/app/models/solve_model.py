@@ -38,6 +38,13 @@ class SolveModel(QObject):
             self.set_density(self.result.density)
         self.current_changed.emit(index)
 
+    def replace_current(self, result: SolveResult) -> None:
+        """The shown solution refined again: it takes the place of the one shown."""
+        self.results[self.current] = result
+        index, self.current = self.current, -1
+        self.results_changed.emit()
+        self.set_current(index)
+
     def set_density(self, density) -> None:
         self.density = density
         self.density_changed.emit()

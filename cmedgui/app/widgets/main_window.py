@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -21,17 +22,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cmedgui.app.models.pattern_model import OFFSETS
 from cmedgui.app.widgets.density_view import DensityView
 from cmedgui.app.widgets.file_list import FileList
+from cmedgui.app.widgets.parameter_panel import ParameterPanel
 from cmedgui.app.widgets.pattern_widget import PatternWidget
 from cmedgui.app.widgets.periodic_table import PeriodicTable
 from cmedgui.app.widgets.results_panel import ResultsPanel
+from model.data.systems import SOLVE_CHOICES
 from model.pattern import ANODES
 
 ICONS = Path(__file__).resolve().parents[3] / "resources" / "icons"
-CRYSTAL_SYSTEMS = ("auto", "cubic", "hexagonal", "trigonal", "tetragonal", "orthorhombic")  # what model.solve indexes
 FROM_FILE = "from file"
 DEVICES = ("auto", "cpu", "cuda")
+PROGRESS_PADDING_PX = 40  # the progress bar's frame and chunk margins around its text
 
 
 def icon(name: str) -> QIcon:
@@ -54,13 +58,14 @@ class MainWindow(QMainWindow):
         self.file_list = FileList()
         self.periodic_table = PeriodicTable()
         self.results_panel = ResultsPanel()
+        self.parameter_panel = ParameterPanel()
 
         self.wavelength = QComboBox()
         self.wavelength.setEditable(True)
         self.wavelength.addItems([FROM_FILE, *(f"{name} ({w.ka1:.5f} Å)" for name, w in ANODES.items())])
         self.wavelength.setToolTip("Used when the file states no wavelength: an anode or a value in Å")
         self.crystal_system = QComboBox()
-        self.crystal_system.addItems(CRYSTAL_SYSTEMS)
+        self.crystal_system.addItems(SOLVE_CHOICES)
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setToolTip("Where the network runs: auto picks CUDA when there is a GPU")
@@ -86,6 +91,8 @@ class MainWindow(QMainWindow):
         self._dock("Sample", left, Qt.DockWidgetArea.LeftDockWidgetArea)
         results = self._dock("Results", self.results_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         results.setMaximumWidth(380)
+        refinement = self._dock("Refinement", self.parameter_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        refinement.setMaximumWidth(380)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.pattern_widget)
@@ -98,7 +105,6 @@ class MainWindow(QMainWindow):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.progress.setMaximumWidth(260)
         self.progress.setFormat("%p%")
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel")
@@ -124,6 +130,11 @@ class MainWindow(QMainWindow):
         self.open_action = file_menu.addAction(icon("open"), "&Open…")
         self.open_action.setShortcut(QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addSeparator()
+        self.open_session_action = file_menu.addAction("Open &session…")
+        self.save_session_action = file_menu.addAction("&Save session…")
+        self.save_session_action.setShortcut(QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
         export = file_menu.addMenu("&Export")
         self.export_actions: dict[str, QAction] = {}
         for key, text in (("cif", "Structure (CIF)…"), ("density", "Density (.cube / .xsf / CHGCAR)…"),
@@ -141,6 +152,12 @@ class MainWindow(QMainWindow):
         self.scaling_actions = self._choice(view, {"linear": "Linear intensity", "sqrt": "√ intensity",
                                                    "log": "Log intensity"})
         view.addSeparator()
+        self.normalise_action = view.addAction("Normalise patterns to their maximum")
+        self.normalise_action.setCheckable(True)
+        offset_menu = view.addMenu("Offset patterns")
+        self.offset_actions = self._choice(offset_menu, {offset: "None" if offset == 0 else f"{offset:.0%} of the tallest"
+                                                         for offset in OFFSETS})
+        view.addSeparator()
         self.exclude_action = view.addAction("Drag to exclude regions (or Shift-drag)")
         self.exclude_action.setCheckable(True)
         self.reset_action = view.addAction("Reset view")
@@ -156,13 +173,16 @@ class MainWindow(QMainWindow):
         self.refine_button.clicked.connect(self.refine_action.trigger)
         self.cancel_button.clicked.connect(self.cancel_action.trigger)
 
+        help_menu = bar.addMenu("&Help")
+        self.about_action = help_menu.addAction("&About cmedgui")
+
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("toolbar_main")
         toolbar.addAction(self.open_action)
         toolbar.addAction(self.solve_action)
         toolbar.addAction(self.reset_action)
 
-    def _choice(self, menu: QMenu, options: dict[str, str]) -> dict[str, QAction]:
+    def _choice(self, menu: QMenu, options: dict) -> dict[object, QAction]:
         group = QActionGroup(self)
         actions = {}
         for key, text in options.items():
@@ -195,6 +215,18 @@ class MainWindow(QMainWindow):
         if running:
             self.progress.setValue(round(fraction * 1000))
             self.progress.setFormat(f"{stage} %p%")
+            # as wide as its longest text, so that it never clips ("Solve: index 5%")
+            widest = self.progress.fontMetrics().horizontalAdvance(f"{stage} 100%")
+            self.progress.setMinimumWidth(max(self.progress.minimumWidth(), widest + PROGRESS_PADDING_PX))
+
+    def show_about(self, rich_text: str) -> QMessageBox:
+        """The About box, not modal (scripted runs and tests go on)."""
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About cmedgui", rich_text, QMessageBox.StandardButton.Close, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.open()
+        return box
 
     def set_recent(self, paths: list[str]) -> list[QAction]:
         self.recent_menu.clear()

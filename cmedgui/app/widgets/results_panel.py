@@ -31,6 +31,12 @@ def result_rows(result: SolveResult) -> dict[str, str]:
     }
     if result.model_version:
         rows["Model"] = f"{result.model_version} on {result.device or '?'}"
+    if result.refinement is not None:
+        from model.agreement import agreement_text  # torch: load on first use
+
+        rows["Agreement"], note = agreement_text(result)
+        if note:
+            rows["GoF"] = note
     if result.message:
         rows["Note"] = result.message
     return rows

@@ -1,0 +1,168 @@
+"""Space groups: the standard settings (spglib's database, which pyxtal's Wyckoff tables in
+model.wyckoff share) and the ranking of the groups a pattern allows by their extinctions.
+
+The solve's index stage lives here too (``index_cells``): which of the indexed cells are searched,
+and in which space groups, decided together from the peak list.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import spglib
+
+from model import constraints, index
+from model.data.systems import INDEXED_SYSTEMS, lattice_spacegroups
+from model.instrument import bragg_d, bragg_theta
+from model.preprocess import Peak
+
+CELLS_TRIED = 3
+# lattice systems whose symmetry contains each one's (hexagonal is not above tetragonal)
+HOLOHEDRIES_ABOVE = {"cubic": (), "hexagonal": ("cubic",), "tetragonal": ("cubic",),
+                     "orthorhombic": ("cubic", "hexagonal", "tetragonal")}
+CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are chosen
+MAX_LINES = 20  # strongest lines used for indexing
+EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
+CELL_MERIT_FRACTION = 0.2
+# groups tried per cell: the largest class of groups with equal extinctions (which positions cannot
+# tell apart) has 5–6 members in cubic (Pm-3m … P23), 8 in tetragonal (P4/mmm … P4, I4/mmm … I4);
+# the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms
+GROUPS_TRIED = {"cubic": 6, "tetragonal": 8, "hexagonal": 6, "orthorhombic": 6}
+
+
+@dataclass(frozen=True)
+class SpaceGroupCandidate:
+    """A space group in its standard setting on the cell's axes taken in the order ``axes``."""
+
+    number: int
+    symbol: str
+    hall_number: int
+    unexplained: int  # observed lines only absent reflections would explain
+    axes: tuple[int, int, int] = (0, 1, 2)
+
+
+@functools.lru_cache(maxsize=1)
+def standard_hall_numbers() -> dict[int, int]:
+    """The first (standard-setting) Hall number of each space group, from spglib's database."""
+    halls: dict[int, int] = {}
+    for hall in range(1, 531):
+        number = spglib.get_spacegroup_type(hall).number
+        halls.setdefault(number, hall)
+    return halls
+
+
+@functools.cache
+def standard_ops(number: int) -> constraints.SpaceGroupOps:
+    """Operations of the standard setting of space group ``number`` (spglib database)."""
+    hall = standard_hall_numbers()[number]
+    symmetry = spglib.get_symmetry_from_database(hall)
+    return constraints.SpaceGroupOps(symmetry["rotations"], symmetry["translations"], number,
+                                     spglib.get_spacegroup_type(hall).international_short)
+
+
+# a structure and its mirror image give the same powder pattern (Friedel's law), so of each pair
+# of enantiomorphic groups (P4_1/P4_3, P3_121/P3_221, P4_132/P4_332, ...) only the first is tried
+# (the absolute structure is undetermined either way): the other would take a place in the search
+# from the groups with the same extinctions (measured: B2O3's P3_121 was 7th of 10 such groups)
+_MIRRORED = {78: 76, 95: 91, 96: 92, 145: 144, 153: 151, 154: 152, 170: 169, 172: 171, 179: 178, 181: 180,
+             213: 212}
+
+
+def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelength_A: float,
+                           tolerance_deg: float = 0.05,
+                           pause: Callable[[], None] = lambda: None) -> list[SpaceGroupCandidate]:
+    """Space groups of the cell's system ranked by how few observed lines their extinctions leave
+    unexplained, then by most extinctions (fewest allowed line positions): the conventional choice
+    of the highest-extinction group consistent with the data; groups with the same extinctions
+    (which a powder pattern cannot tell apart) keep higher symmetry first, and of two enantiomorphic
+    groups only the first is listed. Positions, not hkl
+    families: a lower Laue class splits one position into several families without allowing more
+    lines.
+
+    An orthorhombic group is tried in its standard setting on every order of the cell's axes
+    (``axes``; ``index.in_setting`` gives that cell); orders that allow the same lines as one already
+    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
+    yield).
+    """
+    tth = np.asarray(two_theta, dtype=float) - cell.zero
+    d_min = bragg_d(tth.max() + 0.5, wavelength_A)
+    orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
+    halls = standard_hall_numbers()
+    ranked, seen = [], set()
+    for number in (n for n in reversed(lattice_spacegroups(cell.crystal_system)) if n not in _MIRRORED):
+        pause()
+        ops = standard_ops(number)
+        for axes in orders:
+            metric = _metric(index.in_setting(cell, axes).lattice)
+            hkl, _ = constraints.hkl_families(metric, ops, d_min)
+            if len(hkl) == 0:
+                continue
+            d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
+            calc = np.sort(np.degrees(2 * bragg_theta(d, wavelength_A)))
+            allowed = (number, tuple(np.round(calc, 4)))
+            if allowed in seen:
+                continue
+            seen.add(allowed)
+            unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
+            ranked.append((unexplained, len(np.unique(allowed[1])),
+                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in ranked]
+
+
+def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[str] = INDEXED_SYSTEMS,
+                pause: Callable[[], None] = lambda: None
+                ) -> tuple[list[index.Cell], list[index.Cell], list[tuple[index.Cell, SpaceGroupCandidate]]]:
+    """The index stage of the solve: (ranked cells, the cells searched, (cell, space group) plans).
+
+    The MAX_LINES strongest peaks are indexed (weak ones are where impurity phases and noise
+    peaks hide). Positions alone cannot always tell a cell from a pseudo-symmetric one with a
+    similar merit: up to CELLS_TRIED cells not far behind the best are searched, and the best of
+    each lattice system of higher symmetry (HOLOHEDRIES_ABOVE) not far behind either, higher symmetry first,
+    each in the space groups that _groups allows; the full-profile fit decides. The
+    extinctions are judged on those lines and every weaker one of at least EXTINCTION_HEIGHT of
+    the strongest: weak superstructure lines tell a primitive group from a centred one. A plan's
+    cell has its axes in the order of the group's standard setting (orthorhombic groups), and the
+    cells searched are those plan cells.
+    """
+    strongest = sorted(peaks, key=lambda p: -p.height)[:MAX_LINES]
+    positions = sorted(p.two_theta for p in strongest)
+    ranked = index.index(positions, wavelength_A, systems, n_candidates=CELLS_RANKED, pause=pause)
+    lines = sorted({*positions, *(p.two_theta for p in peaks if p.height >= EXTINCTION_HEIGHT * strongest[0].height)})
+    near = [c for c in ranked if c.merit >= CELL_MERIT_FRACTION * ranked[0].merit]
+    # a cell of lower symmetry fits the position errors with more parameters, and a centred cell's
+    # merit counts the lines its centring forbids: the best cell of each lattice system whose
+    # symmetry contains the best one's is searched as well (measured: fcc Ag2O3 with 8 lines ranked below hexagonal
+    # and tetragonal cells whose lines include all of its own)
+    above = HOLOHEDRIES_ABOVE[near[0].crystal_system] if near else ()
+    higher = [next(c for c in near if c.crystal_system == system) for system in above
+              if any(c.crystal_system == system for c in near)]
+    indexed = list({id(c): c for c in [*near[:CELLS_TRIED], *higher]}.values())
+    indexed.sort(key=lambda c: INDEXED_SYSTEMS.index(c.crystal_system))
+    settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
+    plans = []
+    for cell in indexed:
+        for group in _groups(cell, lines, wavelength_A, pause):
+            setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
+            plans.append((setting, group))
+    return ranked, list(settings.values()), plans
+
+
+def _groups(cell: index.Cell, positions: Sequence[float], wavelength: float,
+            pause: Callable[[], None]) -> list[SpaceGroupCandidate]:
+    """The space groups with the fewest unexplained lines, most extinctions first."""
+    groups = space_group_candidates(cell, positions, wavelength, pause=pause)
+    if not groups:
+        return []
+    fewest = groups[0].unexplained
+    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED[cell.crystal_system]]
+
+
+def _metric(lattice) -> np.ndarray:
+    a, b, c, al, be, ga = lattice
+    ca, cb, cg = np.cos(np.radians([al, be, ga]))
+    return np.array([[a * a, a * b * cg, a * c * cb], [a * b * cg, b * b, b * c * ca], [a * c * cb, b * c * ca, c * c]])
