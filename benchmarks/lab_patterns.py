@@ -54,7 +54,8 @@ def lab_patterns(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], Str
         if args.simulator == "pymatgen":
             pattern = pymatgen_pattern(truth, rng)
         else:
-            pattern = simulate_pattern(truth, ANODES["CuKa"], TWO_THETA, random_lab_params(rng), rng=rng)
+            instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+            pattern = simulate_pattern(truth, instrument, TWO_THETA, sample, rng=rng)
         if not args.only or any(text in row["file"] for text in args.only):
             yield row, truth, pattern
 

@@ -31,7 +31,8 @@ def main() -> None:
     structure = Structure.from_spacegroup("P4mm", Lattice.tetragonal(3.99, 4.03), ["Ba", "Ti", "O", "O"],
                                           [[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0.03], [0.5, 0, 0.49]])
     rng = np.random.default_rng(0)
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(5, 120, 0.02), random_lab_params(rng), rng)
+    instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+    pattern = simulate_pattern(structure, instrument, np.arange(5, 120, 0.02), sample, rng)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         predictor = Predictor.load(args.weights, device=device)

@@ -30,6 +30,7 @@ from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Structure
 
 from model.density import cmed
+from model.instrument import bragg_d
 from model.pattern import ANODES
 from model.simulate import (
     params_torch,
@@ -83,8 +84,8 @@ def main() -> None:
     start = time.perf_counter()
     lines = 0
     for structure in structures:
-        refl = reflections(structure, cu.ka2 / (2 * np.sin(np.radians(92.0 / 2))))
-        profile(two_theta, refl, cu, random_lab_params(rng), rng)
+        refl = reflections(structure, bragg_d(92.0, cu.ka2))
+        profile(two_theta, refl, *random_lab_params(rng, cu), rng)
         lines += len(refl)
     elapsed = time.perf_counter() - start
     print(f"full profile (Cu Kα1+2, {two_theta.size} points, random lab conditions): "
@@ -97,7 +98,7 @@ def main() -> None:
         for structure in sound:
             refl = reflections(structure, 1.0)
             if with_profile:
-                profile(two_theta, refl, cu, random_lab_params(rng), rng)
+                profile(two_theta, refl, *random_lab_params(rng, cu), rng)
             cmed(structure, n=32, conventional=conventional)
         rate = len(sound) / (time.perf_counter() - start)
         print(f"reflections (d ≥ 1 Å){' + profile' if with_profile else ''} + 32³ CMED"
@@ -124,13 +125,12 @@ def _batched(structures, two_theta, rng, batch=64) -> None:
     weight = np.zeros((len(refls), width))
     for i, r in enumerate(refls):
         d[i, :len(r)], weight[i, :len(r)] = r.d, r.multiplicity * r.f2
-    draws = [random_lab_params(rng) for _ in refls]
-    waves = [ANODES["CuKa"]] * len(refls)
+    instruments, samples = zip(*(random_lab_params(rng, ANODES["CuKa"]) for _ in refls))
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         tensors = [torch.tensor(a, dtype=torch.float32, device=device) for a in (d, weight, two_theta)]
-        wavelength = torch.full((len(refls),), waves[0].ka1, device=device)
-        params = params_torch(draws, waves, device=device)
+        wavelength = torch.full((len(refls),), ANODES["CuKa"].ka1, device=device)
+        params = params_torch(list(instruments), list(samples), device=device)
         for repeat in range(2):  # the first run warms up kernels
             if device == "cuda":
                 torch.cuda.synchronize()

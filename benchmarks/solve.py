@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab_patterns import add_arguments, lab_patterns
 
-from model.exporters import solve_result_structure
 from model.solve import solve
 
 
@@ -51,7 +50,7 @@ def main() -> None:
             matches[row["crystal_system"]].append(False)
             continue
         elapsed = time.perf_counter() - began
-        matched = bool(result.atoms) and matcher.fit(truth, solve_result_structure(result))
+        matched = bool(result.atoms) and matcher.fit(truth, result.structure)
         matches[row["crystal_system"]].append(matched)
         for stage, seconds in result.timings.items():
             stage_times[stage].append(seconds)

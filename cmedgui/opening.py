@@ -38,12 +38,13 @@ def open_file(path: str | Path, wavelength: Wavelength | None = None) -> Opened:
 
 def simulated_pattern(source: str, structure: Structure, wavelength: Wavelength | None = None) -> Pattern:
     """The powder pattern of a structure opened from ``source``, as a file would hold it."""
+    from model.instrument import Instrument
     from model.simulate import (
         simulate_pattern,  # torch: imported only when a structure is opened
     )
 
     wavelength = wavelength or ANODES["CuKa"]
-    simulated = simulate_pattern(structure, wavelength, SIMULATED_TWO_THETA)
+    simulated = simulate_pattern(structure, Instrument(wavelength), SIMULATED_TWO_THETA)
     provenance = Provenance(source, "cif (simulated)", {**simulated.provenance.metadata, "simulated": True,
                                                             "intensity_unit": "arbitrary"})
     return Pattern(simulated.two_theta, simulated.intensity, None, wavelength, provenance)

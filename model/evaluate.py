@@ -28,7 +28,7 @@ from model.errors import InputError
 from model.files import atomic_write
 from model.metrics import best_equivalent_ssim
 from model.nets.inputs import q_grid_input
-from model.nets.synth import STICK_PROFILE
+from model.nets.synth import STICK_SAMPLE, stick_instrument
 from model.pattern import ANODES
 from model.patterson import patterson_map
 from model.predict import Predictor
@@ -62,9 +62,10 @@ def evaluate_structure(predictor: Predictor, path: Path, realistic: bool, sample
     truth = cmed(structure, n=32, conventional=False)
     rng = np.random.default_rng(seed)
     if realistic:
-        pattern = simulate_pattern(structure, ANODES["CuKa"], LAB_TWO_THETA, random_lab_params(rng), rng)
+        instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+        pattern = simulate_pattern(structure, instrument, LAB_TWO_THETA, sample, rng)
     else:
-        pattern = simulate_pattern(structure, ANODES["MoKa1"], PAPER_TWO_THETA, STICK_PROFILE)
+        pattern = simulate_pattern(structure, stick_instrument(ANODES["MoKa1"]), PAPER_TWO_THETA, STICK_SAMPLE)
     composition = {el.symbol: amount for el, amount in structure.composition.element_composition.items()}
     grids = predictor.predict(pattern, composition, structure.lattice.parameters, system,
                               samples=samples, seed=seed)

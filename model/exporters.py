@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from pymatgen.core import Element, Lattice, PeriodicSite, Structure
+from pymatgen.core import Element, PeriodicSite, Structure
 from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -24,6 +24,7 @@ from model.cif_refinement import add_refinement
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
+from model.instrument import doublet_of
 from model.pattern import Pattern
 from model.result import Fit, SolveResult
 
@@ -201,8 +202,9 @@ def _wavelength_text(pattern: Pattern) -> str:
     if w is None:
         return "unknown"
     text = f"{w.ka1:.6f}"
-    if w.has_doublet:
-        text += f" (Ka2 {w.ka2:.6f}, I(Ka2)/I(Ka1) {w.ratio:g})"
+    doublet = doublet_of(w)
+    if doublet is not None:
+        text += f" (Ka2 {doublet[0]:.6f}, I(Ka2)/I(Ka1) {doublet[1]:g})"
     return text + (f" {w.label}" if w.label else "")
 
 
@@ -214,7 +216,9 @@ def _write_cif(path: Path, obj: Structure | SolveResult) -> None:
     occupancy and, where the sites carry a "biso" property (a SolveResult's do), the isotropic
     displacement B (Å²) of every site in the asymmetric unit; a refined SolveResult adds its
     refinement block (model.cif_refinement: agreement, esds, the fitted profile)."""
-    structure = solve_result_structure(obj) if isinstance(obj, SolveResult) else obj
+    structure = obj.structure if isinstance(obj, SolveResult) else obj
+    if structure is None:
+        raise InputError(None, "the solve result has no atoms to write")
     writer = CifWriter(structure, symprec=CIF_SYMPREC)
     if None not in structure.site_properties.get("biso", [None]):
         _add_biso(writer, structure)
@@ -242,17 +246,6 @@ def _add_biso(writer: CifWriter, structure: Structure) -> None:
     block.data["_atom_site_adp_type"] = ["Biso"] * len(biso)
     loop = next(loop for loop in block.loops if "_atom_site_label" in loop)
     loop += ["_atom_site_B_iso_or_equiv", "_atom_site_adp_type"]
-
-
-def solve_result_structure(result: SolveResult) -> Structure:
-    """The solved cell (lattice + every atom, occupancies kept, B in Å² as the site property
-    "biso") as a pymatgen Structure."""
-    if not result.atoms:
-        raise InputError(None, "the solve result has no atoms to write")
-    lattice = Lattice.from_parameters(*result.lattice)
-    return Structure(lattice, [{atom.element: atom.occupancy} for atom in result.atoms],
-                     [atom.xyz for atom in result.atoms],
-                     site_properties={"biso": [atom.biso for atom in result.atoms]})
 
 
 # ---------------------------------------------------------------- registry

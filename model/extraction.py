@@ -17,6 +17,7 @@ import numpy as np
 from pymatgen.core import Lattice
 
 from model import constraints, simulate
+from model.instrument import Instrument
 from model.pattern import Pattern
 from model.spacegroups import standard_ops
 
@@ -85,18 +86,13 @@ def clusters(pattern: Pattern, signal: np.ndarray, lattice: Lattice, space_group
 def _windows(pattern: Pattern, metric: np.ndarray, ops: constraints.SpaceGroupOps, zero: float,
              fwhm_poly: Sequence[float]):
     """hkl families inside the scan, their multiplicity, 2θ (deg) and integration window."""
-    wl = pattern.wavelength
     tth_min, tth_max = pattern.two_theta[0], pattern.two_theta[-1]
-    d_min = wl.ka1 / (2 * np.sin(np.radians(tth_max - zero) / 2))
-    hkl, mult = constraints.hkl_families(metric, ops, d_min)
+    instrument = Instrument(pattern.wavelength, zero=zero, two_theta_range=(tth_min, tth_max))
+    hkl, mult = constraints.hkl_families(metric, ops, instrument.d_min)
     d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-    theta = np.arcsin(np.clip(wl.ka1 / (2 * d), 0, 1))
-    tth = np.degrees(2 * theta) + zero
+    tth = instrument.two_theta(d)
     fwhm = np.clip(np.polyval(fwhm_poly, tth), 2 * pattern.step, None)
     inside = (tth > tth_min + fwhm) & (tth < tth_max - fwhm)
-    doublet = 0.0
-    if wl.has_doublet:
-        doublet = np.degrees(2 * np.arcsin(np.clip(np.sin(theta) * wl.ka2 / wl.ka1, 0, 1))) - np.degrees(2 * theta)
-        doublet = doublet[inside]
     tth, fwhm = tth[inside], fwhm[inside]
+    doublet = instrument.ka2_two_theta(tth) - tth  # the window reaches over the Kα2 line
     return hkl[inside], mult[inside], tth, tth - WINDOW_FWHM * fwhm, tth + WINDOW_FWHM * fwhm + doublet

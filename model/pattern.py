@@ -1,7 +1,8 @@
 """The powder pattern every reader returns and everything downstream takes.
 
-Angles are degrees 2θ, wavelengths Å, Q = 4π sinθ / λ in Å⁻¹, d = λ / (2 sinθ) in Å.
-Where a Kα doublet is known, conversions use Kα1.
+Angles are degrees 2θ, wavelengths Å, Q = 4π sinθ / λ in Å⁻¹. Where a Kα doublet is known,
+conversions use Kα1; what the radiation means for peak positions (Bragg's law, the Kα2 rule) is
+model.instrument's.
 """
 
 from __future__ import annotations
@@ -36,10 +37,6 @@ class Wavelength:
         if self.ratio is not None and not (0.0 <= self.ratio <= 1.0):
             raise InputError(None, f"Kα2/Kα1 ratio {self.ratio!r} is outside 0–1")
 
-    @property
-    def has_doublet(self) -> bool:
-        return self.ka2 is not None and bool(self.ratio)
-
     def monochromatic(self) -> Wavelength:
         return Wavelength(self.ka1, label=self.label)
 
@@ -55,33 +52,6 @@ ANODES: dict[str, Wavelength] = {
 }
 ANODES.update({f"{name[:2]}Ka1": dataclasses.replace(w.monochromatic(), label=f"{name[:2]}Ka1")
                for name, w in list(ANODES.items())})
-
-
-KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) of an X-ray tube
-KA_MEAN_TOLERANCE_A = 3e-4  # stated Kα means differ by this much (1.5418, 1.54178, 1.54184 Å for Cu)
-
-
-def kalpha_doublet(wavelength: Wavelength | None) -> Wavelength | None:
-    """The Kα1 + Kα2 doublet a pattern measured at ``wavelength`` has.
-
-    A Kα2 stated without an intensity ratio gets the tube's KA2_RATIO. A single wavelength that is
-    an anode's weighted Kα mean (ka1 + ratio·ka2) / (1 + ratio) is an unmonochromated doublet whose
-    mean is the stated value: at high angles its peaks split, and a single-peak fit would give Kα1
-    positions there and mean positions below. Any other wavelength is returned as it is.
-    """
-    if wavelength is None or wavelength.has_doublet:
-        return wavelength
-    if wavelength.ka2 is not None:
-        return Wavelength(wavelength.ka1, wavelength.ka2, KA2_RATIO, wavelength.label)
-    for anode in ANODES.values():
-        if not anode.has_doublet:
-            continue
-        weight = anode.ratio / (1 + anode.ratio)
-        mean = anode.ka1 + weight * (anode.ka2 - anode.ka1)
-        if abs(wavelength.ka1 - mean) <= KA_MEAN_TOLERANCE_A:
-            ka1 = wavelength.ka1 - weight * (anode.ka2 - anode.ka1)
-            return Wavelength(ka1, ka1 + anode.ka2 - anode.ka1, anode.ratio, anode.label)
-    return wavelength
 
 
 def parse_wavelength(text: str | float) -> Wavelength:
@@ -159,12 +129,6 @@ class Pattern:
         return two_theta_to_q(self.two_theta, self._require_wavelength())
 
     @property
-    def d(self) -> np.ndarray:
-        """d = λ(Kα1) / (2 sinθ) in Å (infinite at 2θ = 0)."""
-        with np.errstate(divide="ignore"):
-            return self._require_wavelength() / (2.0 * np.sin(np.radians(self.two_theta) / 2.0))
-
-    @property
     def step(self) -> float:
         """Median 2θ step in degrees."""
         return float(np.median(np.diff(self.two_theta)))
@@ -172,7 +136,7 @@ class Pattern:
     def with_wavelength(self, wavelength: Wavelength) -> Pattern:
         return dataclasses.replace(self, wavelength=wavelength)
 
-    def included(self, excluded: Sequence[tuple[float, float]]) -> np.ndarray:
+    def included(self, excluded: Sequence[tuple[float, float]] = ()) -> np.ndarray:
         """True where a point lies outside every excluded (low, high) 2θ region (degrees, bounds
         excluded with the region)."""
         keep = np.ones(len(self), dtype=bool)
@@ -184,8 +148,3 @@ class Pattern:
 def two_theta_to_q(two_theta_deg: np.ndarray, wavelength_A: float) -> np.ndarray:
     return 4.0 * np.pi * np.sin(np.radians(two_theta_deg) / 2.0) / wavelength_A
 
-
-def q_to_two_theta(q_inv_A: np.ndarray, wavelength_A: float) -> np.ndarray:
-    """Inverse of two_theta_to_q; NaN where Q is beyond 4π/λ (not reachable)."""
-    with np.errstate(invalid="ignore"):
-        return np.degrees(2.0 * np.arcsin(np.asarray(q_inv_A) * wavelength_A / (4.0 * np.pi)))

@@ -5,6 +5,7 @@ the background-subtracted pattern and each fitted by a pseudo-Voigt (as a Kα1 +
 the wavelength has a doublet, so positions are Kα1 positions and Kα2 shoulders are not peaks).
 A single stated wavelength equal to an anode's weighted Kα mean (e.g. 1.5418 Å for Cu) is an
 unresolved doublet too: it is fitted as one, and its positions are given for the stated wavelength.
+The instrument a refinement starts from is estimated from the fitted widths (``estimate_instrument``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pybaselines import Baseline
 from scipy.optimize import curve_fit
 from scipy.signal import find_peaks as _scipy_find_peaks
 
-from model.pattern import Pattern, kalpha_doublet
+from model.instrument import Instrument, bragg_d, bragg_theta, kalpha_doublet
+from model.pattern import Pattern
 
 MIN_FWHM_STEPS = 1.5  # narrower fits are noise spikes: a diffraction peak spans several points
 
@@ -63,25 +65,25 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
                                      distance=max(1, int(0.04 / step)))
     order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
     wavelength = kalpha_doublet(pattern.wavelength)
-    peaks = [p for p in (_fit_peak(pattern.two_theta, signal, i, step, wavelength, sigma) for i in index[order])
+    instrument = None if wavelength is None else Instrument(wavelength)
+    peaks = [p for p in (_fit_peak(pattern.two_theta, signal, i, step, instrument, sigma) for i in index[order])
              if p is not None]
-    peaks = _drop_ka2_shadows(peaks, wavelength)
+    peaks = _drop_ka2_shadows(peaks, instrument)
     peaks.sort(key=lambda p: -p.height)
     peaks = sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
     if wavelength is not None and wavelength.ka1 != pattern.wavelength.ka1:
-        scale = pattern.wavelength.ka1 / wavelength.ka1
-        peaks = [replace(p, two_theta=float(2 * np.degrees(np.arcsin(min(np.sin(np.radians(p.two_theta) / 2) * scale, 1.0)))))
+        peaks = [replace(p, two_theta=float(np.degrees(2 * bragg_theta(bragg_d(p.two_theta, wavelength.ka1),
+                                                                         pattern.wavelength.ka1))))
                  for p in peaks]
     return peaks
 
 
-def estimate_start(pattern: Pattern):
-    """Starting profile for refinement from the median FWHM of the strongest fitted peaks."""
-    from model.refine import ProfileStart
-
+def estimate_instrument(pattern: Pattern) -> Instrument:
+    """The instrument a refinement of ``pattern`` starts from: its stated wavelength and widths
+    from the median FWHM of the strongest fitted peaks (``Instrument.from_fwhm``)."""
     peaks = sorted(find_peaks(pattern, max_peaks=20), key=lambda p: -p.height)[:10]
     fwhm = float(np.median([p.fwhm for p in peaks])) if peaks else 10 * pattern.step
-    return ProfileStart.from_fwhm(max(fwhm, 2 * pattern.step))
+    return Instrument.from_fwhm(pattern.wavelength, max(fwhm, 2 * pattern.step))
 
 
 def _pseudo_voigt(x, center, height, fwhm, eta):
@@ -89,8 +91,8 @@ def _pseudo_voigt(x, center, height, fwhm, eta):
     return height * (eta / (1 + 4 * dx**2) + (1 - eta) * np.exp(-4 * np.log(2) * dx**2))
 
 
-def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
-    doublet = wavelength is not None and wavelength.has_doublet
+def _fit_peak(x, y, i, step, instrument: Instrument | None, sigma) -> Peak | None:
+    doublet = None if instrument is None else instrument.doublet
     half = max(int(0.35 / step), 6)
     lo, hi = max(i - half, 0), min(i + half + 1, x.size)
     xs, ys = x[lo:hi], y[lo:hi]
@@ -100,9 +102,7 @@ def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
     def model(xv, center, height, fwhm, eta, c0, c1):
         out = _pseudo_voigt(xv, center, height, fwhm, eta) + c0 + c1 * (xv - x[i])
         if doublet:
-            theta = np.radians(center) / 2
-            shifted = 2 * np.degrees(np.arcsin(np.clip(np.sin(theta) * wavelength.ka2 / wavelength.ka1, -1, 1)))
-            out = out + _pseudo_voigt(xv, shifted, height * wavelength.ratio, fwhm, eta)
+            out = out + _pseudo_voigt(xv, instrument.ka2_two_theta(center), height * doublet[1], fwhm, eta)
         return out
 
     p0 = [x[i], max(y[i], sigma), 4 * step, 0.5, 0.0, 0.0]
@@ -117,7 +117,7 @@ def _fit_peak(x, y, i, step, wavelength, sigma) -> Peak | None:
     return Peak(float(popt[0]), err, float(popt[1]), float(popt[2]), float(popt[3]))
 
 
-def _drop_ka2_shadows(peaks: list[Peak], wavelength) -> list[Peak]:
+def _drop_ka2_shadows(peaks: list[Peak], instrument: Instrument | None) -> list[Peak]:
     """Remove duplicates and, for a doublet, peaks sitting at the Kα2 position of a stronger peak.
 
     A weaker peak within one FWHM of a stronger one is a second fit of the same peak (e.g. from a
@@ -130,9 +130,8 @@ def _drop_ka2_shadows(peaks: list[Peak], wavelength) -> list[Peak]:
         for strong in kept:
             if abs(peak.two_theta - strong.two_theta) < strong.fwhm:
                 shadow = True
-            elif wavelength is not None and wavelength.has_doublet:
-                theta = np.radians(strong.two_theta) / 2
-                ka2 = 2 * np.degrees(np.arcsin(min(np.sin(theta) * wavelength.ka2 / wavelength.ka1, 1.0)))
+            elif instrument is not None and instrument.doublet:
+                ka2 = instrument.ka2_two_theta(strong.two_theta)
                 if abs(peak.two_theta - ka2) < 0.5 * strong.fwhm and peak.height < strong.height:
                     shadow = True
         if not shadow:

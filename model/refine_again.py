@@ -14,9 +14,9 @@ import time
 from collections.abc import Generator, Sequence
 
 from model.errors import InputError
-from model.exporters import solve_result_structure
 from model.pattern import Pattern
-from model.refine import ProfileStart, Rietveld, to_solve_result
+from model.refine import Rietveld
+from model.refinement import to_solve_result
 from model.result import Progress, SolveResult
 
 MAX_NFEV = 40
@@ -32,16 +32,16 @@ def refine_again(pattern: Pattern, result: SolveResult, free: Sequence[str],
         raise InputError(None, "no parameter is ticked to refine")
     began = time.perf_counter()
     yield Progress("refine", 0.0, "reflections and constraints")
-    structures = [solve_result_structure(phase) for phase in (result, *result.phases)]
-    problem = Rietveld(pattern, structures, ProfileStart(**report.profile), excluded)
+    structures = [phase.structure for phase in (result, *result.phases)]
+    problem = Rietveld(pattern, structures, report.instrument, excluded)
     if "doublet" in report.terms:
-        problem.wavelength = report.wavelength
+        problem.model.wavelength = report.instrument.wavelength
     problem.kept = list(report.terms)
     for phase, orientation in zip(problem.phases, report.orientations):
         if orientation is not None:
             phase.po_direction = tuple(orientation[0])
             problem.p[phase.slices["po"]] = orientation[1]
-    problem._init_linear()  # the scales and background of the restored model, not of the bare one
+    problem.p = problem.model.linear_start(problem.p)  # for the restored model, not the bare one
     for nfev in problem.fit(stages=[tuple(free)], max_nfev=MAX_NFEV):
         yield Progress("refine", min(nfev, MAX_NFEV) / MAX_NFEV, f"refining {', '.join(free)}")
     outcome = problem.result()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.pattern import Wavelength
+from model.instrument import Instrument
+
+if TYPE_CHECKING:  # pymatgen is slow to import, and only the solve and refinement build a Structure
+    from pymatgen.core import Structure
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,9 @@ class RefinementReport:
     covariance scaled by χ²_ν; per phase the (atoms, 3) esds of the fractional coordinates, in the
     order of that phase's ``atoms`` (0 where the symmetry fixes a coordinate, NaN where it was not
     refined); Rexp and R-Bragg per phase (%); the groups refined last; the least-squares weight of
-    every point of the fit (0: excluded); and what a further refinement starts from: the profile
-    (model.refine.ProfileStart's fields), the optional terms kept, each phase's preferred
-    orientation (reciprocal direction, March–Dollase ratio) and the wavelength as modelled."""
+    every point of the fit (0: excluded); and what a further refinement starts from: the refined
+    instrument (its wavelength as modelled), the optional terms kept and each phase's preferred
+    orientation (reciprocal direction, March–Dollase ratio)."""
 
     parameters: list[Parameter]
     xyz_esd: list[np.ndarray]
@@ -87,18 +91,19 @@ class RefinementReport:
     r_bragg: list[float]
     free: list[str]
     weights: np.ndarray
-    profile: dict = field(default_factory=dict)
+    instrument: Instrument
     terms: list[str] = field(default_factory=list)
     orientations: list[tuple[tuple[int, int, int], float] | None] = field(default_factory=list)
-    wavelength: Wavelength | None = None
 
 
 @dataclass
 class SolveResult:
     """Lattice (a, b, c in Å; α, β, γ in degrees), symmetry, atoms, agreement, fit and density.
 
-    ``atoms`` is every atom of the refined cell, the one stored structure (CIF, 3D view, density);
-    ``sites`` is its asymmetric unit, one representative per orbit, for tables and reports.
+    ``structure`` is the refined cell (every atom, occupancies, B in Å² as the site property
+    "biso"), the one stored structure (CIF, 3D view, density); ``atoms`` are its sites with their
+    Wyckoff labels and orbits, and ``sites`` its asymmetric unit, one representative per orbit,
+    for tables and reports. An attempt that refined nothing has no structure.
     """
 
     lattice: tuple[float, float, float, float, float, float]
@@ -123,6 +128,7 @@ class SolveResult:
     # phases refined together with it against the same pattern (their fit is this one's)
     weight_fraction: float = 1.0
     phases: list[SolveResult] = field(default_factory=list)
+    structure: Structure | None = None
     refinement: RefinementReport | None = None  # the phases' (this one first) parameters and esds
 
     @property

@@ -26,6 +26,7 @@ from pymatgen.core.periodic_table import get_el_sp
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
+from model.instrument import Instrument
 from model.pattern import Pattern, Provenance, Wavelength
 from model.result import Fit, Parameter, RefinementReport, Reflection, Site, SolveResult
 
@@ -58,7 +59,7 @@ class Session:
 
 
 TYPES = {cls.__name__: cls for cls in (Session, Pattern, Provenance, Wavelength, SolveResult, Site, Fit, Reflection,
-                                        Parameter, RefinementReport, Density)}
+                                        Parameter, RefinementReport, Instrument, Density)}
 
 
 def save_session(path: str | Path, session: Session) -> None:

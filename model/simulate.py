@@ -2,8 +2,8 @@
 
 Angles are degrees 2θ, wavelengths and d in Å. A profile is a sum of Thompson–Cox–Hastings
 pseudo-Voigt peaks at Kα1 and Kα2, with Lorentz–polarisation, zero shift, sample displacement,
-Bérar–Baldinozzi peak asymmetry, March–Dollase preferred orientation, a Chebyshev background and
-Poisson noise.
+Bérar–Baldinozzi peak asymmetry (all of them the model.instrument.Instrument's), and of the
+Sample's March–Dollase preferred orientation, Chebyshev background and Poisson noise.
 
 The profile formula exists once, in torch (``profile_torch``, batched, for training on GPU and
 refinement with autograd); ``profile`` and ``simulate_pattern`` call it on CPU tensors.
@@ -23,10 +23,18 @@ from pymatgen.core import Structure
 
 from model.errors import InputError
 from model.files import atomic_write
+from model.instrument import (
+    Instrument,
+    bragg_d,
+    bragg_theta,
+    displacement_deg,
+    tch,
+    tch_components,
+)
 from model.pattern import Pattern, Provenance, Wavelength
 from model.scattering import Reflections, metric_family, reflections
 
-__all__ = ["ProfileParams", "Reflections", "Sticks", "lorentz_polarisation", "march_dollase",
+__all__ = ["Reflections", "Sample", "Sticks", "lorentz_polarisation", "march_dollase",
            "march_dollase_factor", "params_torch", "peaks_torch", "profile", "profile_torch",
            "random_lab_params", "reflections", "simulate_pattern", "sticks"]
 
@@ -91,8 +99,8 @@ def sticks(structure: Structure, wavelength: Wavelength | float,
     lo, hi = (float(t) for t in two_theta_range)
     if not (0 <= lo < hi <= 180):
         raise InputError(None, f"2θ range {lo:g}–{hi:g}° must satisfy 0 ≤ min < max ≤ 180")
-    refl = reflections(structure, lam / (2 * min(math.sin(math.radians(hi / 2)), 1.0)), biso)
-    theta = np.arcsin(np.minimum(lam / (2 * refl.d), 1.0))
+    refl = reflections(structure, bragg_d(hi, lam), biso)
+    theta = bragg_theta(refl.d, lam)
     two_theta = np.degrees(2 * theta)
     intensity = refl.multiplicity * refl.f2 * lorentz_polarisation(theta)
     in_range = (two_theta >= lo) & (two_theta <= hi)
@@ -102,33 +110,12 @@ def sticks(structure: Structure, wavelength: Wavelength | float,
 
 
 @dataclass(frozen=True)
-class ProfileParams:
-    """Instrument and sample conditions of a simulated pattern.
+class Sample:
+    """What the specimen adds to a simulated pattern (the instrument is model.instrument's):
+    background, Chebyshev coefficients over the scan (2θ mapped to −1…1) as fractions of the
+    strongest peak; March–Dollase ratio r along reciprocal direction po_direction (1 = random);
+    scale, the height of the strongest point; counts, the Poisson counts there (None = no noise)."""
 
-    Widths (Thompson–Cox–Hastings): Gaussian FWHM² = u·tan²θ + v·tanθ + w (deg²), Lorentzian
-    FWHM = x/cosθ + y·tanθ (deg). zero: 2θ zero shift (deg, added to every peak). Sample
-    displacement s (mm) on a goniometer of radius R (mm) shifts peaks by −2·s·cosθ/R (rad).
-    asymmetry: Bérar–Baldinozzi coefficients (P1, P2) of the factor 1 + (P1·Fa(z) + P2·Fb(z))/tanθ
-    on each peak, z = (2θ − 2θ_k)/FWHM (P1 < 0 puts a tail on the low-angle side, as axial
-    divergence does). polarisation: fraction of the incident intensity polarised in the
-    diffraction plane (0.5 = unpolarised tube).
-    ka2: include Kα2 where the Wavelength has a doublet (False: Kα1-monochromated instrument).
-    background: Chebyshev coefficients over the scan (2θ mapped to −1…1), as fractions of the
-    strongest peak. March–Dollase ratio r along reciprocal direction po_direction (1 = random).
-    scale: height of the strongest point; counts: Poisson counts at that point (None = no noise).
-    """
-
-    u: float = 0.01
-    v: float = -0.005
-    w: float = 0.004
-    x: float = 0.02
-    y: float = 0.01
-    zero: float = 0.0
-    displacement_mm: float = 0.0
-    goniometer_radius_mm: float = 240.0
-    asymmetry: tuple[float, float] = (0.0, 0.0)
-    polarisation: float = 0.5
-    ka2: bool = True
     background: tuple[float, ...] = (0.03, -0.01, 0.005)
     po_ratio: float = 1.0
     po_direction: tuple[int, int, int] = (0, 0, 1)
@@ -136,30 +123,19 @@ class ProfileParams:
     counts: float | None = None
 
     def __post_init__(self):
-        values = [self.u, self.v, self.w, self.x, self.y, self.zero, self.displacement_mm,
-                  self.goniometer_radius_mm, self.po_ratio, self.scale, self.polarisation, *self.asymmetry,
-                  *self.background]
-        if not all(math.isfinite(v) for v in values):
-            raise InputError(None, "profile parameters must be finite")
-        if self.w <= 0 or self.u < 0 or (self.v < 0 and self.v ** 2 >= 4 * self.u * self.w):
-            raise InputError(None, f"u, v, w = {self.u:g}, {self.v:g}, {self.w:g} give a "
-                                   "non-positive Gaussian width")
-        if self.x < 0 or self.y < 0:
-            raise InputError(None, "Lorentzian widths x, y must be ≥ 0")
-        if not 0 <= self.polarisation <= 1:
-            raise InputError(None, f"polarisation {self.polarisation:g} is a fraction: 0–1")
-        if len(self.asymmetry) != 2:
-            raise InputError(None, "asymmetry takes two Bérar–Baldinozzi coefficients (P1, P2)")
+        if not all(math.isfinite(v) for v in (self.po_ratio, self.scale, *self.background)):
+            raise InputError(None, "sample parameters must be finite")
         if self.po_ratio <= 0 or not any(self.po_direction):
             raise InputError(None, "March–Dollase ratio must be > 0 along a non-zero direction")
-        if self.goniometer_radius_mm <= 0 or self.scale <= 0:
-            raise InputError(None, "goniometer radius and scale must be > 0")
+        if self.scale <= 0:
+            raise InputError(None, "scale must be > 0")
         if self.counts is not None and not (self.counts > 0 and math.isfinite(self.counts)):
             raise InputError(None, f"counts {self.counts!r} must be a positive number or None")
 
 
-def random_lab_params(rng: np.random.Generator) -> ProfileParams:
-    """Randomised but realistic laboratory conditions, for training augmentation and benchmarks."""
+def random_lab_params(rng: np.random.Generator, wavelength: Wavelength) -> tuple[Instrument, Sample]:
+    """Randomised but realistic laboratory conditions at ``wavelength`` (for one draw in five a
+    Kα1-monochromated instrument: its Kα2 ratio 0), for training augmentation and benchmarks."""
     u = rng.uniform(0.0, 0.03)
     w = rng.uniform(0.001, 0.015)
     v = -rng.uniform(0.0, 0.9) * 2 * math.sqrt(u * w)  # keeps u·t² + v·t + w > 0
@@ -167,10 +143,13 @@ def random_lab_params(rng: np.random.Generator) -> ProfileParams:
     shape = rng.uniform(-1, 1, size=int(rng.integers(0, 5)))
     shape *= c0 / max(1.0, np.abs(shape).sum() / 0.8)  # |Σ cₖTₖ| < c0: background stays ≥ 0
     oriented = rng.random() < 0.5
-    return ProfileParams(
-        u=u, v=v, w=w, x=rng.uniform(0.0, 0.08), y=rng.uniform(0.0, 0.08),
-        zero=rng.uniform(-0.05, 0.05), displacement_mm=rng.normal(0.0, 0.05),
-        ka2=bool(rng.random() < 0.8), background=(c0, *shape.tolist()),
+    x, y = rng.uniform(0.0, 0.08), rng.uniform(0.0, 0.08)
+    zero, displacement_mm = rng.uniform(-0.05, 0.05), rng.normal(0.0, 0.05)
+    ka2 = bool(rng.random() < 0.8)
+    instrument = Instrument(wavelength if ka2 else dataclasses.replace(wavelength, ratio=0.0), u=u, v=v, w=w, x=x, y=y,
+                            zero=zero, displacement=displacement_deg(displacement_mm))
+    return instrument, Sample(
+        background=(c0, *shape.tolist()),
         po_ratio=float(np.exp(rng.uniform(-0.4, 0.4))) if oriented else 1.0,
         po_direction=[(0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1)][rng.integers(5)],
         scale=1000.0, counts=float(10 ** rng.uniform(2.5, 5.5)),
@@ -215,26 +194,28 @@ def march_dollase_factor(cos2, ratio):
     return ((ratio ** 2 * cos2 + (1 - cos2) / ratio) ** -1.5).mean(-1)
 
 
-def params_torch(params: list[ProfileParams], wavelengths: list[Wavelength],
+def params_torch(instruments: list[Instrument], samples: list[Sample] | None = None,
                  dtype=torch.float32, device=None) -> dict[str, torch.Tensor]:
-    """The (B,) tensors profile_torch takes (background (B, K)), from one ProfileParams per row.
+    """The (B,) tensors profile_torch takes, one Instrument per row, and with ``samples`` their
+    background (B, K) and counts.
 
     Preferred orientation is not among them: it depends on hkl, so it goes into the weights
     (multiply by ``march_dollase``).
     """
-    doublet = [p.ka2 and w.has_doublet for p, w in zip(params, wavelengths)]
+    doublets = [i.doublet for i in instruments]
     columns = {
-        **{k: [getattr(p, k) for p in params] for k in ("u", "v", "w", "x", "y", "zero", "polarisation")},
-        "shift_cos": [math.degrees(-2 * p.displacement_mm / p.goniometer_radius_mm) for p in params],
-        "asymmetry": [list(p.asymmetry) for p in params],
-        "ka2_ratio": [w.ratio if on else 0.0 for w, on in zip(wavelengths, doublet)],
-        "ka2_over_ka1": [w.ka2 / w.ka1 if on else 1.0 for w, on in zip(wavelengths, doublet)],
-        "counts": [p.counts or 0.0 for p in params],
+        **{k: [getattr(i, k) for i in instruments] for k in ("u", "v", "w", "x", "y", "zero", "polarisation")},
+        "shift_cos": [i.displacement for i in instruments],
+        "asymmetry": [list(i.asymmetry) for i in instruments],
+        "ka2_ratio": [0.0 if d is None else d[1] for d in doublets],
+        "ka2_over_ka1": [1.0 if d is None else d[0] / i.wavelength.ka1 for i, d in zip(instruments, doublets)],
     }
     out = {k: torch.tensor(v, dtype=dtype, device=device) for k, v in columns.items()}
-    n_background = max(len(p.background) for p in params)
-    out["background"] = torch.tensor([list(p.background) + [0.0] * (n_background - len(p.background))
-                                      for p in params], dtype=dtype, device=device)
+    if samples is not None:
+        out["counts"] = torch.tensor([s.counts or 0.0 for s in samples], dtype=dtype, device=device)
+        n_background = max(len(s.background) for s in samples)
+        out["background"] = torch.tensor([list(s.background) + [0.0] * (n_background - len(s.background))
+                                          for s in samples], dtype=dtype, device=device)
     return out
 
 
@@ -280,12 +261,16 @@ def peaks_torch(d: torch.Tensor, weight: torch.Tensor, two_theta: torch.Tensor,
     return peaks
 
 
+def bragg_theta_torch(d_A: torch.Tensor, wavelength_A: torch.Tensor) -> torch.Tensor:
+    """model.instrument.bragg_theta for torch tensors (differentiable); the caller keeps d within reach."""
+    return torch.arcsin(wavelength_A / (2 * d_A))
+
+
 def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     """Σ_reflections weight·LP·pseudo-Voigt at one wavelength: (B, G)."""
     lam = wavelength_A.to(d.dtype)[:, None]
     valid = (weight > 0) & (d > 0) & (lam / (2 * d.clamp_min(1e-12)) < _SIN_THETA_MAX)
-    sin_theta = lam / (2 * torch.where(valid, d, lam))  # padding sits harmlessly at 2θ = 60°
-    theta = torch.arcsin(sin_theta)
+    theta = bragg_theta_torch(torch.where(valid, d, lam), lam)  # padding sits harmlessly at 2θ = 60°
     cos_theta, tan_theta = torch.cos(theta), torch.tan(theta)
     in_plane = p["polarisation"].to(d.dtype)[:, None] if "polarisation" in p else 0.5
     amplitude = torch.where(valid, weight, torch.zeros_like(weight)) * lorentz_polarisation(theta, in_plane)
@@ -293,9 +278,10 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     col = {k: p[k].to(d.dtype)[:, None] for k in ("u", "v", "w", "x", "y", "zero")}
     shift = p["shift_cos"].to(d.dtype)[:, None] * cos_theta if "shift_cos" in p else 0.0
     centre = torch.rad2deg(2 * theta) + col["zero"] + shift
-    fwhm_g = (col["u"] * tan_theta ** 2 + col["v"] * tan_theta + col["w"]).clamp_min(1e-10).sqrt()
-    fwhm_l = (col["x"] / cos_theta + col["y"] * tan_theta).clamp_min(0)
-    fwhm, eta = _tch(fwhm_g, fwhm_l)
+    gaussian2, lorentzian = tch_components(tan_theta, cos_theta, col["u"], col["v"], col["w"],
+                                                                col["x"], col["y"])
+    # clamped: a Gaussian width the parameters would make imaginary is ~0 (refinement stays smooth)
+    fwhm, eta = tch(gaussian2.clamp_min(1e-10).sqrt(), lorentzian.clamp_min(0))
 
     # pseudo-Voigt = η·L + (1 − η)·G with area 1; per-reflection factors first, so the big
     # (batch, reflections, window) arrays see few operations
@@ -341,15 +327,6 @@ def _peaks(d, weight, wavelength_A, two_theta, p) -> torch.Tensor:
     return total
 
 
-def _tch(fwhm_g: torch.Tensor, fwhm_l: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Thompson–Cox–Hastings total FWHM and Lorentzian fraction η of the pseudo-Voigt."""
-    g, l = fwhm_g, fwhm_l
-    fwhm = (g ** 5 + 2.69269 * g ** 4 * l + 2.42843 * g ** 3 * l ** 2 + 4.47163 * g ** 2 * l ** 3
-            + 0.07842 * g * l ** 4 + l ** 5) ** 0.2
-    q = l / fwhm
-    return fwhm, 1.36603 * q - 0.47719 * q ** 2 + 0.11116 * q ** 3
-
-
 def _chebyshev(two_theta: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
     """(B, G) Σₖ cₖ·Tₖ(x), x = 2θ mapped linearly onto −1…1 over the scan."""
     span = (two_theta[-1] - two_theta[0]).clamp_min(1e-12)
@@ -361,45 +338,55 @@ def _chebyshev(two_theta: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
 
 
 def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
-            wavelength: Wavelength, params: ProfileParams | None = None,
+            instrument: Instrument, sample: Sample | None = None,
             rng: np.random.Generator | None = None) -> np.ndarray:
-    """Full profile (strongest point = params.scale) of the reflections on two_theta (degrees).
+    """Full profile (strongest point = sample.scale) of the reflections on two_theta (degrees).
 
-    Each reflection appears at Kα1 and, when the wavelength has a doublet and params.ka2, at Kα2;
-    ``rng`` draws the Poisson noise when params.counts is set.
+    Each reflection appears at Kα1 and, where the instrument has a Kα2, there too; ``rng`` draws
+    the Poisson noise when sample.counts is set.
     """
-    params = params or ProfileParams()
+    sample = sample or Sample()
+    _require_real_widths(instrument)
     two_theta = _grid(two_theta)
     refl = getattr(sticks_or_reflections, "reflections", sticks_or_reflections)
-    weight = refl.multiplicity * refl.f2 * march_dollase(refl, params.po_ratio, params.po_direction)
+    weight = refl.multiplicity * refl.f2 * march_dollase(refl, sample.po_ratio, sample.po_direction)
     generator = None
-    if params.counts is not None:
+    if sample.counts is not None:
         rng = rng if rng is not None else np.random.default_rng()
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
     with torch.no_grad():
         y = profile_torch(torch.from_numpy(refl.d.astype(float))[None],
                           torch.from_numpy(weight.astype(float))[None],
                           torch.from_numpy(two_theta),
-                          torch.tensor([wavelength.ka1], dtype=torch.float64),
-                          params_torch([params], [wavelength], dtype=torch.float64),
+                          torch.tensor([instrument.wavelength.ka1], dtype=torch.float64),
+                          params_torch([instrument], [sample], dtype=torch.float64),
                           generator)
-    return params.scale * y[0].numpy()
+    return sample.scale * y[0].numpy()
 
 
-def simulate_pattern(structure: Structure, wavelength: Wavelength, two_theta: np.ndarray,
-                     params: ProfileParams | None = None, rng: np.random.Generator | None = None,
+def simulate_pattern(structure: Structure, instrument: Instrument, two_theta: np.ndarray,
+                     sample: Sample | None = None, rng: np.random.Generator | None = None,
                      biso: float | dict[str, float] | None = None) -> Pattern:
-    """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees)."""
-    params = params or ProfileParams()
+    """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees),
+    stating the instrument's wavelength (without Kα2 where its ratio is 0, a monochromated one)."""
+    sample = sample or Sample()
     two_theta = _grid(two_theta)
+    wavelength = instrument.wavelength
     longest = max(wavelength.ka1, wavelength.ka2 or 0.0)
-    reach = math.radians(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5) / 2)
-    refl = reflections(structure, longest / (2 * math.sin(reach)), biso)
-    intensity = profile(two_theta, refl, wavelength, params, rng)
-    metadata = {"formula": structure.composition.reduced_formula, "profile": dataclasses.asdict(params)}
+    refl = reflections(structure, bragg_d(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5), longest), biso)
+    intensity = profile(two_theta, refl, instrument, sample, rng)
+    metadata = {"formula": structure.composition.reduced_formula,
+                "profile": {**dataclasses.asdict(instrument), **dataclasses.asdict(sample)}}
     # a monochromated (Kα1-only) pattern must not claim a doublet, or peak fits would model one
-    return Pattern(two_theta, intensity, wavelength=wavelength if params.ka2 else wavelength.monochromatic(),
+    return Pattern(two_theta, intensity, wavelength=wavelength if instrument.doublet else wavelength.monochromatic(),
                    provenance=Provenance(format="simulated", metadata=metadata))
+
+
+def _require_real_widths(instrument: Instrument) -> None:
+    """Refuses U, V, W that make the Gaussian FWHM² = U·t² + V·t + W ≤ 0 at some tanθ = t > 0."""
+    u, v, w = instrument.u, instrument.v, instrument.w
+    if v < 0 and v ** 2 >= 4 * u * w:
+        raise InputError(None, f"u, v, w = {u:g}, {v:g}, {w:g} give a non-positive Gaussian width")
 
 
 def _grid(two_theta: np.ndarray) -> np.ndarray:

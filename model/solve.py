@@ -33,18 +33,12 @@ from model import bond_valence, composition, constraints, index, search, wyckoff
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
-from model.exporters import solve_result_structure
+from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import Pattern
 from model.preprocess import Peak, background, find_peaks
-from model.refine import (
-    REPORT_S,
-    TERMS,
-    ProfileStart,
-    Refinement,
-    Rietveld,
-    to_solve_result,
-)
+from model.refine import REPORT_S, TERMS, Rietveld
+from model.refinement import Refinement, to_solve_result
 from model.result import Progress, SolveResult
 from model.scoring import Arm
 from model.spacegroups import SpaceGroupCandidate, index_cells
@@ -212,7 +206,7 @@ def _screen(pattern: Pattern, peaks: list[Peak], shortlist: list[tuple[search.Ca
 
     def screened(i: int, restrain: bool):
         candidate, cell = shortlist[i]
-        problem = Rietveld(pattern, candidate.structure, ProfileStart.from_fwhm(fwhm, cell.zero),
+        problem = Rietveld(pattern, candidate.structure, Instrument.from_fwhm(pattern.wavelength, fwhm, cell.zero),
                            restrain_contacts=restrain)
         progress = Progress("refine", 0.6 + 0.3 * i / len(shortlist), f"candidate {i + 1}/{len(shortlist)}")
         refined = yield from _fitted(problem, progress, max_nfev=SCREEN_NFEV)
@@ -250,7 +244,7 @@ def _refit(pattern: Pattern, structure: Structure, best: Refinement, message: st
            ) -> Generator[Progress, None, Refinement]:
     """Another description of the best structure, refined fully from the best fit's profile with the
     anti-bump restraints: it replaces the best one where it fits within the slack."""
-    problem = Rietveld(pattern, structure, ProfileStart(**best.profile), restrain_contacts=True)
+    problem = Rietveld(pattern, structure, best.instrument, restrain_contacts=True)
     refined = yield from _fitted(problem, Progress("refine", 0.97, message), max_nfev=FINAL_NFEV, terms=TERMS)
     return refined if refined.rwp <= best.rwp + SYMMETRY_RWP_SLACK else best
 
@@ -329,7 +323,7 @@ def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, i
                                        seed=seed + k)
             yield Progress("network", 0.97, f"density of the {solution.space_group} solution")
         solution.density = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice,
-                                   solve_result_structure(solution), kind="network")
+                                   solution.structure, kind="network")
     result.model_version, result.device = predictor.version, predictor.device
     return note
 

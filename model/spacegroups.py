@@ -17,6 +17,7 @@ import spglib
 
 from model import constraints, index
 from model.data.systems import INDEXED_SYSTEMS, lattice_spacegroups
+from model.instrument import bragg_d, bragg_theta
 from model.preprocess import Peak
 
 CELLS_TRIED = 3
@@ -88,7 +89,7 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
     yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
-    d_min = wavelength_A / (2 * np.sin(np.radians(tth.max() + 0.5) / 2))
+    d_min = bragg_d(tth.max() + 0.5, wavelength_A)
     orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     halls = standard_hall_numbers()
     ranked, seen = [], set()
@@ -101,7 +102,7 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
             if len(hkl) == 0:
                 continue
             d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
-            calc = np.sort(np.degrees(2 * np.arcsin(np.clip(wavelength_A / (2 * d), 0, 1))))
+            calc = np.sort(np.degrees(2 * bragg_theta(d, wavelength_A)))
             allowed = (number, tuple(np.round(calc, 4)))
             if allowed in seen:
                 continue

@@ -12,16 +12,19 @@ ratio. A parameter left on a bound of the refinement gets no esd (its covariance
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from model.agreement import r_bragg, r_expected
+from model.agreement import phase_formula, r_bragg, r_expected
+from model.instrument import Instrument
 from model.result import Parameter, RefinementReport, SolveResult
 
 if TYPE_CHECKING:
-    from model.refine import Rietveld, _Phase
+    from model.rietveld_layout import Phase
+    from model.rietveld_model import RietveldModel
 
 # the shared groups, their parameters' names and units, in the refinement's order
 SHARED = {
@@ -88,35 +91,36 @@ def propagate(jacobian: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.where(undetermined, np.nan, esd)
 
 
-def report(problem: Rietveld, profile: dict) -> RefinementReport:
-    """The refinement laid open at its current parameters; esds need the Jacobian of its last
-    recorded least-squares step (none before the first: every esd is then None)."""
-    p = problem.p
+def report(p: np.ndarray, model: RietveldModel, jacobian: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+           n_refined: int, instrument: Instrument, kept: Sequence[str]) -> RefinementReport:
+    """The refinement laid open at parameters ``p``; esds need the (free indices, weighted
+    Jacobian, on-a-bound mask) of its last recorded least-squares step (none before the first:
+    every esd is then None). ``n_refined`` parameters count against the degrees of freedom."""
     cov = np.full((p.size, p.size), np.nan)
     refined = np.zeros(p.size, dtype=bool)
-    if problem.jacobian is not None:
-        free, jacobian, at_bound = problem.jacobian
+    if jacobian is not None:
+        free, weighted, at_bound = jacobian
         with torch.no_grad():
-            residual = torch.cat([problem.residual(torch.tensor(p)), problem.restraints(torch.tensor(p))]).numpy()
+            residual = model.residuals(torch.tensor(p)).numpy()
         dof = max(residual.size - free.size, 1)
-        cov[np.ix_(free, free)] = covariance(jacobian, float(residual @ residual) / dof, at_bound)
+        cov[np.ix_(free, free)] = covariance(weighted, float(residual @ residual) / dof, at_bound)
         refined[free] = True
     parameters, xyz_esd = [], []
-    several = len(problem.phases) > 1
-    for k, phase in enumerate(problem.phases):
+    several = len(model.phases) > 1
+    for k, phase in enumerate(model.phases):
         prefix = f"{phase.structure.composition.reduced_formula} " if several else ""
-        parameters += _phase_parameters(problem, phase, k, prefix, cov, refined)
+        parameters += _phase_parameters(p, phase, k, prefix, cov, refined)
         xyz_esd.append(_coordinate_esds(phase, cov))
-    parameters += _shared_parameters(problem, cov, refined)
+    parameters += _shared_parameters(p, model, cov, refined)
     groups = list(dict.fromkeys(q.group for q in parameters if q.refined))
-    if any(refined[ph.slices["xyz"]].any() for ph in problem.phases):
+    if any(refined[ph.slices["xyz"]].any() for ph in model.phases):
         groups.append("xyz")
-    weights = np.zeros(len(problem.pattern))
-    weights[problem.keep] = problem.sqrt_w.numpy() ** 2
+    weights = np.zeros(len(model.pattern))
+    weights[model.keep] = model.sqrt_w.numpy() ** 2
     orientations = [None if ph.po_direction is None else (ph.po_direction, float(p[ph.slices["po"]][0]))
-                    for ph in problem.phases]
-    return RefinementReport(parameters, xyz_esd, r_expected(problem), r_bragg(problem), groups, weights,
-                            dict(profile), list(problem.kept), orientations, problem.wavelength)
+                    for ph in model.phases]
+    return RefinementReport(parameters, xyz_esd, r_expected(model, n_refined), r_bragg(p, model), groups, weights,
+                            instrument, list(kept), orientations)
 
 
 def _parameter(name, group, value, esd, unit, phase, refined) -> Parameter:
@@ -124,24 +128,23 @@ def _parameter(name, group, value, esd, unit, phase, refined) -> Parameter:
     return Parameter(name, group, float(value), esd, unit, phase, bool(refined))
 
 
-def _shared_parameters(problem: Rietveld, cov: np.ndarray, refined: np.ndarray) -> list[Parameter]:
-    p = problem.p
+def _shared_parameters(p: np.ndarray, model: RietveldModel, cov: np.ndarray, refined: np.ndarray) -> list[Parameter]:
     esd = np.sqrt(np.diag(cov))
     rows = []
-    background = np.arange(p.size)[problem.slices["bkg"]]
+    slices = model.layout.slices
+    background = np.arange(p.size)[slices["bkg"]]
     rows += [_parameter(f"background B{n}", "bkg", p[i], esd[i], "", None, refined[i])
              for n, i in enumerate(background)]
     for group, names in SHARED.items():
-        if group == "ka2" and not problem.doublet:
+        if group == "ka2" and not model.doublet:
             continue
-        for (name, unit), i in zip(names, np.arange(p.size)[problem.slices[group]]):
+        for (name, unit), i in zip(names, np.arange(p.size)[slices[group]]):
             rows.append(_parameter(name, group, p[i], esd[i], unit, None, refined[i]))
     return rows
 
 
-def _phase_parameters(problem: Rietveld, phase: _Phase, k: int, prefix: str, cov: np.ndarray,
+def _phase_parameters(p: np.ndarray, phase: Phase, k: int, prefix: str, cov: np.ndarray,
                       refined: np.ndarray) -> list[Parameter]:
-    p = problem.p
     index = np.arange(p.size)
     scale = index[phase.slices["scale"]][0]
     rows = [_parameter(f"{prefix}scale", "scale", math.exp(p[scale]), math.exp(p[scale]) * math.sqrt(cov[scale, scale]),
@@ -169,7 +172,7 @@ def _phase_parameters(problem: Rietveld, phase: _Phase, k: int, prefix: str, cov
     return rows
 
 
-def _coordinate_esds(phase: _Phase, cov: np.ndarray) -> np.ndarray:
+def _coordinate_esds(phase: Phase, cov: np.ndarray) -> np.ndarray:
     """(atoms, 3) esds of each atom's fractional coordinates, in the phase's atom order."""
     index = np.arange(cov.shape[0])[phase.slices["xyz"]]
     rows, offset = [], 0
@@ -200,15 +203,6 @@ def coordinate_rows(result: SolveResult) -> list[Parameter]:
                 rows.append(_parameter(f"{prefix}{site.element} {site.wyckoff} {name}", "xyz", value,
                                        esd if refined else None, "", k, refined))
     return rows
-
-
-def phase_formula(result: SolveResult) -> str:
-    from pymatgen.core import Composition
-
-    counts: dict[str, float] = {}
-    for atom in result.atoms:
-        counts[atom.element] = counts.get(atom.element, 0.0) + atom.occupancy
-    return Composition(counts).reduced_formula
 
 
 def format_esd(value: float, esd: float | None, decimals: int = 5) -> str:

@@ -6,7 +6,7 @@ from model.density import cmed
 from model.evaluate import PAPER_TWO_THETA, main
 from model.metrics import best_equivalent_ssim
 from model.nets.inputs import q_grid_input
-from model.nets.synth import STICK_PROFILE
+from model.nets.synth import STICK_SAMPLE, stick_instrument
 from model.pattern import ANODES
 from model.patterson import patterson_map
 from model.simulate import simulate_pattern
@@ -15,7 +15,7 @@ from model.simulate import simulate_pattern
 def test_patterson_map_of_rocksalt_looks_like_its_density(rocksalt):
     # NaCl has an atom on every vector between atoms, so its Patterson map is nearly its density
     truth = cmed(rocksalt, n=32).values
-    pattern = simulate_pattern(rocksalt, ANODES["MoKa1"], PAPER_TWO_THETA, STICK_PROFILE)
+    pattern = simulate_pattern(rocksalt, stick_instrument(ANODES["MoKa1"]), PAPER_TWO_THETA, STICK_SAMPLE)
     patterson = patterson_map(q_grid_input(pattern.q, pattern.intensity), rocksalt.lattice.parameters,
                               32, float(truth.mean()))
     assert patterson.min() == 0.0

@@ -195,10 +195,22 @@ def test_cif_keeps_the_symmetry(tmp_path):
     assert read.composition == structure.composition
 
 
+def _cell(lattice: Lattice, atoms: list[Site]) -> Structure:
+    """The structure a solve stores beside its sites (occupancies, B as the "biso" site property)."""
+    return Structure(lattice, [{a.element: a.occupancy} for a in atoms], [a.xyz for a in atoms],
+                     site_properties={"biso": [a.biso for a in atoms]})
+
+
+def test_solve_result_without_a_structure_is_refused(tmp_path):
+    empty = SolveResult((5.64, 5.64, 5.64, 90, 90, 90), "", 0, "", [], rwp=float("nan"), rp=float("nan"), gof=0.0)
+    with pytest.raises(InputError, match="no atoms"):
+        export(tmp_path / "none.cif", empty)
+
+
 def test_cif_from_solve_result(tmp_path):
-    result = SolveResult((5.64, 5.64, 5.64, 90, 90, 90), "Fm-3m", 225, "cubic",
-                         [Site("Na", (0, 0, 0)), Site("Cl", (0.5, 0.5, 0.5), occupancy=0.5)],
-                         rwp=9.0, rp=7.0, gof=1.1)
+    atoms = [Site("Na", (0, 0, 0)), Site("Cl", (0.5, 0.5, 0.5), occupancy=0.5)]
+    result = SolveResult((5.64, 5.64, 5.64, 90, 90, 90), "Fm-3m", 225, "cubic", atoms, rwp=9.0, rp=7.0, gof=1.1,
+                         structure=_cell(Lattice.cubic(5.64), atoms))
     export(tmp_path / "solved.cif", result)
     read = Structure.from_file(tmp_path / "solved.cif")
     assert read.lattice.a == pytest.approx(5.64)
@@ -258,7 +270,8 @@ def test_cif_writes_biso_and_occupancy_that_pymatgen_reads_back(tmp_path):
 
     atoms = [Site("Ba", (0, 0, 0), biso=0.61, orbit=0), Site("Ti", (0.5, 0.5, 0.5), occupancy=0.9, biso=0.35, orbit=1)]
     atoms += [Site("O", xyz, biso=1.25, orbit=2) for xyz in ((0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5))]
-    result = SolveResult((4.0, 4.0, 4.0, 90, 90, 90), "Pm-3m", 221, "cubic", atoms, rwp=5.0, rp=4.0, gof=1.2)
+    result = SolveResult((4.0, 4.0, 4.0, 90, 90, 90), "Pm-3m", 221, "cubic", atoms, rwp=5.0, rp=4.0, gof=1.2,
+                         structure=_cell(Lattice.cubic(4.0), atoms))
     export(tmp_path / "perovskite.cif", result)
     block = next(iter(CifParser(tmp_path / "perovskite.cif").as_dict().values()))
     rows = {symbol: (float(b), float(occ)) for symbol, b, occ in
@@ -275,12 +288,15 @@ def test_refined_cif_round_trip(tmp_path):
     from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.io.cif import CifParser, str2float
 
-    from model.refine import Rietveld, to_solve_result
+    from model.instrument import Instrument
+    from model.refine import Rietveld
+    from model.refinement import to_solve_result
     from model.simulate import simulate_pattern
 
     structure = Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(3.9, 6.1), ["Ba", "Ti", "O", "O"],
                                           [[0, 0, 0], [0.5, 0.5, 0.0], [0.5, 0.5, 0.31], [0.0, 0.5, 0.22]])
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(15, 90, 0.03), biso={"Ba": 0.4, "Ti": 0.8, "O": 1.5})
+    pattern = simulate_pattern(structure, Instrument(ANODES["CuKa"]), np.arange(15, 90, 0.03),
+                               biso={"Ba": 0.4, "Ti": 0.8, "O": 1.5})
     problem = Rietveld(pattern, structure)
     for _ in problem.fit(stages=[("scale", "bkg", "biso")], max_nfev=10):
         pass

@@ -29,7 +29,8 @@ def weights(tmp_path):
 def pattern():
     s = structure(2)  # BaTiO3, tetragonal
     rng = np.random.default_rng(0)
-    return s, simulate_pattern(s, ANODES["CuKa"], np.arange(5, 120, 0.02), random_lab_params(rng), rng)
+    instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+    return s, simulate_pattern(s, instrument, np.arange(5, 120, 0.02), sample, rng)
 
 
 def test_round_trip_gives_identical_tensors(weights):

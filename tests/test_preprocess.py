@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from model.pattern import ANODES, Wavelength, kalpha_doublet
-from model.preprocess import background, find_peaks
-from model.simulate import ProfileParams, simulate_pattern, sticks
+from model.instrument import Instrument
+from model.pattern import ANODES, Wavelength
+from model.preprocess import background, estimate_instrument, find_peaks
+from model.simulate import Sample, simulate_pattern, sticks
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +16,9 @@ def rocksalt():
 
 
 def _pattern(structure, **kw):
-    params = ProfileParams(u=0.0, v=0.0, w=0.003, x=0.02, y=0.0, counts=20000, **kw)
-    return simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params, rng=np.random.default_rng(3))
+    instrument = Instrument(ANODES["CuKa"], u=0.0, v=0.0, w=0.003, x=0.02, y=0.0, **kw)
+    return simulate_pattern(structure, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
+                            rng=np.random.default_rng(3))
 
 
 def test_peaks_are_kalpha1_positions_with_errors(rocksalt):
@@ -58,7 +60,10 @@ def test_kalpha_mean_wavelength_is_fitted_as_the_doublet(rocksalt):
     assert len(found) <= len(expected.two_theta)
 
 
-def test_kalpha2_without_ratio_gets_the_usual_one():
-    doublet = kalpha_doublet(Wavelength(1.54056, 1.54439))
-    assert doublet.has_doublet and doublet.ratio == 0.5
-    assert kalpha_doublet(Wavelength(1.0)) == Wavelength(1.0)
+def test_estimated_instrument_has_the_measured_width(rocksalt):
+    pattern = _pattern(rocksalt)
+    start = estimate_instrument(pattern)
+    assert start.wavelength == pattern.wavelength and start.u == start.v == start.y == 0
+    # the simulated peaks are ~0.06° wide around 2θ = 32°; the start's FWHM there is close to it
+    assert start.fwhm(31.7) == pytest.approx(Instrument(ANODES["CuKa"], u=0.0, v=0.0, w=0.003, x=0.02,
+                                                        y=0.0).fwhm(31.7), rel=0.3)

@@ -5,16 +5,18 @@ from pymatgen.core import Lattice, Structure
 
 from cmedgui.cli import main
 from model import constraints
-from model.exporters import solve_result_structure
+from model.instrument import Instrument
 from model.pattern import ANODES
-from model.refine import (
-    ProfileStart,
-    Rietveld,
-    refine,
-    refine_structure,
-    to_solve_result,
-)
-from model.simulate import ProfileParams, simulate_pattern
+from model.refine import Rietveld, refine, refine_structure
+from model.refinement import to_solve_result
+from model.simulate import Sample, simulate_pattern
+
+CU = ANODES["CuKa"]
+
+
+def _lab(wavelength=CU, **widths) -> Instrument:
+    """A narrow-peaked instrument without angle dependence unless widths say otherwise."""
+    return Instrument(wavelength, **{"u": 0.0, "v": 0.0, "w": 0.004, "x": 0.03, "y": 0.0, **widths})
 
 
 def _layered(a=3.9, c=6.1, z=0.31):
@@ -39,21 +41,22 @@ def test_constraints_follow_the_space_group(perovskite):
 
 
 def test_refinement_recovers_cell_coordinates_and_profile(perovskite):
-    params = ProfileParams(u=0.004, v=-0.002, w=0.003, x=0.02, y=0.0, zero=0.03, counts=50000)
-    pattern = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 100, 0.02), params,
+    instrument = _lab(u=0.004, v=-0.002, w=0.003, x=0.02, zero=0.03)
+    pattern = simulate_pattern(perovskite, instrument, np.arange(15, 100, 0.02), Sample(counts=50000),
                                rng=np.random.default_rng(0))
     start = _layered(a=3.92, c=6.14, z=0.29)
-    outcome = refine(pattern, start, ProfileStart.from_fwhm(0.12))
+    outcome = refine(pattern, start, Instrument.from_fwhm(pattern.wavelength, 0.12))
     assert outcome.rwp < 5
     assert np.allclose(outcome.structure.lattice.abc, perovskite.lattice.abc, rtol=1e-3)
-    assert abs(outcome.profile["zero"] - 0.03) < 0.01
+    assert abs(outcome.instrument.zero - 0.03) < 0.01
+    assert outcome.instrument.fwhm(60.0) == pytest.approx(instrument.fwhm(60.0), rel=0.1)
     apical = [s for s in outcome.atoms if s.wyckoff == "2h"]
     assert len(apical) == 2
     assert min(abs(s.xyz[2] - 0.31) for s in apical) < 0.005
 
 
 def test_refine_structure_is_a_cancellable_generator(perovskite):
-    pattern = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 90, 0.02))
+    pattern = simulate_pattern(perovskite, Instrument(CU), np.arange(15, 90, 0.02))
     job = refine_structure(pattern, perovskite)
     first = next(job)
     assert first.stage == "refine" and first.fraction == 0.0
@@ -93,7 +96,7 @@ def test_sites_are_the_asymmetric_unit_in_the_standard_origin():
     mg2si = Structure.from_spacegroup("Fm-3m", Lattice.cubic(6.35), ["Mg", "Si"],
                                       [[0.25, 0.25, 0.25], [0, 0, 0]])
     shifted = Structure(mg2si.lattice, mg2si.species, mg2si.frac_coords + 0.25)
-    pattern = simulate_pattern(shifted, ANODES["CuKa"], np.arange(20, 90, 0.05))
+    pattern = simulate_pattern(shifted, Instrument(CU), np.arange(20, 90, 0.05))
     result = to_solve_result(Rietveld(pattern, shifted).result())
     rows = {s.element: s for s in result.sites}
     assert len(result.sites) == 2 and len(result.atoms) == 12
@@ -102,12 +105,12 @@ def test_sites_are_the_asymmetric_unit_in_the_standard_origin():
     assert rows["Mg"].xyz == pytest.approx((0.25,) * 3) and rows["Si"].xyz == pytest.approx((0, 0, 0))
     expanded = Structure.from_spacegroup(result.space_group_number, Lattice.from_parameters(*result.lattice),
                                          [s.element for s in result.sites], [s.xyz for s in result.sites])
-    cell = solve_result_structure(result)
+    cell = result.structure
     assert StructureMatcher().fit(cell, mg2si)
     assert sorted(map(tuple, np.round(expanded.frac_coords, 6) % 1)) == sorted(map(tuple, np.round(cell.frac_coords, 6) % 1))
 
 
-def _two_phase_pattern(scales, two_theta, params):
+def _two_phase_pattern(scales, two_theta, instrument):
     """Rock salt + CsCl-type CsCl at physical scales S (I = S·m|F|²·LP), Cu Kα, no noise."""
     import torch
 
@@ -123,7 +126,7 @@ def _two_phase_pattern(scales, two_theta, params):
         with torch.no_grad():
             peaks = peaks_torch(torch.tensor(refl.d)[None], torch.tensor(refl.multiplicity * refl.f2)[None],
                                 torch.tensor(two_theta), torch.tensor([wl.ka1]),
-                                params_torch([params], [wl], dtype=torch.float64))[0].numpy()
+                                params_torch([instrument], dtype=torch.float64))[0].numpy()
         y += scale * peaks
     from model.pattern import Pattern
 
@@ -132,12 +135,11 @@ def _two_phase_pattern(scales, two_theta, params):
 
 def test_two_phases_recover_their_scale_ratio_and_weight_fractions():
     scales = (1.0, 0.4)
-    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0)
-    pattern, rocksalt, cscl = _two_phase_pattern(scales, np.arange(20, 80, 0.03), params)
+    pattern, rocksalt, cscl = _two_phase_pattern(scales, np.arange(20, 80, 0.03), _lab())
     start = [s.copy() for s in (rocksalt, cscl)]
     for s, a in zip(start, (5.65, 4.11)):
         s.scale_lattice(a ** 3)
-    problem = Rietveld(pattern, start, ProfileStart(w=0.004, x=0.03))
+    problem = Rietveld(pattern, start, _lab(pattern.wavelength))
     for _ in problem.fit(stages=[("scale", "bkg", "cell"), ("scale", "bkg", "cell", "biso")], max_nfev=15):
         pass
     outcome = problem.result()
@@ -158,9 +160,9 @@ def test_two_phases_recover_their_scale_ratio_and_weight_fractions():
 # where the diagonal is an axis, and which would then fit better and report a lower symmetry)
 @pytest.mark.parametrize("direction", [(0, 0, 1), (1, 1, 0), (1, 1, 1)])
 def test_preferred_orientation_is_found_along_its_direction_and_recovered(perovskite, direction):
-    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, po_ratio=0.8, po_direction=direction)
-    pattern = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 90, 0.03), params)
-    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    pattern = simulate_pattern(perovskite, _lab(), np.arange(15, 90, 0.03),
+                               Sample(po_ratio=0.8, po_direction=direction))
+    problem = Rietveld(pattern, perovskite, _lab(pattern.wavelength))
     for _ in problem.fit(stages=[("scale", "bkg", "cell")], max_nfev=10, terms=("po",)):
         pass
     outcome = problem.result()
@@ -172,47 +174,46 @@ def test_preferred_orientation_is_found_along_its_direction_and_recovered(perovs
 
 
 def test_an_optional_term_that_does_not_pay_is_left_out(perovskite):
-    pattern = simulate_pattern(perovskite, ANODES["CuKa1"], np.arange(15, 90, 0.03),
-                               ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, ka2=False))
-    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    pattern = simulate_pattern(perovskite, _lab(ANODES["CuKa1"]), np.arange(15, 90, 0.03))
+    problem = Rietveld(pattern, perovskite, _lab(pattern.wavelength))
     before = problem.p.copy()
     for _ in problem.fit(stages=[("scale", "bkg")], max_nfev=5, terms=("displacement", "asymmetry", "po")):
         pass
     outcome = problem.result()
     assert outcome.terms == [] and outcome.phases[0].preferred_orientation is None
-    assert outcome.profile["displacement"] == 0 and outcome.profile["asymmetry"] == (0, 0)
-    assert np.array_equal(problem.p[problem.slices["asymmetry"]], before[problem.slices["asymmetry"]])
+    assert outcome.instrument.displacement == 0 and outcome.instrument.asymmetry == (0, 0)
+    asymmetry = problem.layout.slices["asymmetry"]
+    assert np.array_equal(problem.p[asymmetry], before[asymmetry])
 
 
 def test_asymmetry_and_the_doublet_behind_a_stated_mean_wavelength(perovskite):
     """A Cu Kα doublet pattern with a low-angle tail, stated as the 1.5418 Å mean: both terms pay."""
     from model.pattern import Pattern, Wavelength
 
-    params = ProfileParams(u=0.0, v=0.0, w=0.003, x=0.02, y=0.0, asymmetry=(-0.1, 0.0))
-    simulated = simulate_pattern(perovskite, ANODES["CuKa"], np.arange(15, 80, 0.02), params)
+    simulated = simulate_pattern(perovskite, _lab(w=0.003, x=0.02, asymmetry=(-0.1, 0.0)), np.arange(15, 80, 0.02))
     pattern = Pattern(simulated.two_theta, simulated.intensity + 5, wavelength=Wavelength(1.5418))
-    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    problem = Rietveld(pattern, perovskite, _lab(pattern.wavelength))
     for _ in problem.fit(stages=[("scale", "bkg", "zero", "cell", "profile")], max_nfev=15,
                          terms=("doublet", "asymmetry")):
         pass
     outcome = problem.result()
     assert outcome.terms == ["doublet", "asymmetry"]
     cu = ANODES["CuKa"]  # the doublet whose weighted mean is the stated 1.5418 Å
-    assert outcome.wavelength.ka1 == pytest.approx(cu.ka1, abs=1e-4)
-    assert outcome.wavelength.ka2 - outcome.wavelength.ka1 == pytest.approx(cu.ka2 - cu.ka1)
-    assert outcome.profile["asymmetry"][0] == pytest.approx(-0.1, abs=0.02)
+    modelled = outcome.instrument.wavelength
+    assert modelled.ka1 == pytest.approx(cu.ka1, abs=1e-4)
+    assert modelled.ka2 - modelled.ka1 == pytest.approx(cu.ka2 - cu.ka1)
+    assert outcome.instrument.asymmetry[0] == pytest.approx(-0.1, abs=0.02)
     assert outcome.rwp < 3
 
 
 def test_biso_stays_physical_where_the_data_ask_for_a_negative_one(perovskite):
     """Intensities × exp(+1 Å²·s²), as B = −0.5 Å² would give them: B ends at 0, not below."""
-    pattern = simulate_pattern(perovskite, ANODES["CuKa1"], np.arange(15, 110, 0.03),
-                               ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, ka2=False))
+    pattern = simulate_pattern(perovskite, _lab(ANODES["CuKa1"]), np.arange(15, 110, 0.03))
     s2 = (np.sin(np.radians(pattern.two_theta / 2)) / pattern.wavelength.ka1) ** 2
     from dataclasses import replace as with_
 
     pattern = with_(pattern, intensity=pattern.intensity * np.exp(1.0 * s2) + 1.0)
-    problem = Rietveld(pattern, perovskite, ProfileStart(w=0.004, x=0.03))
+    problem = Rietveld(pattern, perovskite, _lab(pattern.wavelength))
     for _ in problem.fit(stages=[("scale", "bkg", "biso")], max_nfev=15):
         pass
     biso = [site.biso for site in problem.result().atoms]
@@ -226,8 +227,7 @@ def test_cli_refines_every_structure_block_of_a_cif_as_a_phase(tmp_path):
     from model.exporters import export
     from model.structure import load_structures
 
-    params = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0)
-    pattern, rocksalt, cscl = _two_phase_pattern((1.0, 0.4), np.arange(20, 70, 0.04), params)
+    pattern, rocksalt, cscl = _two_phase_pattern((1.0, 0.4), np.arange(20, 70, 0.04), _lab())
     export(tmp_path / "mixture.xy", pattern)
     both = tmp_path / "both.cif"
     both.write_text(rocksalt.to(fmt="cif") + "\n" + cscl.to(fmt="cif"))
@@ -251,11 +251,11 @@ def test_contact_restraints_keep_trial_atoms_apart_and_leave_sound_structures_al
                                       [[0, 0, 0], [0.5, 0.5, 0.541], [0, 0.5, 0.621], [0.5, 0.5, 0.115]])
     wrong = Structure.from_spacegroup("P4mm", lattice, species,
                                       [[0, 0, 0.485], [0.5, 0.5, 0.062], [0, 0.5, 0.878], [0, 0, 0.209]])
-    pattern = simulate_pattern(sound, ANODES["CuKa"], np.arange(10, 90, 0.02),
-                               ProfileParams(w=0.004, counts=20000), rng=np.random.default_rng(3))
+    pattern = simulate_pattern(sound, Instrument(CU, w=0.004), np.arange(10, 90, 0.02), Sample(counts=20000),
+                               rng=np.random.default_rng(3))
 
     def refined(structure, restrain):
-        problem = Rietveld(pattern, structure, ProfileStart.from_fwhm(0.1), restrain_contacts=restrain)
+        problem = Rietveld(pattern, structure, Instrument.from_fwhm(pattern.wavelength, 0.1), restrain_contacts=restrain)
         for _ in problem.fit(max_nfev=20):
             pass
         result = problem.result()

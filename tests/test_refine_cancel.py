@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import ANODES
 from model.refine import Rietveld, refine_structure
@@ -16,20 +17,20 @@ from model.simulate import simulate_pattern
 def case():
     structure = Structure.from_spacegroup("P4/mmm", Lattice.tetragonal(3.9, 6.1), ["Ba", "Ti", "O", "O"],
                                           [[0, 0, 0], [0.5, 0.5, 0.0], [0.5, 0.5, 0.31], [0.0, 0.5, 0.22]])
-    return simulate_pattern(structure, ANODES["CuKa"], np.arange(15, 80, 0.03)), structure
+    return simulate_pattern(structure, Instrument(ANODES["CuKa"]), np.arange(15, 80, 0.03)), structure
 
 
 def _counted(problem: Rietveld) -> list[int]:
     """Count the problem's model evaluations (a phase's Bragg profile: one per residual of this
     one-phase problem and per Jacobian column)."""
     calls = [0]
-    bragg = problem.bragg
+    bragg = problem.model.bragg
 
     def counting(*args):
         calls[0] += 1
         return bragg(*args)
 
-    problem.bragg = counting
+    problem.model.bragg = counting
     return calls
 
 

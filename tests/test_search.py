@@ -4,10 +4,11 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from model import extraction, search, wyckoff
+from model.instrument import Instrument
 from model.pattern import ANODES
 from model.preprocess import background, find_peaks
 from model.scoring import Arm
-from model.simulate import ProfileParams, simulate_pattern
+from model.simulate import Sample, simulate_pattern
 from model.solve import _fwhm_poly
 
 
@@ -24,8 +25,9 @@ def rutile():
     """TiO2 rutile (P4_2/mnm, O on 4f x,x,0) measured with Kα2, texture along c, background and noise."""
     structure = Structure.from_spacegroup("P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"],
                                           [[0, 0, 0], [0.3053, 0.3053, 0]])
-    params = ProfileParams(w=0.006, zero=0.03, po_ratio=1.25, po_direction=(0, 0, 1), counts=30000)
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(15, 100, 0.02), params,
+    instrument = Instrument(ANODES["CuKa"], w=0.006, zero=0.03)
+    sample = Sample(po_ratio=1.25, po_direction=(0, 0, 1), counts=30000)
+    pattern = simulate_pattern(structure, instrument, np.arange(15, 100, 0.02), sample,
                                rng=np.random.default_rng(3))
     return structure, pattern
 
@@ -51,7 +53,7 @@ def test_fixed_positions_hold_one_orbit():
 
 
 def test_forbidden_lattice_reflections_count_as_unexplained(rocksalt):
-    pattern = simulate_pattern(rocksalt, ANODES["CuKa"], np.arange(20, 90, 0.02), ProfileParams(w=0.004))
+    pattern = simulate_pattern(rocksalt, Instrument(ANODES["CuKa"], w=0.004), np.arange(20, 90, 0.02))
     signal = pattern.intensity - background(pattern)
     widths = _fwhm_poly(find_peaks(pattern))
     primitive = extraction.clusters(pattern, signal, rocksalt.lattice, 221, 0.0, widths)
@@ -88,8 +90,8 @@ def test_first_look_ranks_arms_at_their_polished_best():
     """CO2 (Pa-3, O on 8c x,x,x): among a dozen cubic arms the true one is kept past the first look
     (unpolished random samples put its O a few tenths of an Å off, and it lost to wrong groups)."""
     structure = Structure.from_spacegroup("Pa-3", Lattice.cubic(5.624), ["C", "O"], [[0, 0, 0], [0.1185] * 3])
-    params = ProfileParams(u=0.01, w=0.005, counts=20000)
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params,
+    instrument = Instrument(ANODES["CuKa"], u=0.01, w=0.005)
+    pattern = simulate_pattern(structure, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(1))
     signal = pattern.intensity - background(pattern)
     arms = [Arm(structure.lattice, 0.0, group, ("C", "O"), counts)

@@ -9,20 +9,22 @@ from pymatgen.core import Lattice, Structure
 
 from model.density import cmed
 from model.errors import InputError
+from model.instrument import Instrument
 from model.pattern import ANODES, Provenance
-from model.refine import ProfileStart, Rietveld, to_solve_result
+from model.refine import Rietveld
+from model.refinement import to_solve_result
 from model.session import Session, load_session, save_session
-from model.simulate import ProfileParams, simulate_pattern
+from model.simulate import Sample, simulate_pattern
 
 
 @pytest.fixture(scope="module")
 def session():
     structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3])
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(20, 70, 0.05),
-                               ProfileParams(scale=1000, counts=1000), rng=np.random.default_rng(0))
+    pattern = simulate_pattern(structure, Instrument(ANODES["CuKa"]), np.arange(20, 70, 0.05),
+                               Sample(scale=1000, counts=1000), rng=np.random.default_rng(0))
     pattern = pattern.__class__(pattern.two_theta, pattern.intensity, np.sqrt(pattern.intensity + 1),
                                 pattern.wavelength, Provenance("/data/nacl.xy", "text", {"comment": "NaCl", "n": 3}))
-    problem = Rietveld(pattern, structure, ProfileStart(w=0.004, x=0.02))
+    problem = Rietveld(pattern, structure, Instrument(pattern.wavelength, u=0.0, v=0.0, w=0.004, x=0.02, y=0.0))
     for _ in problem.fit(stages=[("scale", "bkg", "cell", "profile", "biso")], max_nfev=10):
         pass
     result = to_solve_result(problem.result())
@@ -58,7 +60,8 @@ def test_round_trip_keeps_everything(session, tmp_path):
         assert np.array_equal(getattr(new.fit, column), getattr(old.fit, column))
     assert new.refinement.parameters == old.refinement.parameters
     assert new.refinement.orientations == old.refinement.orientations
-    assert new.refinement.profile == old.refinement.profile
+    assert new.refinement.instrument == old.refinement.instrument
+    assert new.structure == old.structure
     assert np.array_equal(new.refinement.weights, old.refinement.weights)
     assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(new.refinement.xyz_esd, old.refinement.xyz_esd))
     assert np.array_equal(new.density.values, old.density.values)

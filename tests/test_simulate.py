@@ -10,10 +10,11 @@ from pymatgen.core import DummySpecies, Lattice, Structure
 
 from model import scattering
 from model.errors import InputError
+from model.instrument import Instrument, displacement_deg
 from model.pattern import ANODES, Wavelength
 from model.scattering import form_factor_coeffs, reflections, structure_factor_sq_torch
 from model.simulate import (
-    ProfileParams,
+    Sample,
     march_dollase,
     params_torch,
     profile,
@@ -116,12 +117,14 @@ def test_bad_inputs_raise_input_error(copper):
     with pytest.raises(InputError):
         reflections(dummy, 1.0)
     with pytest.raises(InputError, match="Gaussian width"):
-        ProfileParams(u=0.0, v=-0.01, w=0.001)
+        profile(np.arange(10.0, 20.0, 0.1), reflections(copper, 1.0), Instrument(CU, u=0.0, v=-0.01, w=0.001))
 
 
-def _narrow(**changes) -> ProfileParams:
-    base = {"u": 0.0, "v": 0.0, "w": 1e-4, "x": 0.0, "y": 0.0, "background": (), "counts": None}
-    return ProfileParams(**{**base, **changes})
+CLEAN = Sample(background=(), counts=None)
+
+
+def _narrow(wavelength: Wavelength = CU, **changes) -> Instrument:
+    return Instrument(wavelength, **{"u": 0.0, "v": 0.0, "w": 1e-4, "x": 0.0, "y": 0.0, **changes})
 
 
 def _local_maxima(x, y, threshold):
@@ -131,7 +134,7 @@ def _local_maxima(x, y, threshold):
 
 def test_ka2_doublet_position_and_ratio(copper):
     two_theta = np.arange(42.0, 44.0, 0.001)
-    y = profile(two_theta, reflections(copper, 1.5), CU, _narrow())
+    y = profile(two_theta, reflections(copper, 1.5), _narrow(), CLEAN)
     x, h = _local_maxima(two_theta, y, 10)
     d111 = 3.615 / math.sqrt(3)
     expected = [2 * math.degrees(math.asin(lam / (2 * d111))) for lam in (CU.ka1, CU.ka2)]
@@ -139,7 +142,7 @@ def test_ka2_doublet_position_and_ratio(copper):
     lp = [(1 + math.cos(math.radians(t)) ** 2) / (math.sin(math.radians(t / 2)) ** 2 * math.cos(math.radians(t / 2)))
           for t in expected]
     assert h[1] / h[0] == pytest.approx(0.5 * lp[1] / lp[0], rel=0.02)
-    single = profile(two_theta, reflections(copper, 1.5), CU, _narrow(ka2=False))
+    single = profile(two_theta, reflections(copper, 1.5), _narrow(CU.monochromatic()), CLEAN)
     assert len(_local_maxima(two_theta, single, 10)[0]) == 1
 
 
@@ -147,10 +150,10 @@ def test_zero_shift_and_displacement_move_peaks(copper):
     two_theta = np.arange(40.0, 46.0, 0.002)
     refl = reflections(copper, 1.5)
     mono = CU.monochromatic()
-    base = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow()))]
-    shifted = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow(zero=0.1)))]
+    base = two_theta[np.argmax(profile(two_theta, refl, _narrow(mono), CLEAN))]
+    shifted = two_theta[np.argmax(profile(two_theta, refl, _narrow(mono, zero=0.1), CLEAN))]
     assert shifted - base == pytest.approx(0.1, abs=0.003)
-    displaced = two_theta[np.argmax(profile(two_theta, refl, mono, _narrow(displacement_mm=0.2)))]
+    displaced = two_theta[np.argmax(profile(two_theta, refl, _narrow(mono, displacement=displacement_deg(0.2)), CLEAN))]
     theta = math.radians(base / 2)
     assert displaced - base == pytest.approx(math.degrees(-2 * 0.2 * math.cos(theta) / 240), abs=0.003)
 
@@ -158,21 +161,21 @@ def test_zero_shift_and_displacement_move_peaks(copper):
 def test_poisson_noise_statistics(copper):
     two_theta = np.arange(20.0, 100.0, 0.01)
     refl = reflections(copper, 1.0)
-    params = ProfileParams(counts=2000.0, background=(0.2,))
-    clean = profile(two_theta, refl, CU, ProfileParams(background=(0.2,)))
-    noisy = profile(two_theta, refl, CU, params, np.random.default_rng(1))
-    counts_clean, counts_noisy = clean / params.scale * 2000, noisy / params.scale * 2000
+    sample = Sample(counts=2000.0, background=(0.2,))
+    clean = profile(two_theta, refl, Instrument(CU), Sample(background=(0.2,)))
+    noisy = profile(two_theta, refl, Instrument(CU), sample, np.random.default_rng(1))
+    counts_clean, counts_noisy = clean / sample.scale * 2000, noisy / sample.scale * 2000
     assert np.allclose(counts_noisy, np.round(counts_noisy))
     z = (counts_noisy - counts_clean) / np.sqrt(counts_clean)
     assert abs(z.mean()) < 0.05 and z.std() == pytest.approx(1.0, abs=0.05)
-    again = profile(two_theta, refl, CU, params, np.random.default_rng(1))
+    again = profile(two_theta, refl, Instrument(CU), sample, np.random.default_rng(1))
     assert np.array_equal(noisy, again)
 
 
 def test_background_and_preferred_orientation(rutile, copper):
     two_theta = np.arange(10.0, 80.0, 0.02)
     refl = reflections(rutile, 1.2)
-    flat = profile(two_theta, refl, CU, _narrow(background=(0.5,)))
+    flat = profile(two_theta, refl, _narrow(), Sample(background=(0.5,)))
     assert flat.min() == pytest.approx(flat.max() * 0.5 / 1.5, rel=0.01)
     factor = march_dollase(refl, 0.7, (0, 0, 1))
     lines = {tuple(h): f for h, f in zip(refl.hkl, factor)}
@@ -185,10 +188,11 @@ def test_background_and_preferred_orientation(rutile, copper):
 
 def test_torch_batch_equals_numpy_profile(copper, rutile):
     two_theta = np.arange(10.0, 90.0, 0.02)
-    params = [ProfileParams(zero=0.03), ProfileParams(u=0.02, x=0.05, background=(0.1, 0.02, 0.01))]
     waves = [CU, ANODES["CoKa"]]
+    instruments = [Instrument(CU, zero=0.03), Instrument(waves[1], u=0.02, x=0.05)]
+    samples = [Sample(), Sample(background=(0.1, 0.02, 0.01))]
     refls = [reflections(copper, 0.9), reflections(rutile, 0.9)]
-    expected = [profile(two_theta, r, w, p) / p.scale for r, w, p in zip(refls, waves, params)]
+    expected = [profile(two_theta, r, i, s) / s.scale for r, i, s in zip(refls, instruments, samples)]
     width = max(len(r) for r in refls)
     d = torch.zeros(2, width, dtype=torch.float64)
     weight = torch.zeros(2, width, dtype=torch.float64)
@@ -197,11 +201,11 @@ def test_torch_batch_equals_numpy_profile(copper, rutile):
         weight[i, :len(r)] = torch.from_numpy(r.multiplicity * r.f2)
     batch = profile_torch(d, weight, torch.from_numpy(two_theta),
                           torch.tensor([w.ka1 for w in waves], dtype=torch.float64),
-                          params_torch(params, waves, dtype=torch.float64))
+                          params_torch(instruments, samples, dtype=torch.float64))
     assert batch.shape == (2, two_theta.size)
     assert np.allclose(batch.numpy(), np.stack(expected), atol=1e-10)
     single = profile_torch(d.float(), weight.float(), torch.from_numpy(two_theta).float(),
-                           torch.tensor([w.ka1 for w in waves]), params_torch(params, waves))
+                           torch.tensor([w.ka1 for w in waves]), params_torch(instruments, samples))
     assert np.allclose(single.numpy(), batch.numpy(), atol=1e-4)
 
 
@@ -209,7 +213,7 @@ def test_profile_torch_gradients_match_finite_differences(copper):
     refl = reflections(copper, 1.0)
     two_theta = torch.arange(30.0, 100.0, 0.02, dtype=torch.float64)
     weight = torch.from_numpy(refl.multiplicity * refl.f2)[None]
-    base = params_torch([ProfileParams()], [CU], dtype=torch.float64)
+    base = params_torch([Instrument(CU)], [Sample()], dtype=torch.float64)
 
     def calc(values):
         params = {**base, **{k: v[None] for k, v in zip(("u", "w", "x", "zero"), values[1:])}}
@@ -233,8 +237,8 @@ def test_peak_area_does_not_depend_on_shape(copper):
     two_theta = np.arange(30.0, 55.0, 0.002)
     refl = reflections(copper, 1.5)
     mono = CU.monochromatic()
-    lorentzian = profile(two_theta, refl, mono, _narrow(w=1e-12, x=0.1))
-    gaussian = profile(two_theta, refl, mono, _narrow(w=0.01))
+    lorentzian = profile(two_theta, refl, _narrow(mono, w=1e-12, x=0.1), CLEAN)
+    gaussian = profile(two_theta, refl, _narrow(mono, w=0.01), CLEAN)
     # both normalised to their maximum (the 111 line): compare areas relative to that line
     ratio = [np.trapezoid(y[(two_theta > a) & (two_theta < b)]) / np.trapezoid(y[two_theta < 47])
              for y in (lorentzian, gaussian) for a, b in [(49.0, 53.0)]]
@@ -260,24 +264,28 @@ def test_structure_factor_gradient_matches_finite_differences(rutile):
 
 def test_random_lab_params_are_valid_and_reproducible(copper):
     rng = np.random.default_rng(3)
-    drawn = [random_lab_params(rng) for _ in range(50)]
-    assert drawn[:5] == [random_lab_params(r) for r in [np.random.default_rng(3)] * 5]
-    assert len({p.ka2 for p in drawn}) == 2 and len({p.po_ratio == 1 for p in drawn}) == 2
-    assert all(abs(p.zero) <= 0.05 and p.counts > 0 for p in drawn)
+    drawn = [random_lab_params(rng, CU) for _ in range(50)]
+    assert drawn[:5] == [random_lab_params(r, CU) for r in [np.random.default_rng(3)] * 5]
+    assert len({i.doublet is None for i, _ in drawn}) == 2 and len({s.po_ratio == 1 for _, s in drawn}) == 2
+    assert all(abs(i.zero) <= 0.05 and s.counts > 0 for i, s in drawn)
     two_theta = np.arange(5.0, 120.0, 0.02)
-    pattern = simulate_pattern(copper, CU, two_theta, drawn[0], np.random.default_rng(0))
+    instrument, sample = next((i, s) for i, s in drawn if i.doublet)
+    pattern = simulate_pattern(copper, instrument, two_theta, sample, np.random.default_rng(0))
     assert pattern.provenance.format == "simulated" and pattern.wavelength == CU
     assert np.all(np.isfinite(pattern.intensity)) and pattern.intensity.min() >= 0
-    assert pattern.intensity.max() == pytest.approx(drawn[0].scale, rel=0.2)
+    assert pattern.intensity.max() == pytest.approx(sample.scale, rel=0.2)
+    # a monochromated instrument's pattern states no Kα2, so peak fits model none
+    instrument, sample = next((i, s) for i, s in drawn if not i.doublet)
+    assert simulate_pattern(copper, instrument, two_theta, sample).wavelength == CU.monochromatic()
 
 
 def test_simulate_pattern_rejects_bad_grid(copper):
     with pytest.raises(InputError, match="increasing"):
-        simulate_pattern(copper, CU, np.array([10.0, 9.0, 11.0]))
+        simulate_pattern(copper, Instrument(CU), np.array([10.0, 9.0, 11.0]))
     with pytest.raises(InputError, match="outside"):
-        simulate_pattern(copper, Wavelength(1.54), np.array([10.0, 190.0]))
+        simulate_pattern(copper, Instrument(Wavelength(1.54)), np.array([10.0, 190.0]))
     with pytest.raises(InputError, match="finite"):
-        profile(np.ones((3, 3)), reflections(copper, 1.0), CU)
+        profile(np.ones((3, 3)), reflections(copper, 1.0), Instrument(CU))
 
 
 @pytest.mark.parametrize("name", ["cubic/spglib-197.cif", "monoclinic/spglib-008.cif", "hexagonal/spglib-189-2.cif"])
@@ -301,7 +309,7 @@ def test_asymmetry_keeps_the_area_and_puts_the_tail_below_the_peak():
     wl = torch.tensor([1.540593], dtype=torch.float64)
     lines = []
     for asymmetry in ((0.0, 0.0), (-0.1, 0.0)):
-        params = params_torch([_narrow(w=0.01, x=0.02, ka2=False, asymmetry=asymmetry)], [CU], dtype=torch.float64)
+        params = params_torch([_narrow(CU.monochromatic(), w=0.01, x=0.02, asymmetry=asymmetry)], dtype=torch.float64)
         lines.append(peaks_torch(d, weight, two_theta, wl, params)[0].numpy())
     symmetric, tailed = lines
     below = two_theta.numpy() < 20.0

@@ -10,9 +10,9 @@ from pymatgen.io.common import VolumetricData
 from cmedgui.cli import main
 from cmedgui.commands.solve import write_outputs
 from model.errors import InputError
-from model.exporters import solve_result_structure
+from model.instrument import Instrument
 from model.pattern import ANODES
-from model.simulate import ProfileParams, simulate_pattern
+from model.simulate import Sample, simulate_pattern
 from model.solve import SYMMETRY_RWP_SLACK, solve
 from model.structure import load_structure
 
@@ -32,8 +32,8 @@ def _run(job):
 def perovskite_pattern():
     structure = Structure.from_spacegroup("Pm-3m", Lattice.cubic(5.795), ["Cs", "Sn", "Br"],
                                           [[0, 0, 0], [0.5, 0.5, 0.5], [0, 0.5, 0.5]])
-    params = ProfileParams(w=0.004, zero=0.02, counts=20000)
-    pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(10, 90, 0.02), params,
+    instrument = Instrument(ANODES["CuKa"], w=0.004, zero=0.02)
+    pattern = simulate_pattern(structure, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(1))
     return structure, pattern
 
@@ -43,7 +43,7 @@ def test_solve_simulated_cubic_perovskite(perovskite_pattern):
     result, progress = _run(solve(pattern, ["Cs", "Sn", "Br"], formula="CsSnBr3"))
     assert result.solved and result.rwp < 10
     assert result.space_group == "Pm-3m" and result.crystal_system == "cubic"
-    assert StructureMatcher().fit(structure, solve_result_structure(result))
+    assert StructureMatcher().fit(structure, result.structure)
     assert {"preprocess", "index", "search", "refine"} <= set(result.timings)
     # the browser shows the solution first, then the others by Rwp; an equal fit (within the slack)
     # of a bigger cell, such as the 2×2×2 supercell, does not displace the simplest description
@@ -115,7 +115,7 @@ def test_every_map_of_a_solve_is_in_its_solutions_cell_with_its_atoms(bundled_ex
         density = solution.density
         assert density.kind == "network"
         np.testing.assert_allclose(Lattice(density.lattice).parameters, solution.lattice, atol=1e-6)
-        assert StructureMatcher().fit(density.structure, solve_result_structure(solution))
+        assert StructureMatcher().fit(density.structure, solution.structure)
     write_outputs(tmp_path, EXAMPLE, result, {})
     cube = VolumetricData.from_cube(str(tmp_path / "CeO2_CuKa_density.cube"))
     cif = load_structure(tmp_path / "CeO2_CuKa.cif")

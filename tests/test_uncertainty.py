@@ -7,9 +7,11 @@ from pymatgen.core import Lattice, Structure
 from scipy.optimize import curve_fit
 
 from model.agreement import gof_note
+from model.instrument import Instrument
 from model.pattern import ANODES
-from model.refine import ProfileStart, Rietveld, to_solve_result
-from model.simulate import ProfileParams, simulate_pattern
+from model.refine import Rietveld
+from model.refinement import to_solve_result
+from model.simulate import Sample, simulate_pattern
 from model.uncertainty import (
     cell_jacobian,
     cell_parameters,
@@ -20,7 +22,8 @@ from model.uncertainty import (
 
 ALL = ("scale", "bkg", "zero", "cell", "profile", "xyz", "biso")
 # counts: the intensities are Poisson counts, so the refinement's 1/y weights are the true 1/σ²
-TRUE = ProfileParams(u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, zero=0.02, scale=3000, counts=3000, background=(0.05,))
+TRUE = Instrument(ANODES["CuKa1"], u=0.0, v=0.0, w=0.004, x=0.03, y=0.0, zero=0.02)
+SAMPLE = Sample(scale=3000, counts=3000, background=(0.05,))
 GRID = np.arange(20, 75, 0.04)
 
 
@@ -31,8 +34,8 @@ def _layered():
 
 
 def _refined(rng):
-    pattern = simulate_pattern(_layered(), ANODES["CuKa1"], GRID, TRUE, rng=rng, biso=0.6)
-    problem = Rietveld(pattern, _layered(), ProfileStart(w=0.004, x=0.03, zero=0.02))
+    pattern = simulate_pattern(_layered(), TRUE, GRID, SAMPLE, rng=rng, biso=0.6)
+    problem = Rietveld(pattern, _layered(), TRUE)
     for _ in problem.fit(stages=[ALL], max_nfev=20):
         pass
     return problem, problem.result()
@@ -64,15 +67,15 @@ def test_esds_match_scipy_curve_fit_covariance():
 
     def model(_x, *q):
         with torch.no_grad():
-            return problem.calculated(full.index_put((torch.tensor(free),), torch.tensor(q)))[0].numpy()
+            return problem.model.calculated(full.index_put((torch.tensor(free),), torch.tensor(q)))[0].numpy()
 
-    sigma = 1 / problem.sqrt_w.numpy()
-    _, pcov = curve_fit(model, problem.x.numpy(), problem.y_obs.numpy(), p0=problem.p[free], sigma=sigma,
+    sigma = 1 / problem.model.sqrt_w.numpy()
+    _, pcov = curve_fit(model, problem.model.x.numpy(), problem.model.y_obs.numpy(), p0=problem.p[free], sigma=sigma,
                         absolute_sigma=False)
     scipy_esd = dict(zip(free.tolist(), np.sqrt(np.diag(pcov))))
     named = {q.name: q for q in outcome.report.parameters}
     for name, group, offset in (("zero", "zero", 0), ("W", "profile", 2), ("X", "profile", 3)):
-        index = np.arange(problem.p.size)[problem.slices[group]][offset]
+        index = np.arange(problem.p.size)[problem.layout.slices[group]][offset]
         assert named[name].esd == pytest.approx(scipy_esd[index], rel=0.05)
     phase = problem.phases[0]
     biso = np.arange(problem.p.size)[phase.slices["biso"]][phase.elements.index("Ba")]

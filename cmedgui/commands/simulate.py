@@ -9,13 +9,15 @@ import numpy as np
 
 from model.errors import InputError
 from model.exporters import EXPORTERS, export, exporter_for
+from model.instrument import Instrument
 from model.pattern import ANODES, parse_wavelength
-from model.simulate import ProfileParams, simulate_pattern, sticks
+from model.simulate import Sample, simulate_pattern, sticks
 from model.structure import load_structure
 
 ENDINGS = ", ".join(ext for e in EXPORTERS if e.kind == "pattern" for ext in e.extensions)
 MAX_POINTS = 10_000_000
-DEFAULTS = ProfileParams()
+DEFAULTS = Instrument(ANODES["CuKa"])
+SAMPLE_DEFAULTS = Sample()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Gaussian FWHM² = U tan²θ + V tanθ + W (deg²), Lorentzian FWHM = "
                              "X/cosθ + Y tanθ (deg); default %(default)s")
     parser.add_argument("--zero", type=float, default=0.0, help="zero shift in degrees 2θ")
-    parser.add_argument("--background", nargs="*", type=float, default=DEFAULTS.background, metavar="C",
+    parser.add_argument("--background", nargs="*", type=float, default=SAMPLE_DEFAULTS.background, metavar="C",
                         help="Chebyshev background coefficients as fractions of the strongest peak "
                              "(none for no background); default %(default)s")
     parser.add_argument("--no-ka2", action="store_true", help="Kα1 only (monochromated instrument)")
@@ -56,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
     two_theta = _grid(*args.two_theta, args.step)
     wavelength = parse_wavelength(args.wavelength)
     u, v, w, x, y = args.widths
-    params = ProfileParams(u=u, v=v, w=w, x=x, y=y, zero=args.zero, ka2=not args.no_ka2,
-                           background=tuple(args.background), counts=args.counts)
+    # a Kα1 monochromator: the anode's Kα2 at ratio 0 (model.instrument.doublet_of)
+    radiation = dataclasses.replace(wavelength, ratio=0.0) if args.no_ka2 and wavelength.ka2 else wavelength
+    instrument = Instrument(radiation, u=u, v=v, w=w, x=x, y=y, zero=args.zero)
+    sample = Sample(background=tuple(args.background), counts=args.counts)
     structure = load_structure(args.structure)
     try:
-        pattern = simulate_pattern(structure, wavelength, two_theta, params,
+        pattern = simulate_pattern(structure, instrument, two_theta, sample,
                                    np.random.default_rng(args.seed), biso=args.biso)
         stick_list = sticks(structure, wavelength, tuple(args.two_theta), args.biso) if args.sticks else None
     except InputError as error:  # the model does not know which file the structure came from
@@ -72,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         stick_list.write_csv(args.sticks)
     print(f"{args.output}: {exporter.name}, {len(pattern)} points {two_theta[0]:g}–{two_theta[-1]:g}° 2θ "
           f"of {structure.composition.reduced_formula} at λ = {wavelength.ka1:g} Å"
-          f"{' + Kα2' if wavelength.has_doublet and params.ka2 else ''}"
+          f"{' + Kα2' if instrument.doublet else ''}"
           + (f"; {len(stick_list)} sticks in {args.sticks}" if stick_list is not None else ""))
     return 0
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from model.data.systems import SOLVE_CHOICES
 from model.errors import InputError
-from model.exporters import export, solve_result_structure
+from model.exporters import export
 from model.pattern import ANODES, Pattern, parse_wavelength
 from model.result import Progress, SolveResult
 
@@ -114,7 +114,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
         # without the network, the map calculated from the atoms, in the solution's own cell
-        density = result.density or cmed(solve_result_structure(result), conventional=False)
+        density = result.density or cmed(result.structure, conventional=False)
         export(out / f"{stem}_density.cube", density)
         written["density"] = f"{stem}_density.cube"
     if result.fit is not None:

@@ -13,6 +13,7 @@ import torch
 from pymatgen.core import Element
 
 from model.errors import InputError
+from model.instrument import q_to_two_theta
 from model.metrics import CRYSTAL_SYSTEMS
 
 N_ELEMENTS = 119  # composition vector index = Z (0 unused), as the seed paper
@@ -113,7 +114,7 @@ def q_grid_input(q: np.ndarray, intensity: np.ndarray) -> torch.Tensor:
 
 def seed_grid_input(q: np.ndarray, intensity: np.ndarray) -> torch.Tensor:
     """A pattern (Q in Å⁻¹) → (1, 1024) on the seed's Mo Kα 2θ grid, max 1, 0 outside the scan."""
-    mo_two_theta = np.degrees(2 * np.arcsin(np.clip(q * SEED_WAVELENGTH_A / (4 * math.pi), 0, 1)))
+    mo_two_theta = q_to_two_theta(q, SEED_WAVELENGTH_A)
     grid = SEED_TWO_THETA.double().numpy()
     measured = torch.from_numpy(((grid >= mo_two_theta[0]) & (grid <= mo_two_theta[-1])).astype(np.float64))
     values = torch.from_numpy(np.interp(grid, mo_two_theta, intensity))

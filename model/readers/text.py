@@ -16,7 +16,8 @@ import re
 import numpy as np
 
 from model.errors import InputError
-from model.pattern import Pattern, Wavelength, q_to_two_theta
+from model.instrument import q_to_two_theta
+from model.pattern import Pattern, Wavelength
 from model.readers.scan import build_pattern, wavelength_of
 
 EXTENSIONS = (".xy", ".xye", ".dat", ".csv", ".txt", ".chi", ".qxy")

@@ -14,8 +14,9 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from model.exporters import export
+from model.instrument import Instrument
 from model.pattern import ANODES, Provenance
-from model.simulate import ProfileParams, simulate_pattern
+from model.simulate import Sample, simulate_pattern
 
 OUT = Path(__file__).with_name("CeO2_CuKa.xy")
 A_CEO2 = 5.4113  # Å, ceria lattice parameter (NIST SRM 674b certificate value, 5.4113 Å)
@@ -30,9 +31,9 @@ def ceria() -> Structure:
 def main() -> None:
     wavelength = ANODES["CuKa"]
     two_theta = np.arange(15.0, 120.0 + 1e-9, 0.02)
-    params = ProfileParams(u=0.012, v=-0.006, w=0.005, x=0.035, y=0.01, zero=0.015,
-                           background=(0.04, -0.015, 0.008), scale=1000.0, counts=2.0e4)
-    pattern = simulate_pattern(ceria(), wavelength, two_theta, params, np.random.default_rng(SEED))
+    instrument = Instrument(wavelength, u=0.012, v=-0.006, w=0.005, x=0.035, y=0.01, zero=0.015)
+    sample = Sample(background=(0.04, -0.015, 0.008), scale=1000.0, counts=2.0e4)
+    pattern = simulate_pattern(ceria(), instrument, two_theta, sample, np.random.default_rng(SEED))
     description = f"CeO2 fluorite Fm-3m a={A_CEO2} A, Cu Ka lab profile, seed {SEED}"
     export(OUT, dataclasses.replace(pattern, provenance=Provenance(description, "simulated")))
     print(f"wrote {OUT} ({len(pattern)} points)")

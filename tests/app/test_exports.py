@@ -25,7 +25,7 @@ def solved(app, rock_salt, rock_salt_cif):
         lattice=(5.6402, 5.6402, 5.6402, 90.0, 90.0, 90.0), space_group="Fm-3m", space_group_number=225,
         crystal_system="cubic", atoms=[Site(s.specie.symbol, tuple(s.frac_coords)) for s in rock_salt],
         rwp=4.2, rp=3.1, gof=1.2, fit=fit, reflections=[Reflection((1, 1, 1), 27.4, 3.256)],
-        density=cmed(rock_salt), timings={"refine": 1.5})
+        density=cmed(rock_salt), timings={"refine": 1.5}, structure=rock_salt)
     app.solve.set_results([result])
     return app
 

@@ -10,6 +10,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from cmedgui.app.main import EXAMPLE
+from model.instrument import bragg_d
 from model.pattern import two_theta_to_q
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +81,8 @@ def test_axis_switching_and_scaling(app):
     assert np.allclose(curve.xData, two_theta_to_q(pattern.two_theta, pattern.wavelength.ka1))
     assert app.window.pattern_widget.diff.getAxis("bottom").labelText == "Q"
     app.window.x_unit_actions["d"].trigger()
-    assert np.isclose(app.window.pattern_widget._curves[0].xData[0], pattern.d[0])
+    assert np.isclose(app.window.pattern_widget._curves[0].xData[0],
+                      bragg_d(pattern.two_theta[0], pattern.wavelength.ka1))
     app.window.scaling_actions["log"].trigger()
     assert np.isclose(app.window.pattern_widget._curves[0].yData.max(), np.log10(pattern.intensity.max()))
 

@@ -10,7 +10,6 @@ from cmedgui.app.controllers.refinement_controller import REFINE_AGAIN
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.widgets.main_window import MainWindow
-from model.errors import InputError
 from model.pattern import Pattern
 from model.result import Progress
 
@@ -116,14 +115,10 @@ class SolveController:
         if result is None:
             return
         self.patterns.set_fit(result.fit, result.reflections)
-        from model.exporters import (
-            solve_result_structure,  # torch and pymatgen I/O: load on first use
-        )
-
-        try:
-            self.solve.set_structure(solve_result_structure(result))
-        except (ValueError, InputError) as error:
-            self.window.show_error(f"solution {index + 1}: cannot build its cell ({error})")
+        if result.structure is None:
+            self.window.show_error(f"solution {index + 1}: no refined cell to show")
+            return
+        self.solve.set_structure(result.structure)
 
     def _structure_changed(self) -> None:
         structure = self.solve.structure

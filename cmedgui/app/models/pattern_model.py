@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from model.pattern import Pattern, Wavelength, q_to_two_theta, two_theta_to_q
+from model.instrument import bragg_d, bragg_theta, q_to_two_theta
+from model.pattern import Pattern, Wavelength, two_theta_to_q
 from model.result import Fit, Reflection
 
 X_UNITS = ("2theta", "q", "d")  # degrees 2θ, Å⁻¹, Å
@@ -20,11 +21,9 @@ def to_x(two_theta: np.ndarray, unit: str, wavelength_A: float | None) -> np.nda
         return two_theta
     if wavelength_A is None:
         raise ValueError("Q and d need a wavelength")
-    q = two_theta_to_q(two_theta, wavelength_A)
     if unit == "q":
-        return q
-    with np.errstate(divide="ignore"):
-        return 2.0 * np.pi / q
+        return two_theta_to_q(two_theta, wavelength_A)
+    return bragg_d(two_theta, wavelength_A)
 
 
 def from_x(x: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
@@ -32,8 +31,9 @@ def from_x(x: np.ndarray, unit: str, wavelength_A: float | None) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if unit == "2theta":
         return x
-    q = x if unit == "q" else 2.0 * np.pi / x
-    return q_to_two_theta(q, wavelength_A)
+    if unit == "q":
+        return q_to_two_theta(x, wavelength_A)
+    return np.degrees(2 * bragg_theta(x, wavelength_A))
 
 
 class PatternModel(QObject):
