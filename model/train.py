@@ -132,6 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--points", type=int, default=1000, help="query voxels per crystal per step")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--restart-epochs", type=int, default=10, help="cosine warm-restart period")
+    p.add_argument("--warmup", type=int, default=300, help="phasing: steps of linear learning-rate warm-up")
     p.add_argument("--kl-weight", type=float, default=0.05)
     p.add_argument("--realistic", type=float, default=0.75,
                    help="fraction of 'ours' training patterns with random lab conditions")
@@ -172,7 +173,7 @@ def write_train_index(path: Path, pairs) -> int:
 PACK_KEYS = ("hkl", "mult", "f", "centric", "lattice", "spacegroup")
 
 
-def _phasing_batch(split: dict, index: torch.Tensor, tokens: int, device) -> dict[str, torch.Tensor]:
+def phasing_batch(split: dict, index: torch.Tensor, tokens: int, device) -> dict[str, torch.Tensor]:
     out = {k: split[k][index].to(device) for k in PACK_KEYS}
     for k in ("hkl", "mult", "f", "centric"):
         out[k] = out[k][:, :tokens]
@@ -182,14 +183,20 @@ def _phasing_batch(split: dict, index: torch.Tensor, tokens: int, device) -> dic
 
 def _phasing_step(net, batch: dict, generator: torch.Generator, realistic: bool, choices, mask,
                   weight_kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(per-crystal agreement (B,), valid mask) for a batch; weights m·|E|² ("e") or m·|F|² ("f")."""
+    """(per-crystal agreement (B,), valid mask) for a batch; weights m·|E|² ("e") or m·|F|² ("f").
+    ``net`` None scores the reference of every phase 0 (a centrosymmetric guess with heavy
+    atoms at the origin, which the network must beat)."""
     obs = simulate_observation(batch["hkl"], batch["mult"], batch["f"], batch["centric"], batch["lattice"],
                                generator, realistic)
     # the families beyond the last observed one of any crystal cost time and change nothing
     length = int(torch.nonzero(obs["valid"].any(0)).max()) + 1 if bool(obs["valid"].any()) else 1
     batch = {k: v[:, :length] if v.ndim > 1 and k != "lattice" else v for k, v in batch.items()}
     obs = {k: v[:, :length] for k, v in obs.items()}
-    u = net(batch["hkl"], obs["features"], batch["spacegroup"], obs["valid"])
+    if net is None:
+        u = torch.zeros_like(batch["f"])
+        u[..., 0] = 1
+    else:
+        u = net(batch["hkl"], obs["features"], batch["spacegroup"], obs["valid"])
     if weight_kind == "e":
         weight = batch["mult"] * obs["e2_true"].clamp(max=E2_CAP)
     else:
@@ -218,9 +225,9 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
         optimizer.load_state_dict(saved["optimizer"])
         state = saved["state"]
     n_val = min(args.val, len(val["formula"]))
-    val_batches = [_phasing_batch(val, torch.arange(i, min(i + args.batch, n_val)), tokens, device)
+    val_batches = [phasing_batch(val, torch.arange(i, min(i + args.batch, n_val)), tokens, device)
                    for i in range(0, n_val, args.batch)]
-    warmup = 300
+    warmup = max(args.warmup, 1)
     generator = torch.Generator(device).manual_seed(args.seed * 1_000_003 + state["step"])
     last_checkpoint = time.monotonic()
     started = time.monotonic() - state["seconds"]
@@ -230,7 +237,7 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * min(1.0, (state["step"] + 1) / warmup)
             index = torch.randint(len(train["formula"]), (args.batch,), generator=generator, device=device).cpu()
-            batch = _phasing_batch(train, index, tokens, device)
+            batch = phasing_batch(train, index, tokens, device)
             realistic = bool(torch.rand(1, generator=generator, device=device) < args.realistic)
             agreement, _ = _phasing_step(net, batch, generator, realistic, choices, mask, "e")
             loss = (1 - agreement).mean()
@@ -243,6 +250,8 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
             state["seconds"] = time.monotonic() - started
             record = {"step": state["step"], "loss": loss.item(), "samples": state["samples"],
                       "seconds": state["seconds"], "lr": optimizer.param_groups[0]["lr"]}
+            if val_batches and state["step"] == 1:
+                record["val_cc_zero_phases"] = validate_phasing(None, val_batches, choices, mask, device)
             if val_batches and (state["step"] % args.val_every == 0 or state["step"] == 1):
                 record["val_cc"] = validate_phasing(net, val_batches, choices, mask, device)
                 if record["val_cc"] > state["best_cc"]:
@@ -252,7 +261,9 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
                         "val_phase_cc": record["val_cc"], "train_seconds": state["seconds"],
                         "device": str(device), "threads": torch.get_num_threads(),
                         "train_index": index_path.name, "train_structures": indexed})
-                print(f"step {state['step']}: loss {loss.item():.4f} val cc {record['val_cc']:.4f} "
+                reference = (f" (every phase 0: {record['val_cc_zero_phases']:.4f})"
+                             if "val_cc_zero_phases" in record else "")
+                print(f"step {state['step']}: loss {loss.item():.4f} val cc {record['val_cc']:.4f}{reference} "
                       f"(best {state['best_cc']:.4f}) {state['samples'] / max(state['seconds'], 1e-9):.1f} "
                       "samples/s", file=sys.stderr, flush=True)
             log.write(json.dumps(record) + "\n")
@@ -271,10 +282,12 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
 def validate_phasing(net, batches: list[dict], choices, mask, device) -> float:
     """Mean map correlation (predicted phases, true amplitudes, best allowed origin) on fixed
     validation crystals with fixed simulated realistic observations."""
-    net.eval()
+    if net is not None:
+        net.eval()
     generator = torch.Generator(device).manual_seed(12345)
     scores = [_phasing_step(net, batch, generator, True, choices, mask, "f")[0] for batch in batches]
-    net.train()
+    if net is not None:
+        net.train()
     return float(torch.cat(scores).mean())
 
 

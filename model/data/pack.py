@@ -55,28 +55,30 @@ def pack(directory: str | Path, tokens: int) -> Path:
     directory = Path(directory)
     rows = read_manifest(directory)
     by_split: dict[str, list] = {name: [] for name in SPLITS}
-    handles: dict[int, h5py.File] = {}
-    try:
-        for row in rows:
-            shard, i = int(row["shard"]), int(row["row"])
-            if shard not in handles:
-                handles[shard] = h5py.File(shard_path(directory, shard), "r")
-            h5 = handles[shard]
-            if "fam_offsets" not in h5:
-                raise InputError(shard_path(directory, shard), "holds no reflection families: rebuild the data set")
-            start, stop = h5["fam_offsets"][i: i + 2]
-            stop = min(stop, start + tokens)
-            by_split[row["split"]].append((
-                h5["fam_hkl"][start:stop], h5["fam_mult"][start:stop], h5["fam_f"][start:stop],
-                h5["lattice"][i], int(h5["spacegroup"][i]), row["formula"]))
-    finally:
-        for handle in handles.values():
-            handle.close()
+    shards: dict[int, dict[str, np.ndarray]] = {}
+    for row in rows:
+        shard, i = int(row["shard"]), int(row["row"])
+        if shard not in shards:  # whole arrays at once: row slices of compressed datasets are slow
+            shards = {shard: _read_shard(shard_path(directory, shard))}
+        arrays = shards[shard]
+        start, stop = arrays["fam_offsets"][i: i + 2]
+        stop = min(stop, start + tokens)
+        by_split[row["split"]].append((
+            arrays["fam_hkl"][start:stop], arrays["fam_mult"][start:stop], arrays["fam_f"][start:stop],
+            arrays["lattice"][i], int(arrays["spacegroup"][i]), row["formula"]))
     packed = {"samples": len(rows), **{name: _tensors(items, tokens) for name, items in by_split.items()}}
     path = pack_path(directory, tokens)
     with atomic_write(path, "wb") as handle:
         torch.save(packed, handle)
     return path
+
+
+def _read_shard(path: Path) -> dict[str, np.ndarray]:
+    keys = ("fam_offsets", "fam_hkl", "fam_mult", "fam_f", "lattice", "spacegroup")
+    with h5py.File(path, "r") as h5:
+        if "fam_offsets" not in h5:
+            raise InputError(path, "holds no reflection families: rebuild the data set")
+        return {key: h5[key][:] for key in keys}
 
 
 def _tensors(items: list, tokens: int) -> dict:

@@ -10,20 +10,29 @@ share of it, 1/d, the resolution relative to the data's limit, the multiplicity 
 flag; the space group is a learned embedding added to every token. The cell itself is not learned:
 it enters only through 1/d and the overlaps.
 
+The network recycles its phases through physics (``cycles`` passes of the same transformer):
+between passes, the E-map of the current phases is synthesised on a grid with the space group's
+symmetry, made positive and peaky (a learned soft version of charge flipping's step), and
+transformed back; each token then also reads the phase and strength this map gives it, which
+carries the triplet relations of direct methods (Sayre's equation) that a token cannot see alone.
+
 The phases of a structure are defined up to the origins and the hand its space group allows
 (model.nets.reciprocal.origin_choices); the loss is the best over those descriptions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from model.nets.inputs import reciprocal_metric
 
 N_FEATURES = 8
+RECYCLED = 3  # per-token features from the physics step: cos, sin of its phase, relative strength
 WILSON_SHELLS = 6  # equal-count resolution shells of the |E| normalisation
 E2_CAP = 30.0  # |E|² beyond this is read as this (a few very strong low-order lines)
 
@@ -31,28 +40,108 @@ E2_CAP = 30.0  # |E|² beyond this is read as this (a few very strong low-order 
 class PhasingNet(nn.Module):
     kind = "phasing"
 
-    def __init__(self, width: int = 64, layers: int = 4, heads: int = 4, tokens: int = 192, h_max: int = 40):
+    def __init__(self, width: int = 64, layers: int = 4, heads: int = 4, tokens: int = 160, h_max: int = 40,
+                 cycles: int = 2, grid: int = 24):
         super().__init__()
-        self.config = {"width": width, "layers": layers, "heads": heads, "tokens": tokens, "h_max": h_max}
-        self.h_max = h_max
+        self.config = {"width": width, "layers": layers, "heads": heads, "tokens": tokens, "h_max": h_max,
+                       "cycles": cycles, "grid": grid}
+        self.h_max, self.cycles, self.grid = h_max, cycles, grid
         self.index = nn.ModuleList(nn.Embedding(2 * h_max + 1, width) for _ in range(3))
         self.spacegroup = nn.Embedding(231, width)
-        self.features = nn.Linear(N_FEATURES, width)
+        self.features = nn.Linear(N_FEATURES + RECYCLED, width)
         layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2))
+        self.sharpen = nn.Parameter(torch.tensor([2.0, 1.0]))  # steepness, threshold (map σ) of the positivity step
+        rotations, translations, present = _operation_tables()
+        self.register_buffer("rotations", rotations, persistent=False)
+        self.register_buffer("translations", translations, persistent=False)
+        self.register_buffer("present", present, persistent=False)
 
     def forward(self, hkl: torch.Tensor, features: torch.Tensor, spacegroup: torch.Tensor,
                 valid: torch.Tensor) -> torch.Tensor:
         """hkl (B, T, 3) int, features (B, T, N_FEATURES), spacegroup (B,) int, valid (B, T) bool
         → (B, T, 2) unit vectors (cos φ, sin φ)."""
         index = hkl.long().clamp(-self.h_max, self.h_max) + self.h_max
-        x = self.features(features) + self.spacegroup(spacegroup.long())[:, None, :]
+        base = self.spacegroup(spacegroup.long())[:, None, :]
         for axis, table in enumerate(self.index):
-            x = x + table(index[..., axis])
-        x = self.encoder(x, src_key_padding_mask=~valid)
-        u = self.out(x).float()
-        return u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            base = base + table(index[..., axis])
+        recycled = features.new_zeros(*features.shape[:2], RECYCLED)
+        geometry = self._geometry(hkl.long(), spacegroup.long(), valid) if self.cycles > 1 else None
+        for cycle in range(self.cycles):
+            x = base + self.features(torch.cat([features, recycled], -1))
+            u = self.out(self.encoder(x, src_key_padding_mask=~valid)).float()
+            u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            if cycle < self.cycles - 1:
+                recycled = self._physics(features[..., :1] * u, valid, *geometry)
+        return u
+
+    def _geometry(self, hkl: torch.Tensor, spacegroup: torch.Tensor, valid: torch.Tensor) -> tuple:
+        """Where each token's symmetry-equivalent members and Friedel mates fall on the grid, with
+        their phase factors exp(−2πi h·t): (flat index (B, 2TN), cos, sin (B, T, N), kept (B, T, 2N),
+        each token's own index (B, T), tokens inside the grid (B, T))."""
+        n = self.grid
+        used = int(self.present[spacegroup].sum(1).max())
+        rotations = self.rotations[spacegroup, :used]  # (B, N, 3, 3)
+        translations, present = self.translations[spacegroup, :used], self.present[spacegroup, :used]
+        members = torch.einsum("bti,bnij->btnj", hkl.float(), rotations).round().long()  # (B, T, N, 3)
+        angle = -2 * math.pi * torch.einsum("bti,bni->btn", hkl.float(), translations)
+        keep = valid[:, :, None] & present[:, None, :] & (members.abs() < n // 2).all(-1)
+        members = torch.cat([members, -members], 2)  # Friedel mates: F(−h) = F(h)*
+        strides = torch.tensor([n * n, n, 1], device=hkl.device)
+        flat = ((members % n) * strides).sum(-1).reshape(hkl.shape[0], -1)
+        own = ((hkl % n) * strides).sum(-1)
+        inside = valid & (hkl.abs() < n // 2).all(-1)
+        return flat, torch.cos(angle), torch.sin(angle), torch.cat([keep, keep], 2).float(), own, inside
+
+    def _physics(self, e: torch.Tensor, valid: torch.Tensor, flat, cos, sin, keep, own, inside) -> torch.Tensor:
+        """(B, T, RECYCLED) from the E-map of amplitudes × phases e (B, T, 2) (see _geometry):
+        synthesis with every member, soft positivity, and the transform read at each token."""
+        b, n = e.shape[0], self.grid
+        re = e[..., :1] * cos - e[..., 1:] * sin  # F(h R) = F(h) exp(−2πi h·t)
+        im = e[..., :1] * sin + e[..., 1:] * cos
+        re, im = torch.cat([re, re], 2) * keep, torch.cat([im, -im], 2) * keep
+        grid_re = e.new_zeros(b, n ** 3).scatter_add(1, flat, re.reshape(b, -1))
+        grid_im = e.new_zeros(b, n ** 3).scatter_add(1, flat, im.reshape(b, -1))
+        count = e.new_zeros(b, n ** 3).scatter_add(1, flat, keep.reshape(b, -1)).clamp_min(1)
+        spectrum = torch.complex(grid_re / count, grid_im / count).reshape(b, n, n, n)
+        density = torch.fft.fftn(spectrum, dim=(1, 2, 3)).real  # ρ(x) = Σ F(h) exp(−2πi h·x)
+        sigma = density.flatten(1).std(1).clamp_min(1e-6)[:, None, None, None]
+        steep, threshold = self.sharpen
+        density = density * torch.sigmoid(steep * (density / sigma - threshold))
+        back = torch.fft.ifftn(density, dim=(1, 2, 3)).reshape(b, -1)  # F(h) = Σ ρ(x) exp(+2πi h·x) / n³
+        value = torch.take_along_dim(back, own, 1)
+        strength = value.abs()
+        rms = (strength.square() * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp_min(1)
+        relative = strength / rms.sqrt().clamp_min(1e-12)
+        unit = value / strength.clamp_min(1e-12)
+        return torch.stack([unit.real, unit.imag, relative], -1) * inside[..., None].float()
+
+
+@functools.cache
+def _operation_tables() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Operations of every space group's standard setting, one per rotation (a centring
+    translation leaves the phase of every reflection it allows unchanged), padded: rotations
+    (231, N, 3, 3), translations (231, N, 3), present (231, N) bool (row 0 unused)."""
+    from model.nets.reciprocal import space_group_ops
+
+    groups = []
+    for sg in range(1, 231):
+        ops = space_group_ops(sg)
+        _, first = np.unique(ops.rotations.reshape(len(ops.rotations), -1), axis=0, return_index=True)
+        first = np.sort(first)
+        groups.append(type(ops)(ops.rotations[first], ops.translations[first], sg, ops.symbol))
+    n = max(len(g.rotations) for g in groups)
+    rotations, translations = torch.zeros(231, n, 3, 3), torch.zeros(231, n, 3)
+    present = torch.zeros(231, n, dtype=torch.bool)
+    rotations[0, 0] = torch.eye(3)
+    present[0, 0] = True
+    for sg, group in enumerate(groups, start=1):
+        k = len(group.rotations)
+        rotations[sg, :k] = torch.from_numpy(group.rotations.astype(np.float32))
+        translations[sg, :k] = torch.from_numpy(group.translations.astype(np.float32))
+        present[sg, :k] = True
+    return rotations, translations, present
 
 
 def d_spacing(hkl: torch.Tensor, lattice: torch.Tensor) -> torch.Tensor:

@@ -32,10 +32,15 @@ def space_group_ops(space_group: int) -> constraints.SpaceGroupOps:
     """Operations (centring translations included) of the standard setting of a space group."""
     if not 1 <= space_group <= 230:
         raise ValueError(f"space group {space_group} is outside 1–230")
-    hall = standard_hall_numbers()[space_group]
+    hall = _standard_halls()[space_group]
     symmetry = spglib.get_symmetry_from_database(hall)
     return constraints.SpaceGroupOps(np.asarray(symmetry["rotations"]), np.asarray(symmetry["translations"]),
                                      space_group, spglib.get_spacegroup_type(hall).international_short)
+
+
+@functools.cache
+def _standard_halls() -> dict[int, int]:
+    return standard_hall_numbers()
 
 
 def families(lattice: np.ndarray, space_group: int, d_min_A: float, limit: int | None = None
