@@ -201,21 +201,34 @@ def allowed_shifts(ops: constraints.SpaceGroupOps | None, crystal_system: str,
     (the enantiomorph, which a powder pattern cannot tell apart). Without it (ops None): every
     holohedry operation with every shift, a superset.
     """
+    if ops is None:
+        return _allowed_shifts(None, None, crystal_system, m)
+    return _allowed_shifts(ops.rotations.astype(np.int64).tobytes(), np.round(ops.translations, 6).tobytes(),
+                           crystal_system, m)
+
+
+@cache
+def _allowed_shifts(rotations: bytes | None, translations: bytes | None, crystal_system: str,
+                    m: int) -> dict[bytes, np.ndarray]:
     grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
     holohedry = [mat.astype(np.int64) for mat in point_operations(crystal_system)]
-    if ops is None:
+    if rotations is None:
         return {mat.tobytes(): grid for mat in holohedry}
-    key = ops.rotations.astype(np.int64)
-    translations: dict[bytes, list[np.ndarray]] = {}
-    for r, t in zip(key, ops.translations):
-        translations.setdefault(r.tobytes(), []).append(np.asarray(t, dtype=float))
+    rots = np.frombuffer(rotations, dtype=np.int64).reshape(-1, 3, 3)
+    trans = np.frombuffer(translations, dtype=np.float64).reshape(-1, 3)
+    # the operations that pin the origin most (largest rank of R − I) first: the candidates shrink fastest
+    order = np.argsort([-np.linalg.matrix_rank(r - np.eye(3)) for r in rots], kind="stable")
+    rots, trans = rots[order], trans[order]
+    targets_of: dict[bytes, list[np.ndarray]] = {}
+    for r, t in zip(rots, trans):
+        targets_of.setdefault(r.tobytes(), []).append(t)
     out: dict[bytes, set[tuple[int, int, int]]] = {}
     for mat in holohedry:
         inverse = np.round(np.linalg.inv(mat)).astype(np.int64)
         shifts = grid
-        for r, t in zip(key, ops.translations):
+        for r, t in zip(rots, trans):
             conjugate = mat @ r @ inverse
-            targets = translations.get(conjugate.tobytes())
+            targets = targets_of.get(conjugate.tobytes())
             if targets is None:
                 shifts = grid[:0]
                 break
