@@ -215,32 +215,46 @@ def _allowed_shifts(rotations: bytes | None, translations: bytes | None, crystal
     if rotations is None:
         return {mat.tobytes(): grid for mat in holohedry}
     rots = np.frombuffer(rotations, dtype=np.int64).reshape(-1, 3, 3)
-    trans = np.frombuffer(translations, dtype=np.float64).reshape(-1, 3)
-    # the operations that pin the origin most (largest rank of R − I) first: the candidates shrink fastest
-    order = np.argsort([-np.linalg.matrix_rank(r - np.eye(3)) for r in rots], kind="stable")
-    rots, trans = rots[order], trans[order]
-    targets_of: dict[bytes, list[np.ndarray]] = {}
+    trans = np.frombuffer(translations, dtype=np.float64).reshape(-1, 3) * m
+    if not np.allclose(trans, np.round(trans), atol=1e-4):
+        raise ValueError(f"the group's translations are not multiples of 1/{m}")
+    trans = np.round(trans).astype(np.int64)  # in units of 1/m
+    weights = np.array([m * m, m, 1])  # a translation (units of 1/m, mod m) as one integer
+    targets_of: dict[bytes, list[int]] = {}
     for r, t in zip(rots, trans):
-        targets_of.setdefault(r.tobytes(), []).append(t)
+        targets_of.setdefault(r.tobytes(), []).append(int((t % m) @ weights))
+    generators = _generators(rots)
     out: dict[bytes, set[tuple[int, int, int]]] = {}
     for mat in holohedry:
         inverse = np.round(np.linalg.inv(mat)).astype(np.int64)
+        if any((mat @ r @ inverse).tobytes() not in targets_of for r in rots):
+            continue
         shifts = grid
-        for r, t in zip(rots, trans):
+        for r, t in zip(rots[generators], trans[generators]):
             conjugate = mat @ r @ inverse
-            targets = targets_of.get(conjugate.tobytes())
-            if targets is None:
-                shifts = grid[:0]
-                break
-            moved = (mat @ t)[None] + (shifts @ (np.eye(3, dtype=np.int64) - conjugate).T) / m
-            residual = moved[:, None, :] - np.array(targets)[None]
-            shifts = shifts[np.any(np.all(np.abs(residual - np.round(residual)) < 1e-6, axis=2), axis=1)]
+            moved = mat @ t + np.rint(shifts @ (np.eye(3) - conjugate).T).astype(np.int64)  # float: BLAS
+            shifts = shifts[np.isin((moved % m) @ weights, targets_of[conjugate.tobytes()])]
             if not len(shifts):
                 break
         for s in shifts:
             for sign in (1, -1):
                 out.setdefault((sign * mat).tobytes(), set()).add(tuple((sign * s) % m))
     return {k: np.array(sorted(v), dtype=np.int64).reshape(-1, 3) for k, v in out.items()}
+
+
+def _generators(rotations: np.ndarray) -> np.ndarray:
+    """Indices of operations that generate the group modulo the lattice: the pure translations
+    (centring, last) and, most origin-pinning first (largest rank of R − I), each operation whose
+    rotation the earlier ones do not generate. A map that conjugates these into the group conjugates all."""
+    order = np.argsort([-np.linalg.matrix_rank(r - np.eye(3)) for r in rotations], kind="stable")
+    chosen: list[int] = []
+    generated = {np.eye(3, dtype=np.int64).tobytes()}
+    for i in order:
+        if rotations[i].tobytes() not in generated:
+            chosen.append(i)
+            generated = {m.tobytes() for m in _close_group([rotations[j] for j in chosen])}
+    centring = [i for i in order if not np.any(rotations[i] - np.eye(3, dtype=np.int64))]
+    return np.array(chosen + centring, dtype=int)
 
 
 def _band_limited_spectrum(values: np.ndarray) -> np.ndarray:
