@@ -65,22 +65,20 @@ def main() -> None:
         clock = time.perf_counter()
         net_phases = predicted_phases(predictor.net, families, sg, torch.device("cpu"))
         seconds["network"] = seconds.get("network", 0.0) + time.perf_counter() - clock
-
-        def synthesis(phases):
-            return reciprocal.synthesis(families["hkl"], amplitude * phases, sg, (GRID,) * 3, structure.volume, 0.0)
-
-        maps = {"network": synthesis(net_phases), "every phase 0": synthesis(np.ones(len(amplitude))),
-                "true phases (bound)": synthesis(true_phases)}
+        phase_sets = {"network": net_phases, "every phase 0": np.ones(len(amplitude)),
+                      "true phases (bound)": true_phases}
         ops = reciprocal.space_group_ops(sg)
         amplitudes = charge_flipping.Amplitudes(families["hkl"], amplitude, families["d"])
-        for name, start in (("charge flipping", None), ("charge flipping from network", maps["network"])):
+        network_map = _map(families, amplitude * net_phases, sg, structure.volume)
+        for name, start in (("charge flipping", None), ("charge flipping from network", network_map)):
             clock = time.perf_counter()
             flipped = charge_flipping.charge_flip(amplitudes, structure.lattice.matrix, ops, start=start,
                                                   rng=np.random.default_rng(0))
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - clock
-            maps[name] = synthesis(np.exp(1j * flipped.phases))
+            phase_sets[name] = np.exp(1j * flipped.phases)
         line = []
-        for name, values in maps.items():
+        for name, phases in phase_sets.items():
+            values = _map(families, amplitude * phases, sg, structure.volume)
             alignment = metrics.best_alignment(values, truth, ops, row["crystal_system"])
             sites = metrics.site_scores(metrics.aligned(values, alignment), structure)
             scores.setdefault(name, []).append((alignment.cc, sites.recall, sites.precision))
@@ -91,6 +89,10 @@ def main() -> None:
         cc, recall, precision = np.mean(values, axis=0)
         timing = f"  ({seconds[name] / len(values):.2f} s each)" if name in seconds else ""
         print(f"  {name:30s} {cc:.3f} / {recall:.3f} / {precision:.3f}{timing}")
+
+
+def _map(families: dict, f: np.ndarray, space_group: int, volume: float) -> np.ndarray:
+    return reciprocal.synthesis(families["hkl"], f, space_group, (GRID,) * 3, volume, 0.0)
 
 
 if __name__ == "__main__":
