@@ -266,12 +266,8 @@ def run_phasing(args, pack: dict, device: torch.device) -> int:
                 print(f"step {state['step']}: loss {loss.item():.4f} val cc {record['val_cc']:.4f}{reference} "
                       f"(best {state['best_cc']:.4f}) {state['samples'] / max(state['seconds'], 1e-9):.1f} "
                       "samples/s", file=sys.stderr, flush=True)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
-            if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
-                _save_checkpoint(checkpoint, net, optimizer, None, state)
-                last_checkpoint = time.monotonic()
+            out_of_time, last_checkpoint = _record_step(log, record, args, checkpoint, net, optimizer, None, state,
+                                                        last_checkpoint)
             if out_of_time:
                 break
     _save_checkpoint(checkpoint, net, optimizer, None, state)
@@ -360,13 +356,9 @@ def run(args, train_set, val_set, device: torch.device, rng: np.random.Generator
                             "device": str(device)})
                     tqdm.write(f"step {state['step']}: val SSIM {record['val_ssim']:.4f} "
                                f"(best {state['best_ssim']:.4f})", file=sys.stderr)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
                 state["seconds"] = record["seconds"]
-                out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
-                if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
-                    _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
-                    last_checkpoint = time.monotonic()
+                out_of_time, last_checkpoint = _record_step(log, record, args, checkpoint, net, optimizer, scheduler,
+                                                            state, last_checkpoint)
                 if out_of_time:
                     break
             if out_of_time:
@@ -374,6 +366,18 @@ def run(args, train_set, val_set, device: torch.device, rng: np.random.Generator
             state["epoch"] = epoch + 1
             _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
     return 0
+
+
+def _record_step(log, record: dict, args, checkpoint: Path, net, optimizer, scheduler, state: dict,
+                 last_checkpoint: float) -> tuple[bool, float]:
+    """Log a step; checkpoint when one is due or the time is up. → (out of time, last checkpoint time)."""
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+    out_of_time = args.minutes is not None and state["seconds"] > 60 * args.minutes
+    if out_of_time or time.monotonic() - last_checkpoint > 60 * args.checkpoint_minutes:
+        _save_checkpoint(checkpoint, net, optimizer, scheduler, state)
+        last_checkpoint = time.monotonic()
+    return out_of_time, last_checkpoint
 
 
 def _save_checkpoint(path: Path, net, optimizer, scheduler, state: dict) -> None:
