@@ -107,7 +107,7 @@ def test_bad_request_raises_input_error(weights, pattern, composition, lattice, 
         Predictor.load(weights, device="cpu").predict(measured, composition, lattice, system, n=8)
 
 
-@pytest.mark.parametrize("name", ["ours", "seed"])
+@pytest.mark.parametrize("name", ["ours", "seed", "phasing"])
 def test_bundled_weights_verify(name):
     path = BUNDLED / f"{name}.safetensors"
     if not path.is_file():
