@@ -14,12 +14,18 @@ hundreds of equivalent candidates are scored in one batched call (tests check it
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 import torch
+from pymatgen.core import Structure
+from scipy.ndimage import maximum_filter
 
+from model import constraints
 from model.data.systems import CRYSTAL_SYSTEMS
+from model.density import resample_fractional
 
 METRIC_GRID = 25  # the seed paper's evaluation grid (25³)
 _WINDOW = 7
@@ -155,3 +161,211 @@ def best_equivalent_ssim(pred: np.ndarray | torch.Tensor, truth: np.ndarray | to
     scores = ssim3d(preds, candidates, data_range)
     s, e = divmod(int(torch.argmax(scores)), scores.shape[1])
     return float(scores[s, e]), float(psnr(preds[s, 0], candidates[e], data_range))
+
+
+# ---- alignment over the space group's equivalent descriptions, and scores a crystallographer reads
+
+SITE_RADIUS_A = 0.5  # a maximum this close to an atom finds it
+PEAK_SIGMA = 1.0  # maxima counted for recall stand this many σ above the map's mean
+SHIFT_GRID = 48  # origin shifts are searched on multiples of 1/48: every 1/2, 1/3, 1/4, 1/6, 1/8 of the cell
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """x → M x + s (fractional): pred(M x + s) is the description of pred that best matches truth."""
+
+    cc: float
+    matrix: np.ndarray  # (3, 3) int
+    shift: np.ndarray  # (3,) fractional
+
+
+@dataclass(frozen=True)
+class SiteScores:
+    """recall: fraction of atoms with a counted maximum (≥ mean + PEAK_SIGMA·σ) within SITE_RADIUS_A;
+    recall_z: the same weighted by Z; precision: fraction of the N strongest maxima (N atoms in the
+    cell) within SITE_RADIUS_A of an atom."""
+
+    recall: float
+    recall_z: float
+    precision: float
+
+
+def allowed_shifts(ops: constraints.SpaceGroupOps | None, crystal_system: str,
+                   m: int = SHIFT_GRID) -> dict[bytes, np.ndarray]:
+    """For each holohedry operation M (key M.tobytes(), int64): the shifts s (K, 3) on the m-grid
+    (integers, s/m fractional) such that x → M x + s maps the truth to an equally valid description.
+
+    With the space group: the pairs that normalise it, i.e. x → M x + s carries every operation of the
+    group onto an operation of the group (the affine normaliser restricted to the lattice's holohedry:
+    origin shifts, and the axis permutations that keep the setting), plus each of them inverted
+    (the enantiomorph, which a powder pattern cannot tell apart). Without it (ops None): every
+    holohedry operation with every shift, a superset.
+    """
+    if ops is None:
+        return _allowed_shifts(None, None, crystal_system, m)
+    return _allowed_shifts(ops.rotations.astype(np.int64).tobytes(), np.round(ops.translations, 6).tobytes(),
+                           crystal_system, m)
+
+
+@cache
+def _allowed_shifts(rotations: bytes | None, translations: bytes | None, crystal_system: str,
+                    m: int) -> dict[bytes, np.ndarray]:
+    grid = np.stack(np.meshgrid(*[np.arange(m)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    holohedry = [mat.astype(np.int64) for mat in point_operations(crystal_system)]
+    if rotations is None:
+        return {mat.tobytes(): grid for mat in holohedry}
+    rots = np.frombuffer(rotations, dtype=np.int64).reshape(-1, 3, 3)
+    trans = np.frombuffer(translations, dtype=np.float64).reshape(-1, 3) * m
+    if not np.allclose(trans, np.round(trans), atol=1e-4):
+        raise ValueError(f"the group's translations are not multiples of 1/{m}")
+    trans = np.round(trans).astype(np.int64)  # in units of 1/m
+    weights = np.array([m * m, m, 1])  # a translation (units of 1/m, mod m) as one integer
+    targets_of: dict[bytes, list[int]] = {}
+    for r, t in zip(rots, trans):
+        targets_of.setdefault(r.tobytes(), []).append(int((t % m) @ weights))
+    generators = _generators(rots)
+    out: dict[bytes, set[tuple[int, int, int]]] = {}
+    for mat in holohedry:
+        inverse = np.round(np.linalg.inv(mat)).astype(np.int64)
+        if any((mat @ r @ inverse).tobytes() not in targets_of for r in rots):
+            continue
+        shifts = grid
+        for r, t in zip(rots[generators], trans[generators]):
+            conjugate = mat @ r @ inverse
+            moved = mat @ t + np.rint(shifts @ (np.eye(3) - conjugate).T).astype(np.int64)  # float: BLAS
+            shifts = shifts[np.isin((moved % m) @ weights, targets_of[conjugate.tobytes()])]
+            if not len(shifts):
+                break
+        for s in shifts:
+            for sign in (1, -1):
+                out.setdefault((sign * mat).tobytes(), set()).add(tuple((sign * s) % m))
+    return {k: np.array(sorted(v), dtype=np.int64).reshape(-1, 3) for k, v in out.items()}
+
+
+def _generators(rotations: np.ndarray) -> np.ndarray:
+    """Indices of operations that generate the group modulo the lattice: the pure translations
+    (centring, last) and, most origin-pinning first (largest rank of R − I), each operation whose
+    rotation the earlier ones do not generate. A map that conjugates these into the group conjugates all."""
+    order = np.argsort([-np.linalg.matrix_rank(r - np.eye(3)) for r in rotations], kind="stable")
+    chosen: list[int] = []
+    generated = {np.eye(3, dtype=np.int64).tobytes()}
+    for i in order:
+        if rotations[i].tobytes() not in generated:
+            chosen.append(i)
+            generated = {m.tobytes() for m in _close_group([rotations[j] for j in chosen])}
+    centring = [i for i in order if not np.any(rotations[i] - np.eye(3, dtype=np.int64))]
+    return np.array(chosen + centring, dtype=int)
+
+
+def _band_limited_spectrum(values: np.ndarray) -> np.ndarray:
+    """FFT of the grid minus its mean, with the unpaired Nyquist planes of an even grid removed."""
+    spectrum = np.fft.fftn(values - values.mean())
+    n = values.shape[0]
+    if n % 2 == 0:
+        spectrum[n // 2] = spectrum[:, n // 2] = spectrum[:, :, n // 2] = 0
+    return spectrum
+
+
+def _operated(values: np.ndarray, mat: np.ndarray) -> np.ndarray:
+    """The grid g(x) = values(M x) (exact: integer M maps grid points onto grid points)."""
+    n = values.shape[0]
+    ijk = np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1)
+    idx = (ijk @ mat.T) % n
+    return values[idx[..., 0], idx[..., 1], idx[..., 2]]
+
+
+def best_alignment(pred: np.ndarray, truth: np.ndarray, ops: constraints.SpaceGroupOps | None,
+                   crystal_system: str, m: int = SHIFT_GRID) -> Alignment:
+    """The correlation coefficient of pred with truth (n³ grids, fractional i/n; pred resampled to
+    n when its size differs), maximised over the allowed descriptions of pred (``allowed_shifts``).
+
+    For each M the correlation at every shift on the m-grid comes from one FFT of the product of
+    the two spectra (the maps' Fourier interpolants, so shifts finer than the grid are exact).
+    A flat map has no variance and correlates 0.
+    """
+    truth = np.asarray(truth, dtype=np.float64)
+    n = truth.shape[0]
+    pred = np.asarray(pred, dtype=np.float64)
+    if pred.shape != truth.shape:
+        pred = resample_fractional(pred, n)
+    t_spec = _band_limited_spectrum(truth)
+    t_norm = math.sqrt(float(np.sum(np.abs(t_spec) ** 2)))
+    freq = np.fft.fftfreq(n, 1.0 / n).astype(int)
+    index = np.ix_(freq % m, freq % m, freq % m)
+    best = Alignment(0.0, np.eye(3, dtype=np.int64), np.zeros(3))
+    if np.ptp(pred) <= 1e-12 * max(float(np.abs(pred).max()), 1e-300) or t_norm == 0:
+        return best  # a flat map matches nothing
+    for key, shifts in allowed_shifts(ops, crystal_system, m).items():
+        mat = np.frombuffer(key, dtype=np.int64).reshape(3, 3)
+        p_spec = _band_limited_spectrum(_operated(pred, mat))
+        norm = math.sqrt(float(np.sum(np.abs(p_spec) ** 2))) * t_norm
+        product = np.zeros((m, m, m), dtype=complex)
+        product[index] = p_spec * np.conj(t_spec)
+        corr = np.fft.ifftn(product).real * m ** 3 / norm
+        # the shift u of pred(M·) is s = M u of pred
+        u = (shifts @ np.round(np.linalg.inv(mat)).astype(np.int64).T) % m
+        values = corr[u[:, 0], u[:, 1], u[:, 2]]
+        k = int(np.argmax(values))
+        if values[k] > best.cc:
+            best = Alignment(float(values[k]), mat, shifts[k] / m)
+    return best
+
+
+def aligned(pred: np.ndarray, alignment: Alignment, n: int | None = None) -> np.ndarray:
+    """pred(M x + s) on an n³ grid (default pred's), by Fourier shift of the operated grid."""
+    pred = np.asarray(pred, dtype=np.float64)
+    if n is not None and pred.shape[0] != n:
+        pred = resample_fractional(pred, n)
+    n = pred.shape[0]
+    spectrum = np.fft.fftn(_operated(pred, alignment.matrix))
+    if n % 2 == 0:
+        spectrum[n // 2] = spectrum[:, n // 2] = spectrum[:, :, n // 2] = 0
+    u = np.linalg.inv(alignment.matrix) @ alignment.shift
+    freq = np.fft.fftfreq(n, 1.0 / n)
+    phase = np.exp(2j * np.pi * (freq[:, None, None] * u[0] + freq[None, :, None] * u[1] + freq[None, None, :] * u[2]))
+    return np.fft.ifftn(spectrum * phase).real
+
+
+def local_maxima(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Periodic local maxima of a grid, strongest first: (K, 3) fractional positions refined by a
+    parabola through each maximum and its neighbours along each axis, and (K,) heights."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[0]
+    peak = (maximum_filter(values, size=3, mode="wrap") == values) & (values > values.min())
+    ijk = np.argwhere(peak)
+    heights = values[peak]
+    offsets = np.zeros(ijk.shape)
+    for axis in range(3):
+        step = np.zeros(3, dtype=int)
+        step[axis] = 1
+        lo = values[tuple(((ijk - step) % n).T)]
+        hi = values[tuple(((ijk + step) % n).T)]
+        curvature = lo - 2 * heights + hi
+        offsets[:, axis] = np.where(curvature < 0, 0.5 * (lo - hi) / np.where(curvature < 0, curvature, -1), 0)
+    order = np.argsort(-heights)
+    return ((ijk + np.clip(offsets, -0.5, 0.5)) / n)[order], heights[order]
+
+
+def _near(points: np.ndarray, atoms: np.ndarray, lattice: np.ndarray, radius_A: float) -> np.ndarray:
+    """(P, A) True where point p lies within radius_A (Å) of atom a or one of its lattice images."""
+    if not len(points) or not len(atoms):
+        return np.zeros((len(points), len(atoms)), dtype=bool)
+    diff = points[:, None, :] - atoms[None]
+    diff -= np.round(diff)
+    images = np.array(list(itertools.product((-1, 0, 1), repeat=3)))
+    cart = (diff[:, :, None, :] + images[None, None]) @ lattice
+    return np.linalg.norm(cart, axis=-1).min(axis=2) <= radius_A
+
+
+def site_scores(pred: np.ndarray, structure: Structure, radius_A: float = SITE_RADIUS_A) -> SiteScores:
+    """Recall, Z-weighted recall and precision of an aligned prediction's maxima (``SiteScores``)
+    against the atoms of ``structure`` (the cell the grid spans, fractional i/n)."""
+    positions, heights = local_maxima(pred)
+    atoms = structure.frac_coords
+    z = np.array([site.specie.Z for site in structure], dtype=float)
+    lattice = structure.lattice.matrix
+    counted = positions[heights >= float(np.mean(pred)) + PEAK_SIGMA * float(np.std(pred))]
+    found = _near(counted, atoms, lattice, radius_A).any(axis=0)
+    strongest = positions[:len(atoms)]
+    hits = _near(strongest, atoms, lattice, radius_A).any(axis=1)
+    return SiteScores(float(found.mean()), float((z * found).sum() / z.sum()), float(hits.sum() / len(atoms)))

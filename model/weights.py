@@ -22,11 +22,18 @@ from model.nets import NETWORKS, build
 
 BUNDLED = Path(__file__).resolve().parents[1] / "resources" / "weights"
 CARD_SUFFIX = ".card.json"
+TRAIN_INDEX_SUFFIX = ".train-index.csv.gz"
 
 
 def card_path(weights_path: str | Path) -> Path:
     path = Path(weights_path)
     return path.with_name(path.name.removesuffix(".safetensors") + CARD_SUFFIX)
+
+
+def train_index_path(weights_path: str | Path) -> Path:
+    """Where the (formula, space group) of the training structures of these weights are listed."""
+    path = Path(weights_path)
+    return path.with_name(path.name.removesuffix(".safetensors") + TRAIN_INDEX_SUFFIX)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -91,11 +98,17 @@ def load_weights(weights_path: str | Path, device: str | torch.device = "cpu") -
 
 def bundle(source: str | Path, name: str, updates: dict, directory: Path = BUNDLED) -> Path:
     """Copy verified weights to DIRECTORY/NAME.safetensors with their card extended by ``updates``
-    (measured metrics, notes); the copy is verified again. Returns the new weights path."""
+    (measured metrics, notes) and their training index (NAME.train-index.csv.gz, when the run
+    wrote one); the copy is verified again. Returns the new weights path."""
     _, card = load_weights(source)
     target = Path(directory) / f"{name}.safetensors"
     with atomic_write(target, "wb") as handle:
         handle.write(Path(source).read_bytes())
+    index = train_index_path(source)
+    if index.is_file():
+        with atomic_write(train_index_path(target), "wb") as handle:
+            handle.write(index.read_bytes())
+        updates = {**updates, "train_index": train_index_path(target).name}
     with atomic_write(card_path(target), "w", encoding="utf-8") as handle:
         json.dump({**card, **updates, "weights": target.name}, handle, indent=2)
     load_weights(target)

@@ -39,3 +39,19 @@ def sample(i: int) -> dict:
               "refl_d": lines.d.astype(np.float32), "refl_f2": lines.f2.astype(np.float32),
               "refl_mult": lines.multiplicity.astype(np.int64), "refl_hkl": lines.hkl.astype(np.int64)}
     return {key: torch.as_tensor(value) for key, value in arrays.items()}
+
+
+def phasing_pack(tokens: int = 48) -> dict:
+    """The PROTOTYPES as a packed phasing split (model.data.pack layout)."""
+    from model.data.pack import _tensors
+    from model.nets import reciprocal
+
+    items = []
+    for i in range(len(PROTOTYPES)):
+        s = structure(i)
+        sg = SpacegroupAnalyzer(s, symprec=0.01).get_space_group_number()
+        hkl, mult, d = reciprocal.families(s.lattice.matrix, sg, 0.8, tokens)
+        f = reciprocal.structure_factors(s, hkl, d)
+        items.append((hkl, mult, np.stack([f.real, f.imag], 1), np.array(s.lattice.parameters), sg,
+                      s.composition.reduced_formula))
+    return _tensors(items, tokens)

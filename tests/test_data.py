@@ -8,6 +8,8 @@ The fixture data set was made with
 from __future__ import annotations
 
 import csv
+import json
+import lzma
 from pathlib import Path
 
 import h5py
@@ -15,13 +17,14 @@ import numpy as np
 import pytest
 import torch
 from pymatgen.core import Lattice, Structure
+from pymatgen.io.cif import CifWriter
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from model.data import __main__ as cli
-from model.data import store
+from model.data import pack, sources, store
 from model.data.build import BuildOptions, build
 from model.data.dataset import CMEDDataset, collate
-from model.data.prototype import split_of, structure_type
+from model.data.prototype import framework, split_of, structure_type
 from model.data.sample import make_sample
 from model.data.sanity import sanity_problem
 from model.data.sources import Candidate, Template, substitution
@@ -33,6 +36,8 @@ from model.data.systems import (
     spacegroups,
 )
 from model.errors import InputError
+from model.nets import reciprocal
+from model.scattering import reflections
 
 FIXTURE = Path(__file__).parent / "fixtures" / "data"
 SYSTEMS = ("cubic", "trigonal", "hexagonal", "tetragonal")
@@ -195,3 +200,94 @@ def test_from_cifs_builds_from_real_structures(shared_data, tmp_path):
     assert summary["samples"] == len(rows) >= 8
     assert {r["source"] for r in rows} == {"cif"}
     assert all((folder / f"{r['id']}.cif").is_file() for r in rows)
+
+
+def test_framework_ignores_the_order_of_species():
+    assert framework("ABC3_cP5_221_a_b_c") == framework("AB3C_cP5_221_a_c_b") == "cP5_221_a_b_c"
+    assert framework("AB_cF8_225_a_b") != framework("AB_cP2_221_a_b")
+
+
+def test_families_carry_the_powder_intensities_and_the_phases():
+    structure = rock_salt()
+    hkl, mult, d = reciprocal.families(structure.lattice.matrix, 225, 0.8)
+    f = reciprocal.structure_factors(structure, hkl, d)
+    lines = reflections(structure, 0.8)
+    assert np.sum(mult * np.abs(f) ** 2) == pytest.approx(np.sum(lines.multiplicity * lines.f2), rel=1e-6)
+    rho = reciprocal.synthesis(hkl, f, 225, (16, 16, 16), structure.volume, 28.0 * 4)
+    assert rho[8, 8, 8] == pytest.approx(rho.max(), rel=1e-6)  # Cl (17 e) at ½ ½ ½
+    assert rho[8, 8, 8] > rho[0, 0, 0] > 10 * abs(rho[4, 4, 4])  # Na (11 e) at 0, nothing between
+
+
+def test_substitution_on_an_evaluation_structure_is_rejected(shared_data):
+    blocked = sources.evaluation_types()
+    assert len(blocked) > 50
+    for structure in sources.evaluation_structures():
+        try:
+            label = structure_type(SpacegroupAnalyzer(structure, symprec=SYMPREC))
+        except ValueError:
+            continue
+        if framework(label) in blocked and structure.composition.reduced_formula != "O":
+            break
+    candidate = substitution(Template("evaluation", structure, "any"), np.random.default_rng(0))
+    assert candidate is not None and candidate.structure.composition != structure.composition
+    assert make_sample("x", candidate, tuple(CRYSTAL_SYSTEMS), frozenset(), blocked).startswith("evaluation:")
+
+
+def test_no_evaluation_cif_is_a_template(shared_data):
+    names = {t.name for system in SYSTEMS for t in sources.templates_by_system(SYSTEMS)[system]}
+    assert names and not any("shared" in name or name.endswith(".cif") for name in names)
+
+
+def _real_rows_file(folder: Path, structures: list[tuple[str, Structure]]) -> None:
+    folder.mkdir()
+    with lzma.open(folder / "test.jsonl.xz", "wt") as handle:
+        for name, s in structures:
+            sg = SpacegroupAnalyzer(s, symprec=SYMPREC).get_space_group_number()
+            handle.write(json.dumps({"id": name, "formula": s.composition.reduced_formula, "spacegroup": sg,
+                                     "crystal_system": CRYSTAL_SYSTEMS[crystal_system_code(sg)],
+                                     "natoms_conventional": len(s), "lattice": s.lattice.matrix.tolist(),
+                                     "species": [site.specie.symbol for site in s],
+                                     "frac_coords": s.frac_coords.tolist()}) + "\n")
+
+
+def test_real_build_leaves_out_evaluation_types_and_augments(shared_data, tmp_path):
+    """A real structure of an evaluation type (antifluorite, the type of the experimental Mg2Si)
+    is rejected, and so is every substitution on it; the others come first, then substitutions."""
+    antifluorite = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.62), ["O", "Li"],
+                                             [[0, 0, 0], [0.25, 0.25, 0.25]])
+    assert framework(structure_type(SpacegroupAnalyzer(antifluorite, symprec=SYMPREC))) in sources.evaluation_types()
+    wurtzite = Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"],
+                                         [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]])
+    cesium = Structure.from_spacegroup("Pm-3m", Lattice.cubic(4.11), ["Cs", "Br"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    folder = tmp_path / "real"
+    _real_rows_file(folder, [("li2o", antifluorite), ("zno", wurtzite), ("csbr", cesium)])
+    summary = build(tmp_path / "out", BuildOptions(SYSTEMS, n=6, seed=1, real=str(folder), shard_size=3,
+                                                   max_type_fraction=1.0), progress=False)
+    rows = store.read_manifest(tmp_path / "out")
+    assert summary["rejected"].get("evaluation", 0) >= 1
+    assert not {framework(r["structure_type"]) for r in rows} & sources.evaluation_types()
+    assert "li2o" not in {r["origin"] for r in rows}
+    real = [r["source"] for r in rows]
+    assert real[: real.count("real")] == ["real"] * real.count("real") and "substitution" in real
+
+
+def test_build_from_a_csv_of_cif_strings(tmp_path):
+    path = tmp_path / "mp.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["material_id", "cif"])
+        writer.writerow(["mp-22862", str(CifWriter(rock_salt()))])
+        writer.writerow(["broken", "data_x\n_cell_length_a 1\n"])
+    summary = build(tmp_path / "out", BuildOptions(SYSTEMS, n=5, seed=0, from_cifs=str(path)), progress=False)
+    rows = store.read_manifest(tmp_path / "out")
+    assert summary["samples"] == 1 and rows[0]["id"] == "mp-22862" and rows[0]["formula"] == "NaCl"
+    assert sum(summary["rejected"].values()) == 1
+
+
+def test_pack_holds_the_families_of_every_sample(tmp_path):
+    build(tmp_path, BuildOptions(SYSTEMS, n=4, seed=2, shard_size=2), progress=False)
+    packed = pack.load_pack(tmp_path, 64)
+    assert sum(len(packed[s]["formula"]) for s in ("train", "val", "test")) == packed["samples"] == 4
+    split = next(packed[s] for s in ("train", "val", "test") if packed[s]["formula"])
+    assert split["hkl"].shape[1:] == (64, 3) and split["f"].dtype == torch.float16
+    assert torch.all(split["mult"][:, 0] > 0)

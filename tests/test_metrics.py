@@ -88,3 +88,148 @@ def test_equivalents_count_and_odd_grid_refused(grids):
     assert equivalents(torch.tensor(truth), "cubic").shape == (48 * 8, 32, 32, 32)
     with pytest.raises(ValueError):
         equivalents(torch.zeros(25, 25, 25), "cubic")
+
+
+# ---- cc over the allowed descriptions, site recall and precision
+
+def _structures():
+    from pymatgen.core import Lattice, Structure
+
+    return {
+        # Fm-3m: origin shifts by half the cell swap Na and Cl
+        "rocksalt": Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
+                                              [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        # P4mm, polar: the origin is free along c
+        "tetragonal BaTiO3": Structure.from_spacegroup(
+            "P4mm", Lattice.tetragonal(3.99, 4.03), ["Ba", "Ti", "O", "O"],
+            [[0, 0, 0], [0.5, 0.5, 0.52], [0.5, 0.5, 0.02], [0.5, 0, 0.49]]),
+        # P6_3mc, polar and hexagonal
+        "wurtzite ZnO": Structure.from_spacegroup("P6_3mc", Lattice.hexagonal(3.25, 5.21), ["Zn", "O"],
+                                                  [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]]),
+    }
+
+
+def _described(structure, matrix: np.ndarray, shift: np.ndarray):
+    """The structure with every atom x moved to M x + s: its density d satisfies d(M x + s) = ρ(x)."""
+    from pymatgen.core import Structure
+
+    frac = structure.frac_coords @ matrix.T + shift
+    return Structure(structure.lattice, structure.species, frac % 1.0)
+
+
+def _setup(name):
+    from model.constraints import space_group_ops
+    from model.density import cmed
+    from model.structure import conventional_standard
+
+    structure = conventional_standard(_structures()[name])
+    ops = space_group_ops(structure)
+    return structure, ops, cmed(structure, n=32, conventional=False).values
+
+
+@pytest.mark.parametrize("name, shift", [("rocksalt", (0.5, 0.5, 0.5)), ("tetragonal BaTiO3", (0.5, 0.5, 7 / 48)),
+                                         ("wurtzite ZnO", (0, 0, 0.3125))])
+@pytest.mark.parametrize("inverted", [False, True])
+def test_truth_shifted_by_an_allowed_origin_or_inverted_scores_one(name, shift, inverted):
+    from model.density import cmed
+    from model.metrics import aligned, best_alignment, site_scores
+
+    structure, ops, truth = _setup(name)
+    matrix = -np.eye(3, dtype=int) if inverted else np.eye(3, dtype=int)
+    moved = _described(structure, matrix, np.array(shift))
+    pred = cmed(moved, n=32, conventional=False).values
+    assert np.corrcoef(pred.ravel(), truth.ravel())[0, 1] < 0.9  # the description does differ
+    alignment = best_alignment(pred, truth, ops, ops.crystal_system)
+    assert alignment.cc == pytest.approx(1.0, abs=1e-6)
+    scores = site_scores(aligned(pred, alignment), structure)
+    assert (scores.recall, scores.recall_z, scores.precision) == (1.0, 1.0, 1.0)
+
+
+def test_a_shift_the_group_does_not_allow_is_not_forgiven():
+    # NaCl with both atoms moved by a quarter diagonal is another crystal (Na and Cl on tetrahedral
+    # sites of each other): only the every-shift superset mistakes it for the truth
+    from model.density import cmed
+    from model.metrics import best_alignment
+
+    structure, ops, truth = _setup("rocksalt")
+    pred = cmed(_described(structure, np.eye(3, dtype=int), np.array([0.25, 0.25, 0.25])), n=32,
+                conventional=False).values
+    assert best_alignment(pred, truth, ops, "cubic").cc < 0.9
+    assert best_alignment(pred, truth, None, "cubic").cc == pytest.approx(1.0, abs=1e-6)
+
+
+def test_allowed_origin_shifts_of_known_groups():
+    from model.metrics import allowed_shifts
+
+    _, ops, _ = _setup("tetragonal BaTiO3")
+    identity = allowed_shifts(ops, "tetragonal", 48)[np.eye(3, dtype=np.int64).tobytes()]
+    # P4mm: (0, 0, z) and (½, ½, z) for every z (Euclidean normaliser P¹4/mmm with c' → ε)
+    assert len(identity) == 2 * 48
+    assert {(int(x), int(y)) for x, y, _ in identity} == {(0, 0), (24, 24)}
+    _, ops, _ = _setup("rocksalt")
+    identity = allowed_shifts(ops, "cubic", 48)[np.eye(3, dtype=np.int64).tobytes()]
+    # Fm-3m: the F-centring and (½, ½, ½) (normaliser Pm-3m with a/2)
+    assert {tuple(s) for s in identity.tolist()} == {(0, 0, 0), (0, 24, 24), (24, 0, 24), (24, 24, 0),
+                                                     (24, 24, 24), (24, 0, 0), (0, 24, 0), (0, 0, 24)}
+
+
+def test_flat_map_scores_zero():
+    from model.metrics import aligned, best_alignment, site_scores
+
+    structure, ops, truth = _setup("tetragonal BaTiO3")
+    flat = np.full_like(truth, truth.mean())
+    alignment = best_alignment(flat, truth, ops, "tetragonal")
+    assert alignment.cc == 0.0
+    scores = site_scores(aligned(flat, alignment), structure)
+    assert (scores.recall, scores.recall_z, scores.precision) == (0.0, 0.0, 0.0)
+
+
+def test_right_atoms_at_random_places_score_low():
+    from pymatgen.core import Structure
+
+    from model.density import cmed
+    from model.metrics import aligned, best_alignment, site_scores
+
+    structure, ops, truth = _setup("wurtzite ZnO")
+    structure = structure * (2, 2, 1)
+    truth = cmed(structure, n=32, conventional=False).values
+    from model.constraints import space_group_ops
+
+    ops = space_group_ops(structure)
+    ccs, recalls = [], []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        scattered = Structure(structure.lattice, structure.species, rng.random((len(structure), 3)))
+        pred = cmed(scattered, n=32, conventional=False).values
+        alignment = best_alignment(pred, truth, ops, "hexagonal")
+        ccs.append(alignment.cc)
+        recalls.append(site_scores(aligned(pred, alignment), structure).recall)
+    assert max(ccs) < 0.4 and np.mean(recalls) < 0.4
+
+
+def test_z_weighted_recall_counts_heavy_atoms_more():
+    from model.density import cmed
+    from model.metrics import Alignment, aligned, site_scores
+
+    structure, _, _ = _setup("tetragonal BaTiO3")
+    heavy_only = structure.copy()
+    heavy_only.remove_species(["O"])
+    pred = cmed(heavy_only, n=32, conventional=False).values
+    scores = site_scores(aligned(pred, Alignment(1.0, np.eye(3, dtype=np.int64), np.zeros(3))), structure)
+    assert scores.recall == pytest.approx(2 / 5)
+    assert scores.recall_z == pytest.approx((56 + 22) / (56 + 22 + 3 * 8))
+    assert scores.precision == pytest.approx(2 / 5)
+
+
+def test_local_maxima_find_a_peak_between_grid_points():
+    from model.metrics import local_maxima
+
+    n = 24
+    x = np.arange(n) / n
+    centre = np.array([0.3101, 0.52, 0.071])
+    d = [(x - c + 0.5) % 1 - 0.5 for c in centre]
+    grid = np.exp(-(d[0][:, None, None] ** 2 + d[1][None, :, None] ** 2 + d[2][None, None, :] ** 2) / (2 * 0.05 ** 2))
+    positions, heights = local_maxima(grid)
+    assert heights[0] == pytest.approx(grid.max())
+    assert len(positions) == 1
+    assert np.abs(positions[0] - centre).max() < 0.1 / n

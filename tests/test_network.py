@@ -1,18 +1,25 @@
+import csv
+import gzip
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
-from network_samples import PROTOTYPES, sample
+from network_samples import PROTOTYPES, phasing_pack, sample
 
 from model.data.dataset import collate
+from model.data.pack import load_pack
 from model.nets import build, predict_grids
 from model.nets.inputs import Q_GRID, composition_vector
+from model.nets.phasing import choice_table, phase_agreement, simulate_observation
 from model.train import (
     density_loss,
     parse_args,
     partial_composition,
+    phasing_batch,
     run,
+    run_phasing,
     training_inputs,
 )
 
@@ -102,3 +109,77 @@ def test_resume_continues_from_checkpoint(tmp_path):
         np.random.default_rng(0))
     steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]
+
+
+PHASING = {"width": 32, "layers": 2, "heads": 2, "tokens": 48, "cycles": 2, "grid": 16}
+
+
+@pytest.fixture(scope="module")
+def phasing_split():
+    return phasing_pack(PHASING["tokens"])
+
+
+def _truth_batch(split):
+    batch = phasing_batch(split, torch.arange(len(split["formula"])), PHASING["tokens"], "cpu")
+    obs = simulate_observation(batch["hkl"], batch["mult"], batch["f"], batch["centric"], batch["lattice"],
+                               torch.Generator().manual_seed(0), realistic=False)
+    choices, mask = choice_table(batch["spacegroup"].tolist())
+    sg = batch["spacegroup"].long()
+    weight = batch["mult"] * (batch["f"] ** 2).sum(-1) * obs["valid"]
+    return batch, obs, choices[sg], mask[sg], weight
+
+
+def test_allowed_origins_and_hand_score_one_and_others_do_not(phasing_split):
+    batch, _, choices, mask, weight = _truth_batch(phasing_split)
+    phi = torch.atan2(batch["f"][..., 1], batch["f"][..., 0])
+    for row in range(len(batch["hkl"])):
+        k = int(mask[row].sum()) - 1  # the last allowed choice: an inverted, shifted description
+        sign, shift = choices[row, k, 0], choices[row, k, 1:]
+        moved = sign * phi[row] + 2 * math.pi * batch["hkl"][row].float() @ shift
+        u = torch.stack([torch.cos(moved), torch.sin(moved)], -1)[None]
+        score = phase_agreement(u, batch["f"][row:row + 1], batch["hkl"][row:row + 1], weight[row:row + 1],
+                                choices[row:row + 1], mask[row:row + 1])
+        assert float(score) == pytest.approx(1.0, abs=1e-4)
+    # NaCl with its origin on Cl (a shift by ½ ½ ½ is allowed) but a quarter-cell shift is not
+    shifted = phi[0] + 2 * math.pi * batch["hkl"][0].float() @ torch.tensor([0.25, 0.0, 0.0])
+    u = torch.stack([torch.cos(shifted), torch.sin(shifted)], -1)[None]
+    assert float(phase_agreement(u, batch["f"][:1], batch["hkl"][:1], weight[:1], choices[:1], mask[:1])) < 0.5
+
+
+def test_physics_step_keeps_true_phases(phasing_split):
+    batch, obs, choices, mask, weight = _truth_batch(phasing_split)
+    net = build("phasing", PHASING)
+    true = batch["f"] / batch["f"].norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    geometry = net._geometry(batch["hkl"].long(), batch["spacegroup"].long(), obs["valid"])
+    recycled = net._physics(obs["features"][..., :1] * true, obs["valid"], *geometry)
+    assert torch.all(phase_agreement(recycled[..., :2], batch["f"], batch["hkl"], weight, choices, mask) > 0.95)
+
+
+def test_phasing_output_is_unit_phases_and_ignores_padding(phasing_split):
+    batch, obs, *_ = _truth_batch(phasing_split)
+    net = build("phasing", PHASING).eval()
+    with torch.no_grad():
+        u = net(batch["hkl"], obs["features"], batch["spacegroup"], obs["valid"])
+        padded = {k: torch.cat([v, torch.zeros_like(v[:, :5])], 1) for k, v in
+                  (("hkl", batch["hkl"]), ("features", obs["features"]), ("valid", obs["valid"]))}
+        again = net(padded["hkl"], padded["features"], batch["spacegroup"], padded["valid"])
+    torch.testing.assert_close(u.norm(dim=-1)[obs["valid"]], torch.ones(int(obs["valid"].sum())))
+    torch.testing.assert_close(again[:, :-5][obs["valid"]], u[obs["valid"]], atol=1e-4, rtol=1e-4)
+
+
+def test_tiny_phasing_run_lowers_the_loss_and_lists_its_training_structures(tmp_path, phasing_split):
+    torch.manual_seed(0)
+    data = tmp_path / "pack.pt"
+    torch.save({"samples": 8, "train": phasing_split, "val": phasing_split,
+                "test": phasing_pack(PHASING["tokens"])}, data)
+    args = parse_args(["--data", str(data), "--model", "phasing", "--out", str(tmp_path / "run"),
+                       "--config", json.dumps(PHASING), "--batch", "4", "--epochs", "120", "--lr", "1e-3", "--warmup", "0",
+                       "--val", "4", "--val-every", "20", "--realistic", "0"])
+    run_phasing(args, load_pack(data, PHASING["tokens"]), torch.device("cpu"))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log]
+    assert len(losses) == 120 and np.mean(losses[-10:]) < 0.6 * np.mean(losses[:10])
+    assert "val_cc_zero_phases" in log[0] and (tmp_path / "run" / "best.safetensors").is_file()
+    with gzip.open(tmp_path / "run" / "best.train-index.csv.gz", "rt") as handle:
+        listed = sorted((r["formula"], int(r["spacegroup"])) for r in csv.DictReader(handle))
+    assert listed == sorted(zip(phasing_split["formula"], phasing_split["spacegroup"].tolist()))

@@ -7,9 +7,9 @@ import torch
 from network_samples import structure
 
 from model.errors import InputError
-from model.nets import build
+from model.nets import build, reciprocal
 from model.pattern import ANODES
-from model.predict import Predictor
+from model.predict import VOLUME_PER_ATOM_A3, Predictor, extracted_families
 from model.simulate import random_lab_params, simulate_pattern
 from model.weights import BUNDLED, card_path, load_weights, save_weights
 
@@ -108,7 +108,7 @@ def test_bad_request_raises_input_error(weights, pattern, composition, lattice, 
         Predictor.load(weights, device="cpu").predict(measured, composition, lattice, system, n=8)
 
 
-@pytest.mark.parametrize("name", ["ours", "seed"])
+@pytest.mark.parametrize("name", ["ours", "seed", "phasing"])
 def test_bundled_weights_verify(name):
     path = BUNDLED / f"{name}.safetensors"
     if not path.is_file():
@@ -123,3 +123,51 @@ def test_bundle_copies_and_records_metrics(weights, tmp_path):
     target = bundle(weights, "ours", {"metrics": {"paper": {"cubic": {"ssim_mean": 0.5}}}}, tmp_path / "b")
     assert read_card(target)["metrics"]["paper"]["cubic"]["ssim_mean"] == 0.5
     assert Predictor.load(target, device="cpu").version == Predictor.load(weights, device="cpu").version
+
+
+PHASING = {"width": 32, "layers": 2, "heads": 2, "tokens": 64, "cycles": 2, "grid": 16}
+
+
+@pytest.fixture
+def phasing_weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "phasing.safetensors"
+    save_weights(path, build("phasing", PHASING), {"data": "none", "note": "untrained, for tests"})
+    return path
+
+
+def test_phasing_network_maps_the_pattern_in_its_cell(phasing_weights, pattern):
+    s, measured = pattern
+    predictor = Predictor.load(phasing_weights, device="cpu")
+    grids = predictor.predict(measured, {"Ba": 1, "Ti": 1, "O": 3}, s.lattice.parameters, "tetragonal",
+                              samples=2, n=16, space_group=123)
+    assert len(grids) == 2 and grids[0].values.shape == (16, 16, 16) and np.all(np.isfinite(grids[0].values))
+    # F(000) = N Z̄ electrons with N = V / VOLUME_PER_ATOM_A3: the mean density
+    assert grids[0].values.mean() == pytest.approx(np.mean([56, 22, 8, 8, 8]) / VOLUME_PER_ATOM_A3, rel=1e-3)
+    with pytest.raises(InputError, match="space group"):
+        predictor.predict(measured, {"Ba": 1, "Ti": 1, "O": 3}, s.lattice.parameters, "tetragonal", n=16)
+
+
+def test_extracted_families_with_true_phases_put_density_on_the_atoms(pattern):
+    """The phasing path without the network: the pattern's extracted amplitudes with the true
+    phases give the highest density at Ba and a peak at Ti."""
+    s, measured = pattern
+    families = extracted_families(measured, s.lattice.parameters, 123, 200)
+    assert len(families["hkl"]) > 20 and np.all(families["intensity"] >= 0)
+    assert families["cluster"].max() < len(families["hkl"])
+    truth = reciprocal.structure_factors(s, families["hkl"], families["d"])
+    rho = reciprocal.synthesis(families["hkl"], np.sqrt(families["intensity"]) * np.exp(1j * np.angle(truth)),
+                               123, (20, 20, 20), s.volume, 0.0)
+    ba = next(site.frac_coords for site in s if site.specie.symbol == "Ba")
+    ti = next(site.frac_coords for site in s if site.specie.symbol == "Ti")
+    at = [rho[tuple(np.round(x * 20).astype(int) % 20)] for x in (ba, ti)]
+    assert at[0] == pytest.approx(rho.max(), rel=0.05) and at[1] > 0.3 * rho.max()
+
+
+def test_bundle_copies_the_train_index(weights, tmp_path):
+    from model.weights import bundle, read_card, train_index_path
+
+    train_index_path(weights).write_bytes(b"index")
+    target = bundle(weights, "ours", {}, tmp_path / "b")
+    assert train_index_path(target).read_bytes() == b"index"
+    assert read_card(target)["train_index"] == "ours.train-index.csv.gz"

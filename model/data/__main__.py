@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--from-cifs", metavar="FOLDER", help="build from a folder of CIFs instead of generating")
+    p.add_argument("--from-cifs", metavar="FOLDER_OR_CSV",
+                   help="build from a folder of CIFs or a Materials-Project-style CSV (a 'cif' column), as they are")
+    p.add_argument("--real", metavar="FOLDER",
+                   help="real structures (*.jsonl.xz, e.g. ../shared/data/real): each once, then substitutions "
+                        "on them (and a minor share of pyxtal crystals) up to --n")
     p.add_argument("--shard-size", type=int, default=500, help="samples per HDF5 shard")
     args = parser.parse_args(argv)
     try:
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("--n/--workers/--shard-size", "must be positive")
         options = BuildOptions(systems=parse_systems(args.systems), n=n, seed=args.seed,
                                from_cifs=str(Path(args.from_cifs).resolve()) if args.from_cifs else None,
+                               real=str(Path(args.real).resolve()) if args.real else None,
                                shard_size=args.shard_size)
         summary = build(args.out, options, workers=args.workers)
     except InputError as exc:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.data import sources
-from model.data.prototype import split_of
+from model.data.prototype import framework, split_of
 from model.data.sample import Sample, make_sample
 from model.data.store import (
     manifest_row,
@@ -38,6 +38,9 @@ from model.files import atomic_write
 # PROTOTYPE_STRIDE-th attempt, until the library of the requested systems is used up.
 SUBSTITUTION_FRACTION = 0.55
 PROTOTYPE_STRIDE = 20
+# Builds on real structures: each real structure once (in a seeded order), then augmentation,
+# substitutions on real structures except this share of pyxtal random crystals.
+REAL_PYXTAL_FRACTION = 0.1
 # Attempts handed to the pool at a time: enough to keep workers busy, few to discard at the end.
 ATTEMPTS_PER_WORKER = 32
 
@@ -49,7 +52,8 @@ class BuildOptions:
     systems: tuple[str, ...]
     n: int
     seed: int
-    from_cifs: str | None = None
+    from_cifs: str | None = None  # a folder of CIFs or a Materials-Project-style CSV, taken as they are
+    real: str | None = None  # a folder of *.jsonl.xz real structures: frameworks, then augmentation
     shard_size: int = 500
     max_type_fraction: float = 0.02  # generated builds only; a user's CIFs are taken as they are
 
@@ -59,7 +63,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     """Build (or resume) the data set in ``directory``; returns the summary also written to
     ``directory/summary.json``."""
     directory = Path(directory)
-    files = _cif_files(options.from_cifs) if options.from_cifs else None
+    files = _listed(options.from_cifs) if options.from_cifs else None
     last_attempt = len(files) if files is not None else sys.maxsize
     target = min(options.n, last_attempt)
     cap = None if files is not None else max(1, int(options.max_type_fraction * options.n))
@@ -75,7 +79,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     else:
         rows = [r for r in read_manifest(directory) if int(r["shard"]) < state["shards"]] \
             if state["shards"] else []
-    types = Counter(r["structure_type"] for r in rows)
+    types = Counter(framework(r["structure_type"]) for r in rows)
     # A generated compound is kept once: the same substitution drawn twice is the same crystal.
     seen = {(r["formula"], r["structure_type"]) for r in rows}
     rejected = Counter(state["rejected"])
@@ -84,7 +88,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
     def flush(next_attempt: int) -> None:
         shard = state["shards"]
         write_shard(shard_path(directory, shard), pending)
-        rows.extend(manifest_row(s, split_of(s.structure_type), shard, i) for i, s in enumerate(pending))
+        rows.extend(manifest_row(s, split_of(framework(s.structure_type)), shard, i) for i, s in enumerate(pending))
         write_manifest(directory, rows)
         state.update(next_attempt=next_attempt, shards=shard + 1, rejected=dict(rejected))
         write_state(directory, state)
@@ -102,13 +106,13 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
             for index, result in zip(block, run(_attempt, block)):
                 if isinstance(result, str):
                     rejected[_reason_key(result)] += 1
-                elif cap is not None and types[result.structure_type] >= cap:
+                elif cap is not None and types[framework(result.structure_type)] >= cap:
                     rejected["type cap"] += 1
                 elif files is None and (result.formula, result.structure_type) in seen:
                     rejected["duplicate"] += 1
                 else:
                     pending.append(result)
-                    types[result.structure_type] += 1
+                    types[framework(result.structure_type)] += 1
                     seen.add((result.formula, result.structure_type))
                     bar.update()
                 if len(pending) >= options.shard_size or (pending and len(rows) + len(pending) >= target):
@@ -131,7 +135,7 @@ def build(directory: str | Path, options: BuildOptions, workers: int = 1,
 
 def summarize(rows: list[dict], rejected: Counter) -> dict:
     """Counts that show the diversity of a build: systems, space groups, types, sources, splits."""
-    types = Counter(r["structure_type"] for r in rows)
+    types = Counter(framework(r["structure_type"]) for r in rows)
     spacegroups = Counter(int(r["spacegroup"]) for r in rows)
     return {
         "samples": len(rows),
@@ -146,26 +150,34 @@ def summarize(rows: list[dict], rejected: Counter) -> dict:
     }
 
 
-def _cif_files(folder: str) -> list[Path]:
-    path = Path(folder)
+def _listed(source: str) -> list[tuple[str, object]]:
+    """(sample id, CIF path or text) of a folder of CIFs or of a Materials-Project-style CSV."""
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return list(sources.csv_cifs(path))
     if not path.is_dir():
-        raise InputError(path, "--from-cifs needs a folder of CIF files")
+        raise InputError(path, "--from-cifs needs a folder of CIF files or a CSV with a 'cif' column")
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".cif" and p.is_file())
     if not files:
         raise InputError(path, "no .cif files in this folder (searched recursively)")
-    return files
+    return [(p.relative_to(path).with_suffix("").as_posix(), p) for p in files]
 
 
 _options: BuildOptions | None = None
-_files: list[Path] | None = None
+_files: list[tuple[str, object]] | None = None
+_real: tuple[dict, ...] = ()
+_real_order: np.ndarray = np.zeros(0, dtype=int)
 
 
-def _prepare(options: BuildOptions, files: list[Path] | None) -> None:
+def _prepare(options: BuildOptions, files: list[tuple[str, object]] | None) -> None:
     """Per-process setup: templates loaded once (and inherited by forked workers)."""
-    global _options, _files
+    global _options, _files, _real, _real_order
     _options, _files = options, files
     if files is None:
         sources.preload(options.systems)
+    if options.real and not _real:
+        _real = sources.real_rows(options.real, options.systems)
+        _real_order = np.random.default_rng(options.seed).permutation(len(_real))
 
 
 def _attempt(k: int) -> Sample | str:
@@ -173,22 +185,31 @@ def _attempt(k: int) -> Sample | str:
     options = _options
     try:
         if _files is not None:
-            path = _files[k]
-            sample_id = path.relative_to(options.from_cifs).with_suffix("").as_posix()
-            return make_sample(sample_id, sources.from_cif(path), options.systems)
+            name, item = _files[k]
+            candidate = sources.from_cif(item) if isinstance(item, Path) else sources.from_cif_text(name, item)
+            return make_sample(name, candidate, options.systems)
         rng = np.random.default_rng([options.seed, k])
         system = options.systems[rng.integers(len(options.systems))]
-        library = [t for t in sources.aflow_templates() if t.system in options.systems]
-        if k % PROTOTYPE_STRIDE == 0 and k // PROTOTYPE_STRIDE < len(library):
-            candidate = sources.prototype(library[k // PROTOTYPE_STRIDE])
-        elif rng.random() < SUBSTITUTION_FRACTION:
-            pool = sources.templates_by_system(options.systems)[system]
-            candidate = sources.substitution(pool[rng.integers(len(pool))], rng)
+        if _real:
+            if k < len(_real):
+                candidate = sources.real_structure(_real[_real_order[k]])
+            elif rng.random() < REAL_PYXTAL_FRACTION:
+                candidate = sources.random_crystal(system, rng)
+            else:
+                candidate = sources.substitution(sources.real_template(_real[rng.integers(len(_real))]), rng)
         else:
-            candidate = sources.random_crystal(system, rng)
+            library = [t for t in sources.aflow_templates() if t.system in options.systems]
+            if k % PROTOTYPE_STRIDE == 0 and k // PROTOTYPE_STRIDE < len(library):
+                candidate = sources.prototype(library[k // PROTOTYPE_STRIDE])
+            elif rng.random() < SUBSTITUTION_FRACTION:
+                pool = sources.templates_by_system(options.systems)[system]
+                candidate = sources.substitution(pool[rng.integers(len(pool))], rng)
+            else:
+                candidate = sources.random_crystal(system, rng)
         if candidate is None:
             return "generation: pyxtal could not place the Wyckoff set, or no substitute element"
-        return make_sample(f"{options.seed}-{k:09d}", candidate, options.systems, sources.evaluation_keys())
+        return make_sample(f"{options.seed}-{k:09d}", candidate, options.systems, sources.evaluation_keys(),
+                           sources.evaluation_types())
     except InputError as exc:
         return f"input: {exc.problem}"
     except Exception as exc:  # noqa: BLE001 - a long build must survive the odd pymatgen/spglib/pyxtal failure

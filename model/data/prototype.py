@@ -28,6 +28,14 @@ def structure_type(analyzer: SpacegroupAnalyzer) -> str:
     return label.split(":")[0]  # drop the chemical system: types are anonymous
 
 
+def framework(structure_type_label: str) -> str:
+    """The label without the order of the species: Pearson symbol, space group and the sorted
+    Wyckoff sets (``cP5_221_a_b_c`` for every cubic perovskite, whichever element is written
+    first). Splits and the evaluation block use it, so relabelled species do not make a new type."""
+    _, pearson, spacegroup, *wyckoffs = structure_type_label.split("_")
+    return "_".join([pearson, spacegroup, *sorted(wyckoffs)])
+
+
 def split_of(structure_type_label: str) -> str:
     """train/val/test from a hash of the structure type, so a type never straddles two splits.
 

@@ -1,13 +1,19 @@
 """Where candidate training structures come from, each labelled by its source.
 
+- ``real``: a real, ordered crystal of ../shared/data/real (AMCSD, Materials Project, OQMD;
+  ``real_rows``) in its conventional standard cell;
 - ``prototype``: an AFLOW prototype (the library shipped in pymatgen) as published;
-- ``substitution``: an AFLOW prototype or a real template structure (../shared/data/structures,
-  used only as a template: at least one element is always replaced) with its elements substituted
-  by pymatgen's data-mined substitution probabilities (same oxidation state, so charge balance is
-  kept) or, for intermetallics, by a neighbouring metal; volume rescaled by Σr³ of the radii;
+- ``substitution``: a real structure or an AFLOW prototype with its elements substituted
+  (at least one is always replaced) by pymatgen's data-mined substitution probabilities (same
+  oxidation state, so charge balance is kept) or, for intermetallics, by a neighbouring metal;
+  volume rescaled by Σr³ of the radii;
 - ``pyxtal``: a random symmetric crystal from pyxtal on a Wyckoff combination observed in the
   Materials Project (pyxtal's spg_num_wps_mp table), 1–40 atoms in the conventional cell;
-- ``cif``: a user's CIF file (Materials Project / COD download).
+- ``cif``: a user's CIF file (Materials Project / COD download) or a CIF string of a
+  Materials-Project-style CSV.
+
+The evaluation structures (../shared/data/structures and ../shared/data/experimental) are never
+templates, and no target may share their structure type (``evaluation_types``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import csv
 import functools
 import io
 import itertools
+import json
+import lzma
 import signal
 import warnings
 from dataclasses import dataclass
@@ -28,21 +36,24 @@ from pymatgen.analysis.prototypes._data import AFLOW_PROTOTYPE_LIBRARY
 from pymatgen.analysis.structure_prediction.substitution_probability import (
     SubstitutionProbability,
 )
-from pymatgen.core import Element, Species, Structure
+from pymatgen.core import Element, Lattice, Species, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pyxtal.symmetry import Group
 from pyxtal.tolerance import Tol_matrix
 
-from model.data.sanity import MIN_DISTANCE_FRACTION, sanity_problem
+from model.data.prototype import framework, structure_type
+from model.data.sanity import MIN_DISTANCE_FRACTION
 from model.data.systems import (
     CRYSTAL_SYSTEMS,
     SYMPREC,
     crystal_system_code,
     spacegroups,
 )
+from model.errors import InputError
 from model.structure import load_structure
 
-SHARED_STRUCTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "structures"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+EVALUATION_FOLDERS = (SHARED_DATA / "structures", SHARED_DATA / "experimental")
 MAX_PYXTAL_ATOMS = 40
 MAX_SPECIES = 4
 # pyxtal retries placements for minutes on some crowded Wyckoff sets; those draws are dropped.
@@ -90,36 +101,79 @@ def aflow_templates() -> tuple[Template, ...]:
 
 
 @functools.cache
-def shared_templates() -> tuple[Template, ...]:
-    """The sane real structures of ../shared/data/structures (empty where that folder is absent)."""
-    if not SHARED_STRUCTURES.is_dir():
-        return ()
+def evaluation_structures() -> tuple[Structure, ...]:
+    """The shared evaluation structures (empty where ../shared/data is absent)."""
     out = []
-    for path in sorted(SHARED_STRUCTURES.glob("*/*.cif")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            structure = load_structure(path)
-        if sanity_problem(structure) is None:
-            system = CRYSTAL_SYSTEMS[crystal_system_code(_spacegroup(structure))]
-            out.append(Template(f"shared:{path.parent.name}/{path.stem}", structure, system))
+    for folder in EVALUATION_FOLDERS:
+        for path in sorted(folder.rglob("*.cif")) if folder.is_dir() else ():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    out.append(load_structure(path))
+                except InputError:
+                    continue  # a file the reader refuses cannot be a target either
     return tuple(out)
 
 
 @functools.cache
 def evaluation_keys() -> frozenset[tuple[str, int]]:
     """(reduced formula, space group) of every shared evaluation structure: never a training target."""
-    return frozenset((t.structure.composition.reduced_formula, _spacegroup(t.structure)) for t in shared_templates())
+    return frozenset((s.composition.reduced_formula, _spacegroup(s)) for s in evaluation_structures())
+
+
+@functools.cache
+def evaluation_types() -> frozenset[str]:
+    """Structure types (model.data.prototype.framework) of the shared evaluation structures:
+    no target, template or prototype of a build may have one of them."""
+    types = set()
+    for structure in evaluation_structures():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                types.add(framework(structure_type(SpacegroupAnalyzer(structure, symprec=SYMPREC))))
+            except ValueError:  # disordered or inconsistent: it has no type to block
+                continue
+    return frozenset(types)
+
+
+def real_rows(folder: str | Path, systems: tuple[str, ...]) -> tuple[dict, ...]:
+    """Rows of the ``*.jsonl.xz`` files of a folder (format of ../shared/data/real/README.md)
+    whose crystal system is requested, in file order."""
+    files = sorted(Path(folder).glob("*.jsonl.xz"))
+    if not files:
+        raise InputError(folder, "no *.jsonl.xz files of real structures in this folder")
+    rows = []
+    for path in files:
+        try:
+            with lzma.open(path, "rt", encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    if row["crystal_system"] in systems:
+                        rows.append(row)
+        except (OSError, lzma.LZMAError, json.JSONDecodeError, KeyError) as exc:
+            raise InputError(path, f"not a JSON-lines file of structures ({exc})") from None
+    return tuple(rows)
+
+
+def real_structure(row: dict) -> Candidate:
+    structure = Structure(Lattice(row["lattice"]), row["species"], row["frac_coords"])
+    return Candidate(structure, "real", row["id"])
+
+
+def real_template(row: dict) -> Template:
+    return Template(row["id"], real_structure(row).structure, row["crystal_system"])
 
 
 def templates_by_system(systems: tuple[str, ...]) -> dict[str, tuple[Template, ...]]:
-    pool = aflow_templates() + shared_templates()
-    return {system: tuple(t for t in pool if t.system == system) for system in systems}
+    """AFLOW prototypes of each system (those of an evaluation type are rejected as targets)."""
+    return {system: tuple(t for t in aflow_templates() if t.system == system) for system in systems}
 
 
 def preload(systems: tuple[str, ...]) -> None:
     """Load every table once (seconds), before worker processes fork and share them."""
     templates_by_system(systems)
     evaluation_keys()
+    evaluation_types()
     _substitution_probability()
     _wyckoff_combinations()
     for system in systems:
@@ -323,3 +377,25 @@ def from_cif(path: Path) -> Candidate:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Candidate(load_structure(path), "cif", path.name)
+
+
+def csv_cifs(path: Path) -> list[tuple[str, str]]:
+    """(id, CIF text) of each row of a Materials-Project-style CSV: a ``cif`` column and an id
+    in ``material_id``, ``id`` or the row number."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(path, f"unreadable CSV ({exc})") from None
+    if not rows or "cif" not in rows[0]:
+        raise InputError(path, "a CSV of structures needs a 'cif' column (Materials Project style)")
+    return [(r.get("material_id") or r.get("id") or f"row-{i}", r["cif"]) for i, r in enumerate(rows)]
+
+
+def from_cif_text(name: str, text: str) -> Candidate:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Candidate(Structure.from_str(text, fmt="cif"), "cif", name)
+    except Exception as exc:  # noqa: BLE001 - pymatgen's CIF parser fails in many ways
+        raise InputError(name, f"not a readable CIF ({type(exc).__name__})") from None

@@ -7,7 +7,9 @@
         atom fractions by Z · lattice (n,6) float32 a,b,c Å α,β,γ deg · spacegroup (n,) int16 ·
         crystal_system (n,) int8 (model.data.systems.CRYSTAL_SYSTEMS index) · refl_offsets (n+1,)
         int64 · refl_d (m,) float32 Å · refl_f2 (m,) float32 e² · refl_mult (m,) int16 ·
-        refl_hkl (m,3) int16; sample i owns reflections refl_offsets[i]:refl_offsets[i+1].
+        refl_hkl (m,3) int16; sample i owns reflections refl_offsets[i]:refl_offsets[i+1] ·
+        fam_offsets (n+1,) int64 · fam_hkl (p,3) int16 · fam_mult (p,) int16 · fam_f (p,2) float32
+        e (real, imaginary): the reflection families of learned phasing (model.data.sample).
 
 Write order per shard: shard file, manifest, state. A build killed in between leaves at most a
 shard or manifest rows that state.json does not count yet; resume drops and rewrites them.
@@ -48,7 +50,9 @@ def write_shard(path: Path, samples: list[Sample]) -> None:
         h5.create_dataset("spacegroup", data=np.array([s.spacegroup for s in samples], dtype=np.int16))
         h5.create_dataset("crystal_system", data=np.array([s.crystal_system for s in samples], dtype=np.int8))
         h5.create_dataset("refl_offsets", data=offsets)
-        for name in ("refl_d", "refl_f2", "refl_mult", "refl_hkl"):
+        h5.create_dataset("fam_offsets", data=np.concatenate(
+            [[0], np.cumsum([len(s.fam_mult) for s in samples])]).astype(np.int64))
+        for name in ("refl_d", "refl_f2", "refl_mult", "refl_hkl", "fam_hkl", "fam_mult", "fam_f"):
             h5.create_dataset(name, data=np.concatenate([getattr(s, name) for s in samples]),
                               compression="lzf")
 

@@ -1,4 +1,5 @@
-"""The density networks: the seed re-implementation and ours, built from a kind and a config."""
+"""The density networks, built from a kind and a config: the seed re-implementation, ours, and
+learned phasing in the indexed cell (model.nets.phasing)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import torch
 from torch import nn
 
 from model.nets.ours import OursNet
+from model.nets.phasing import PhasingNet
 from model.nets.seed import SeedNet
 
-NETWORKS: dict[str, type[nn.Module]] = {"seed": SeedNet, "ours": OursNet}
+NETWORKS: dict[str, type[nn.Module]] = {"seed": SeedNet, "ours": OursNet, "phasing": PhasingNet}
 
 
 def build(kind: str, config: dict | None = None) -> nn.Module:
