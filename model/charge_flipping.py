@@ -35,11 +35,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import spglib
 import torch
 from pymatgen.core import Lattice, Structure
 
 from model import constraints, scattering
 from model.errors import InputError
+from model.index import standard_hall_numbers
 from model.pattern import Pattern
 from model.search import clusters
 from model.simulate import lorentz_polarisation
@@ -50,6 +52,7 @@ DELTA_SIGMA = 1.1  # flipping threshold δ in units of the map's σ
 SAMPLING = 3.0  # grid points per d_min along the longest cell edge
 SHIFT_OVERSAMPLING = 2  # origin-search grid: this many points per map grid point
 WILSON_SHELLS = 8
+LATTICE_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "R": 3, "F": 4}  # conventional cell
 
 
 @dataclass(frozen=True)
@@ -238,14 +241,15 @@ def _symmetrise(full: np.ndarray, members: np.ndarray, ops: constraints.SpaceGro
 
 
 def wilson_scale(d: np.ndarray, f2: np.ndarray, multiplicity: np.ndarray,
-                 composition: Mapping[str, float]) -> float:
+                 composition: Mapping[str, float], lattice_points: int = 1) -> float:
     """The factor K that puts relative |F|² on the absolute scale (|F|²_abs = f2 / K), from the
-    Wilson plot ln(⟨|F|²⟩ / Σ f²) = ln K − 2B s² over shells of s² = 1/(4d²) (d in Å, f2 per hkl
-    of each family, multiplicity its hkl count, composition the atoms of the cell)."""
+    Wilson plot ln(⟨|F|²⟩ / (p Σ f²)) = ln K − 2B s² over shells of s² = 1/(4d²) (d in Å, f2 per hkl
+    of each family, multiplicity its hkl count, composition the atoms of the cell, p its lattice
+    points: a centred cell's reflections that are not extinct carry p times the mean)."""
     symbols = list(composition)
     coeffs = torch.as_tensor(scattering.form_factor_coeffs(symbols), dtype=torch.float64)
     f = scattering.form_factors_torch(torch.as_tensor(d, dtype=torch.float64), coeffs).numpy()
-    expected = (f ** 2) @ np.array([composition[s] for s in symbols], dtype=float)
+    expected = lattice_points * (f ** 2) @ np.array([composition[s] for s in symbols], dtype=float)
     s2 = 0.25 / d ** 2
     edges = np.quantile(s2, np.linspace(0, 1, min(WILSON_SHELLS, len(d)) + 1))
     shell = np.clip(np.searchsorted(edges, s2, side="right") - 1, 0, len(edges) - 2)
@@ -273,7 +277,8 @@ def amplitudes_from_pattern(pattern: Pattern, net: np.ndarray, lattice: Lattice,
     theta = np.arcsin(np.clip(pattern.wavelength.ka1 / (2 * c.d), 0, 1))
     multiplicity = np.round(c.weight / lorentz_polarisation(theta))
     if composition:
-        per_hkl = per_hkl / wilson_scale(c.d, per_hkl, multiplicity, composition)
+        symbol = spglib.get_spacegroup_type(standard_hall_numbers()[space_group]).international_short
+        per_hkl = per_hkl / wilson_scale(c.d, per_hkl, multiplicity, composition, LATTICE_POINTS[symbol[0]])
     return Amplitudes(c.hkl, np.sqrt(per_hkl), c.d)
 
 

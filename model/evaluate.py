@@ -65,6 +65,10 @@ LAB_TWO_THETA = np.arange(5.0, 120.0, 0.02)  # degrees, Cu Kα
 GRID = 32
 SMOOTH_B_A2 = 20.0  # Å²: atoms of σ ≈ 0.5 Å, about as diffuse as valence density
 MOVED_A = 0.3
+# charge flipping's resolution limit: on the paper setting's Mo Kα1 pattern of NaCl (lines to d = 0.37 Å,
+# the high-angle ones overlapping so that equipartition gives them wrong amplitudes) it failed
+# with every line (cc 0.03) and with d ≥ 0.6 Å (0.0), and succeeded with d ≥ 0.9 Å (0.85); lab Cu Kα scans end at 0.89 Å
+FLIP_D_MIN_A = 0.9
 BUNDLED_NETWORKS = ("ours", "seed")
 BASELINES = ("flat", "patterson", "random_atoms", "moved_0.3A", "charge_flipping", *BUNDLED_NETWORKS)
 SCORES = ("cc", "recall", "recall_z", "precision", "ssim_paper", "ssim_smoothed")
@@ -119,8 +123,8 @@ def moved_atoms(structure: Structure, distance_A: float, rng: np.random.Generato
 
 def flipped_map(pattern: Pattern, structure: Structure, spacegroup: int, starts: int,
                 cycles: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Charge flipping on the pattern's intensities integrated in the true cell (zero shift taken as 0),
-    its map smoothed by the truth grid's B like the CMED."""
+    """Charge flipping on the pattern's intensities integrated in the true cell (zero shift taken as 0)
+    to FLIP_D_MIN_A, its map smoothed by the truth grid's B like the CMED."""
     composition = {el.symbol: n for el, n in structure.composition.element_composition.items()}
     electrons = float(sum(el.Z * n for el, n in structure.composition.element_composition.items()))
     peaks = find_peaks(pattern)
@@ -129,6 +133,8 @@ def flipped_map(pattern: Pattern, structure: Structure, spacegroup: int, starts:
     amplitudes = charge_flipping.amplitudes_from_pattern(
         pattern, pattern.intensity - background(pattern), Lattice(structure.lattice.matrix), spacegroup, 0.0,
         fwhm_poly_of(peaks), composition)
+    amplitudes = charge_flipping.Amplitudes(*(a[amplitudes.d >= FLIP_D_MIN_A] for a in
+                                              (amplitudes.hkl, amplitudes.f_obs, amplitudes.d)))
     clock = time.process_time()
     result = charge_flipping.charge_flip(amplitudes, structure.lattice.matrix, space_group_ops(structure),
                                          electrons=electrons, starts=starts, cycles=cycles,
@@ -140,9 +146,9 @@ def flipped_map(pattern: Pattern, structure: Structure, spacegroup: int, starts:
 def evaluate_structure(networks: dict[str, tuple[Predictor, set | None]], path: Path, realistic: bool,
                        samples: int, seed: int, systems: set[str] | None = None, d_min: float | None = None,
                        baselines: tuple[str, ...] = BASELINES, flip: tuple[int, int] = (3, 400),
-                       full: frozenset[str] = frozenset()) -> dict | str:
+                       full: frozenset[str] = frozenset(), max_atoms: int | None = None) -> dict | str:
     """Scores of one CIF for every network and reference map, or why it is left out (artificial cell,
-    crystal system not asked for, or in ``full``: its --limit reached)."""
+    crystal system not asked for, or in ``full``: its --limit reached, more than max_atoms atoms)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         structure = conventional_standard(load_structure(path))
@@ -154,6 +160,8 @@ def evaluate_structure(networks: dict[str, tuple[Predictor, set | None]], path: 
         return f"{system} not evaluated"
     if system in full:
         return f"--limit reached for {system}"
+    if max_atoms and len(structure) > max_atoms:
+        return f"more than {max_atoms} atoms in the cell"
     ops = space_group_ops(structure)
     truth = cmed(structure, n=GRID, conventional=False).values
     smoothed = cmed(structure, n=GRID, biso=SMOOTH_B_A2, conventional=False).values
@@ -245,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--systems", help="only these crystal systems, comma-separated (default: all)")
     p.add_argument("--limit", type=int, help="at most this many structures per crystal system (in file order)")
+    p.add_argument("--max-atoms", type=int, help="only cells with at most this many atoms")
     p.add_argument("--baselines", default=",".join(BASELINES),
                    help=f"reference maps, comma-separated, from {','.join(BASELINES)} (default: all)")
     p.add_argument("--flip-starts", type=int, default=charge_flipping.STARTS)
@@ -268,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             full = frozenset(s for s, count in taken.items() if args.limit and count >= args.limit)
             row = evaluate_structure(networks, path, args.realistic, args.samples, args.seed + i, systems,
-                                     args.d_min, baselines, (args.flip_starts, args.flip_cycles), full)
+                                     args.d_min, baselines, (args.flip_starts, args.flip_cycles), full,
+                                     args.max_atoms)
         except InputError as exc:
             row = str(exc)
         if isinstance(row, str):
