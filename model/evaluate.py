@@ -47,7 +47,14 @@ from model.constraints import space_group_ops
 from model.density import cmed, grid_biso, resample_fractional
 from model.errors import InputError
 from model.files import atomic_write
-from model.metrics import aligned, best_alignment, best_equivalent_ssim, site_scores
+from model.metrics import (
+    SsimReference,
+    aligned,
+    best_alignment,
+    best_ssim,
+    site_scores,
+    ssim_reference,
+)
 from model.nets.inputs import q_grid_input
 from model.nets.synth import STICK_PROFILE
 from model.pattern import ANODES, Pattern
@@ -95,9 +102,10 @@ def train_index(weights: Path) -> set[tuple[str, int]] | None:
                 for row in csv.DictReader(handle)}
 
 
-def scores(grids: np.ndarray, truth: np.ndarray, smoothed: np.ndarray, structure: Structure, ops,
-           system: str) -> dict[str, float]:
-    """cc, site scores and both SSIMs of one map, or of the best of several (S, n, n, n) draws."""
+def scores(grids: np.ndarray, truth: np.ndarray, references: tuple[SsimReference, SsimReference],
+           structure: Structure, ops, system: str) -> dict[str, float]:
+    """cc, site scores and both SSIMs (against the truth's and the smoothed truth's candidates) of
+    one map, or of the best of several (S, n, n, n) draws."""
     grids = np.asarray(grids, dtype=np.float32).reshape(-1, *np.shape(grids)[-3:])
     if grids.shape[-1] != truth.shape[0]:
         grids = resample_fractional(grids, truth.shape[0])
@@ -105,8 +113,8 @@ def scores(grids: np.ndarray, truth: np.ndarray, smoothed: np.ndarray, structure
     best = int(np.argmax([a.cc for a in alignments]))
     sites = site_scores(aligned(grids[best], alignments[best], truth.shape[0]), structure)
     return {"cc": alignments[best].cc, "recall": sites.recall, "recall_z": sites.recall_z,
-            "precision": sites.precision, "ssim_paper": best_equivalent_ssim(grids, truth, system)[0],
-            "ssim_smoothed": best_equivalent_ssim(grids, smoothed, system)[0]}
+            "precision": sites.precision, "ssim_paper": best_ssim(grids, references[0])[0],
+            "ssim_smoothed": best_ssim(grids, references[1])[0]}
 
 
 def random_atoms(structure: Structure, rng: np.random.Generator) -> Structure:
@@ -165,6 +173,7 @@ def evaluate_structure(networks: dict[str, tuple[Predictor, set | None]], path: 
     ops = space_group_ops(structure)
     truth = cmed(structure, n=GRID, conventional=False).values
     smoothed = cmed(structure, n=GRID, biso=SMOOTH_B_A2, conventional=False).values
+    ssim_references = (ssim_reference(truth, system), ssim_reference(smoothed, system))
     rng = np.random.default_rng(seed)
     anode = ANODES["CuKa"] if realistic else ANODES["MoKa1"]
     two_theta = LAB_TWO_THETA if realistic else PAPER_TWO_THETA
@@ -180,7 +189,7 @@ def evaluate_structure(networks: dict[str, tuple[Predictor, set | None]], path: 
     for name, (predictor, _) in networks.items():
         grids = predictor.predict(pattern, composition, structure.lattice.parameters, system,
                                   samples=samples, seed=seed)
-        maps[name] = scores(np.stack([g.values for g in grids]), truth, smoothed, structure, ops, system)
+        maps[name] = scores(np.stack([g.values for g in grids]), truth, ssim_references, structure, ops, system)
     references = {
         "flat": lambda: np.full_like(truth, mean_density),
         "patterson": lambda: patterson_map(q_grid_input(pattern.q, pattern.intensity), structure.lattice.parameters,
@@ -190,10 +199,10 @@ def evaluate_structure(networks: dict[str, tuple[Predictor, set | None]], path: 
     }
     for name in baselines:
         if name in references:
-            maps[name] = scores(references[name](), truth, smoothed, structure, ops, system)
+            maps[name] = scores(references[name](), truth, ssim_references, structure, ops, system)
         elif name == "charge_flipping":
             values, extra = flipped_map(pattern, structure, spacegroup, *flip, rng)
-            maps[name] = scores(values, truth, smoothed, structure, ops, system)
+            maps[name] = scores(values, truth, ssim_references, structure, ops, system)
     return {"file": str(path), "formula": formula, "crystal_system": system, "spacegroup": spacegroup,
             "natoms": len(structure), "seen": {name: index is not None and (formula, spacegroup) in index
                                                for name, (_, index) in networks.items()},

@@ -145,6 +145,33 @@ def psnr(pred: torch.Tensor, truth: torch.Tensor, data_range: torch.Tensor | flo
     return 10.0 * torch.log10(torch.as_tensor(data_range, dtype=torch.float64) ** 2 / mse)
 
 
+@dataclass(frozen=True)
+class SsimReference:
+    """Every equivalent description of a truth grid on the metric grid, and the truth's data range."""
+
+    candidates: torch.Tensor  # (E, n_metric, n_metric, n_metric)
+    data_range: float
+
+
+def ssim_reference(truth: np.ndarray | torch.Tensor, crystal_system: str,
+                   n_metric: int = METRIC_GRID) -> SsimReference:
+    """The truth's candidates, computed once to score several predictions against them."""
+    truth = torch.as_tensor(np.asarray(truth, dtype=np.float32))
+    candidates = resample_grid(equivalents(truth, crystal_system), n_metric).float()
+    return SsimReference(candidates, float(candidates[0].max() - candidates[0].min()))
+
+
+def best_ssim(pred: np.ndarray | torch.Tensor, reference: SsimReference) -> tuple[float, float]:
+    """(SSIM, PSNR dB) of pred, or the best of (S, n, n, n) predictions, against the best-matching
+    candidate of the reference; PSNR for the pair with the best SSIM."""
+    n_metric = reference.candidates.shape[-1]
+    preds = resample_grid(torch.as_tensor(np.asarray(pred, dtype=np.float32)), n_metric).float()
+    preds = preds.reshape(-1, 1, n_metric, n_metric, n_metric)
+    scores = ssim3d(preds, reference.candidates, reference.data_range)
+    s, e = divmod(int(torch.argmax(scores)), scores.shape[1])
+    return float(scores[s, e]), float(psnr(preds[s, 0], reference.candidates[e], reference.data_range))
+
+
 def best_equivalent_ssim(pred: np.ndarray | torch.Tensor, truth: np.ndarray | torch.Tensor,
                          crystal_system: str, n_metric: int = METRIC_GRID) -> tuple[float, float]:
     """(SSIM, PSNR dB) of pred against the best-matching equivalent of truth, both on n_metric³.
@@ -153,14 +180,7 @@ def best_equivalent_ssim(pred: np.ndarray | torch.Tensor, truth: np.ndarray | to
     predictions (latent samples), of which the best counts. The data range is that of truth;
     PSNR is reported for the pair with the best SSIM.
     """
-    truth = torch.as_tensor(np.asarray(truth, dtype=np.float32))
-    candidates = resample_grid(equivalents(truth, crystal_system), n_metric).float()
-    preds = resample_grid(torch.as_tensor(np.asarray(pred, dtype=np.float32)), n_metric).float()
-    preds = preds.reshape(-1, 1, n_metric, n_metric, n_metric)
-    data_range = float(candidates[0].max() - candidates[0].min())
-    scores = ssim3d(preds, candidates, data_range)
-    s, e = divmod(int(torch.argmax(scores)), scores.shape[1])
-    return float(scores[s, e]), float(psnr(preds[s, 0], candidates[e], data_range))
+    return best_ssim(pred, ssim_reference(truth, crystal_system, n_metric))
 
 
 # ---- alignment over the space group's equivalent descriptions, and scores a crystallographer reads
