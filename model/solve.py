@@ -147,7 +147,7 @@ def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
         for species, counts in fillings[:FILLINGS_TRIED]:
             arms.append(Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
             arm_cells.append(cell)
-    job = search.search(pattern, signal, arms, _fwhm_poly(peaks), rng)
+    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng)
     found = yield from _rescaled(job, 0.1, 0.6)
     return [(candidate, arm_cells[candidate.arm]) for candidate in found]
 
@@ -357,7 +357,7 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
     return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
 
 
-def _fwhm_poly(peaks: Sequence[Peak]) -> np.ndarray:
+def fwhm_poly(peaks: Sequence[Peak]) -> np.ndarray:
     """FWHM (deg) of the strongest peaks as a straight line in 2θ (np.polyval coefficients); peaks
     widen with angle, and a constant width would cut the tails of high-angle lines."""
     strongest = sorted(peaks, key=lambda p: -p.height)[:WIDTH_PEAKS]

@@ -1,4 +1,6 @@
+import gzip
 import json
+import shutil
 
 import numpy as np
 
@@ -10,6 +12,7 @@ from model.nets.synth import STICK_SAMPLE, stick_instrument
 from model.pattern import ANODES
 from model.patterson import patterson_map
 from model.simulate import simulate_pattern
+from model.weights import BUNDLED
 
 
 def test_patterson_map_of_rocksalt_looks_like_its_density(rocksalt):
@@ -28,13 +31,35 @@ def test_patterson_map_of_rocksalt_looks_like_its_density(rocksalt):
 def test_evaluate_scores_network_and_references_per_system(rocksalt_cif, tmp_path):
     out = tmp_path / "scores.json"
     assert main(["--structures", str(rocksalt_cif.parent), "--json", str(out), "--model", "seed",
-                 "--samples", "1"]) == 0
+                 "--samples", "1", "--baselines", "flat,patterson,moved_0.3A,charge_flipping"]) == 0
     scores = json.loads(out.read_text())
     cubic = scores["per_system"]["cubic"]
-    assert cubic["n"] == 1 and scores["setting"] == "paper"
+    assert cubic["n"] == 1 and scores["setting"] == "paper" and scores["model"] == "seed"
     row = scores["per_structure"][0]
     assert row["formula"] == "NaCl" and row["spacegroup"] == 225
-    for key in ("ssim", "ssim_flat", "ssim_patterson"):
-        assert -1.0 <= row[key] <= 1.0
-        assert cubic[f"{key}_mean"] == row[key]
-    assert row["ssim_patterson"] > row["ssim_flat"]
+    assert set(row["maps"]) == {"seed", "flat", "patterson", "moved_0.3A", "charge_flipping"}
+    for name, values in row["maps"].items():
+        stats = cubic if name == "seed" else cubic["baselines"][name]
+        for key in ("cc", "recall", "recall_z", "precision", "ssim_paper", "ssim_smoothed"):
+            assert -1.0 <= values[key] <= 1.0
+            assert stats[f"{key}_mean"] == values[key]
+    assert cubic["baselines"]["flat"]["cc_mean"] == 0.0 and cubic["baselines"]["flat"]["recall_mean"] == 0.0
+    assert cubic["baselines"]["moved_0.3A"]["cc_mean"] > 0.5
+    assert cubic["baselines"]["charge_flipping"]["recall_mean"] == 1.0
+    # no training index beside the bundled seed: every case unseen, and the output says so
+    assert cubic["unseen"]["n"] == 1 and cubic["unseen"]["cc_mean"] == cubic["cc_mean"]
+    assert scores["train_index"]["seed"].startswith("absent")
+
+
+def test_cases_in_the_training_index_are_reported_seen(rocksalt_cif, tmp_path):
+    for suffix in (".safetensors", ".card.json"):
+        shutil.copy(BUNDLED / f"seed{suffix}", tmp_path / f"mine{suffix}")
+    with gzip.open(tmp_path / "mine.train-index.csv.gz", "wt") as handle:
+        handle.write("formula,spacegroup\nClNa,225\nSrTiO3,221\n")
+    out = tmp_path / "scores.json"
+    assert main(["--structures", str(rocksalt_cif.parent), "--json", str(out), "--model",
+                 str(tmp_path / "mine.safetensors"), "--samples", "1", "--baselines", "flat"]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["per_structure"][0]["seen"] == {"mine": True}
+    assert scores["per_system"]["cubic"]["unseen"] == {"n": 0}
+    assert scores["train_index"]["mine"] == "present"

@@ -1,18 +1,28 @@
 import numpy as np
 import pytest
 import torch
+from pymatgen.core import Lattice, Structure
 from scipy.signal import resample
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from model.constraints import space_group_ops
+from model.density import cmed
 from model.metrics import (
     CRYSTAL_SYSTEMS,
+    Alignment,
+    aligned,
+    allowed_shifts,
+    best_alignment,
     best_equivalent_ssim,
     equivalents,
+    local_maxima,
     point_operations,
     psnr,
     resample_grid,
+    site_scores,
     ssim3d,
 )
+from model.structure import conventional_standard
 
 
 @pytest.fixture
@@ -93,8 +103,6 @@ def test_equivalents_count_and_odd_grid_refused(grids):
 # ---- cc over the allowed descriptions, site recall and precision
 
 def _structures():
-    from pymatgen.core import Lattice, Structure
-
     return {
         # Fm-3m: origin shifts by half the cell swap Na and Cl
         "rocksalt": Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"],
@@ -111,17 +119,11 @@ def _structures():
 
 def _described(structure, matrix: np.ndarray, shift: np.ndarray):
     """The structure with every atom x moved to M x + s: its density d satisfies d(M x + s) = ρ(x)."""
-    from pymatgen.core import Structure
-
     frac = structure.frac_coords @ matrix.T + shift
     return Structure(structure.lattice, structure.species, frac % 1.0)
 
 
 def _setup(name):
-    from model.constraints import space_group_ops
-    from model.density import cmed
-    from model.structure import conventional_standard
-
     structure = conventional_standard(_structures()[name])
     ops = space_group_ops(structure)
     return structure, ops, cmed(structure, n=32, conventional=False).values
@@ -131,9 +133,6 @@ def _setup(name):
                                          ("wurtzite ZnO", (0, 0, 0.3125))])
 @pytest.mark.parametrize("inverted", [False, True])
 def test_truth_shifted_by_an_allowed_origin_or_inverted_scores_one(name, shift, inverted):
-    from model.density import cmed
-    from model.metrics import aligned, best_alignment, site_scores
-
     structure, ops, truth = _setup(name)
     matrix = -np.eye(3, dtype=int) if inverted else np.eye(3, dtype=int)
     moved = _described(structure, matrix, np.array(shift))
@@ -148,8 +147,6 @@ def test_truth_shifted_by_an_allowed_origin_or_inverted_scores_one(name, shift, 
 def test_a_shift_the_group_does_not_allow_is_not_forgiven():
     # NaCl with both atoms moved by a quarter diagonal is another crystal (Na and Cl on tetrahedral
     # sites of each other): only the every-shift superset mistakes it for the truth
-    from model.density import cmed
-    from model.metrics import best_alignment
 
     structure, ops, truth = _setup("rocksalt")
     pred = cmed(_described(structure, np.eye(3, dtype=int), np.array([0.25, 0.25, 0.25])), n=32,
@@ -159,8 +156,6 @@ def test_a_shift_the_group_does_not_allow_is_not_forgiven():
 
 
 def test_allowed_origin_shifts_of_known_groups():
-    from model.metrics import allowed_shifts
-
     _, ops, _ = _setup("tetragonal BaTiO3")
     identity = allowed_shifts(ops, "tetragonal", 48)[np.eye(3, dtype=np.int64).tobytes()]
     # P4mm: (0, 0, z) and (½, ½, z) for every z (Euclidean normaliser P¹4/mmm with c' → ε)
@@ -174,8 +169,6 @@ def test_allowed_origin_shifts_of_known_groups():
 
 
 def test_flat_map_scores_zero():
-    from model.metrics import aligned, best_alignment, site_scores
-
     structure, ops, truth = _setup("tetragonal BaTiO3")
     flat = np.full_like(truth, truth.mean())
     alignment = best_alignment(flat, truth, ops, "tetragonal")
@@ -185,16 +178,9 @@ def test_flat_map_scores_zero():
 
 
 def test_right_atoms_at_random_places_score_low():
-    from pymatgen.core import Structure
 
-    from model.density import cmed
-    from model.metrics import aligned, best_alignment, site_scores
-
-    structure, ops, truth = _setup("wurtzite ZnO")
-    structure = structure * (2, 2, 1)
+    structure = _setup("wurtzite ZnO")[0] * (2, 2, 1)
     truth = cmed(structure, n=32, conventional=False).values
-    from model.constraints import space_group_ops
-
     ops = space_group_ops(structure)
     ccs, recalls = [], []
     for seed in range(4):
@@ -208,9 +194,6 @@ def test_right_atoms_at_random_places_score_low():
 
 
 def test_z_weighted_recall_counts_heavy_atoms_more():
-    from model.density import cmed
-    from model.metrics import Alignment, aligned, site_scores
-
     structure, _, _ = _setup("tetragonal BaTiO3")
     heavy_only = structure.copy()
     heavy_only.remove_species(["O"])
@@ -222,8 +205,6 @@ def test_z_weighted_recall_counts_heavy_atoms_more():
 
 
 def test_local_maxima_find_a_peak_between_grid_points():
-    from model.metrics import local_maxima
-
     n = 24
     x = np.arange(n) / n
     centre = np.array([0.3101, 0.52, 0.071])

@@ -9,7 +9,7 @@ from model.pattern import ANODES
 from model.preprocess import background, find_peaks
 from model.scoring import Arm
 from model.simulate import Sample, simulate_pattern
-from model.solve import _fwhm_poly
+from model.solve import fwhm_poly
 
 
 def _run(job):
@@ -55,7 +55,7 @@ def test_fixed_positions_hold_one_orbit():
 def test_forbidden_lattice_reflections_count_as_unexplained(rocksalt):
     pattern = simulate_pattern(rocksalt, Instrument(ANODES["CuKa"], w=0.004), np.arange(20, 90, 0.02))
     signal = pattern.intensity - background(pattern)
-    widths = _fwhm_poly(find_peaks(pattern))
+    widths = fwhm_poly(find_peaks(pattern))
     primitive = extraction.clusters(pattern, signal, rocksalt.lattice, 221, 0.0, widths)
     centred = extraction.clusters(pattern, signal, rocksalt.lattice, 225, 0.0, widths)
     assert primitive.observed.size == primitive.group.max() + 1  # Pm-3m forbids nothing
@@ -68,7 +68,7 @@ def test_search_finds_rutile_and_ranks_the_true_group_first(rutile):
     structure, pattern = rutile
     signal = pattern.intensity - background(pattern)
     arms = [Arm(structure.lattice, 0.03, group, ("O", "Ti"), (4, 2)) for group in (136, 123)]
-    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
+    candidates = _run(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     best = candidates[0]
     assert best.space_group == 136 and len(best.wyckoffs) == 2  # Ti and O, one orbit each
@@ -97,6 +97,6 @@ def test_first_look_ranks_arms_at_their_polished_best():
     arms = [Arm(structure.lattice, 0.0, group, ("C", "O"), counts)
             for group in (205, 198, 208, 207, 215, 221, 195, 200) for counts in ((4, 8), (8, 16))
             if wyckoff.feasible(group, counts)]
-    candidates = _run(search.search(pattern, signal, arms, _fwhm_poly(find_peaks(pattern)),
+    candidates = _run(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     assert StructureMatcher().fit(structure, candidates[0].structure)

@@ -18,8 +18,8 @@ import torch
 from pymatgen.core import Structure
 
 from model import constraints
-from model.index import standard_hall_numbers
 from model.scattering import form_factor_coeffs, form_factors_torch
+from model.spacegroups import standard_hall_numbers
 
 # Origin shifts are searched on this grid (per axis, fractions of the cell): it holds every
 # discrete origin of the standard settings (multiples of 1/2, 1/3, 1/4, 1/6, 1/8) and samples a
