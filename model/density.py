@@ -39,7 +39,9 @@ MAP_KINDS = {
     "network": "predicted by the network",
     "charge flipping": "charge flipping of the observed intensities",
     "F_obs": "Fourier map of the observed amplitudes with the model's phases",
+    "F_calc": "Fourier map of the model's amplitudes and phases",
     "difference": "difference Fourier map (F_obs − F_calc)",
+    "2F_obs-F_calc": "2F_obs − F_calc Fourier map (the model's phases)",
 }
 SAME_CELL_A = 1e-3  # Å, a map's atoms must lie in its own cell to this
 PHASE_BLOCK = 1 << 22  # atoms × N² phase factors held at once (32 MB of complex64)

@@ -130,6 +130,10 @@ class SolveResult:
     phases: list[SolveResult] = field(default_factory=list)
     structure: Structure | None = None
     refinement: RefinementReport | None = None  # the phases' (this one first) parameters and esds
+    # Fourier maps of the refined structure (model.fourier), keyed by model.density.MAP_KINDS, and
+    # the difference map's peaks and holes (model.fourier.MapPeak), strongest |height| first
+    maps: dict[str, object] = field(default_factory=dict)
+    map_peaks: list = field(default_factory=list)
 
     @property
     def sites(self) -> list[Site]:

@@ -12,7 +12,8 @@ from model.density import cmed
 from model.metrics import Alignment, aligned, best_alignment, site_scores
 from model.pattern import ANODES
 from model.preprocess import background, find_peaks
-from model.simulate import ProfileParams, simulate_pattern
+from model.instrument import Instrument
+from model.simulate import Sample, simulate_pattern
 from model.structure import conventional_standard
 
 
@@ -74,7 +75,7 @@ def test_start_map_gives_the_first_phases(rutile):
 def test_amplitudes_extracted_from_a_lab_pattern(rutile):
     two_theta = np.arange(10.0, 120.0, 0.02)
     rng = np.random.default_rng(1)
-    pattern = simulate_pattern(rutile, ANODES["CuKa"], two_theta, ProfileParams(counts=1e5), rng)
+    pattern = simulate_pattern(rutile, Instrument(ANODES["CuKa"]), two_theta, Sample(counts=1e5), rng)
     net = pattern.intensity - background(pattern)
     peaks = find_peaks(pattern)
     slope, intercept = np.polyfit([p.two_theta for p in peaks], [p.fwhm for p in peaks], 1)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from model.nets.inputs import reciprocal_metric
+from model.simulate import bragg_theta_torch
 
 N_FEATURES = 8
 RECYCLED = 3  # per-token features from the physics step: cos, sin of its phase, relative strength
@@ -218,7 +219,7 @@ def simulate_observation(hkl: torch.Tensor, mult: torch.Tensor, f: torch.Tensor,
         wavelength, fwhm, low_angle = torch.full((b, 1), 1.5406, device=device), torch.zeros(b, 1, device=device), 0.0
         d_min, biso = torch.ones(b, 1, device=device), torch.zeros(b, 1, device=device)
     sin_theta = wavelength / (2 * d)
-    two_theta = torch.rad2deg(2 * torch.asin(sin_theta.clamp(max=1.0)))
+    two_theta = torch.rad2deg(2 * bragg_theta_torch(torch.maximum(d, wavelength / 2), wavelength))
     valid = present & (d >= d_min) & (sin_theta < 1) & (two_theta >= low_angle)
     # clusters: a new one where the gap to the previous token exceeds the line width (or 1e-4°)
     gap = torch.diff(two_theta, dim=1, prepend=torch.full((b, 1), -1.0, device=device))

@@ -62,7 +62,7 @@ def test_a_bad_screenshot_name_is_reported_and_the_window_still_quits(tmp_path):
 
 @pytest.mark.slow
 def test_scripted_solve_exports_and_quits_with_status_0(tmp_path):
-    """`--solve --export DIR --quit` headless (offscreen: no 3D figure, no report); the exported map
+    """`--solve --export DIR --quit` headless; the exported map
     is in the CIF's cell (the network's map once kept the tetragonal cell the solution was found in)."""
     from pymatgen.io.common import VolumetricData
 
@@ -73,8 +73,11 @@ def test_scripted_solve_exports_and_quits_with_status_0(tmp_path):
     done = run_cmedgui(tmp_path, "--open", str(EXAMPLE), "--elements", "Ce", "O", "--formula", "CeO2", "--solve",
                        "--export", str(out), "--quit", timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name for p in out.iterdir()) == ["density.cube", "fit.xy", "pattern.png", "structure.cif"]
-    assert done.stdout.count("exported: ") == 4
+    written = {p.name for p in out.iterdir()}
+    # the 3D figure and the report need OpenGL, which an offscreen run may lack
+    assert {"density.cube", "fit.xy", "pattern.png", "structure.cif"} <= written
+    assert written <= {"density.cube", "fit.xy", "pattern.png", "structure.cif", "density.png", "report.html"}
+    assert done.stdout.count("exported: ") == len(written)
     cif = load_structure(out / "structure.cif")
     cube = VolumetricData.from_cube(str(out / "density.cube"))
     assert cif.composition.reduced_formula == cube.structure.composition.reduced_formula == "CeO2"
