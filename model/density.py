@@ -135,36 +135,63 @@ def cmed(structure: Structure, n: int = 32, biso: float | None = None,
     if conventional:
         structure = conventional_standard(structure)
     n = int(n)
-    lattice = structure.lattice.matrix
-    b = grid_biso(lattice, n) if biso is None else float(biso)
+    b = grid_biso(structure.lattice.matrix, n) if biso is None else float(biso)
+    return Density(grid_values(structure_factor_grid(structure, n, b), n, structure.volume),
+                   structure.lattice.matrix, structure)
 
-    symbols, frac, occupancy = _atoms(structure)
-    h_full = np.fft.fftfreq(n, 1.0 / n)  # 0, 1, …, −1 (integers as floats)
-    h_half = h_full[: n // 2 + 1]  # last axis of a real FFT
-    s2 = _s_squared(structure.lattice.reciprocal_lattice_crystallographic.matrix, h_full, h_half)
 
-    f_hkl = np.zeros((n, n, h_half.size), dtype=np.complex64)
+def structure_factor_grid(structure: Structure, n: int, biso: float | np.ndarray) -> np.ndarray:
+    """F(hkl) in e of the cell's atoms on the half grid of a real FFT of an n³ grid, complex64.
+
+    Index [h, k, l] (negative h, k wrapped, l ≥ 0) as ``np.fft.rfftn`` lays it out; F(000) is
+    Σ occ·Z. ``biso`` is B (Å²) for every atom or one per site. The Nyquist planes of an even
+    grid are 0 (see the module docstring).
+    """
+    symbols, frac, occupancy, site = _atoms(structure)
+    b_rows = np.broadcast_to(np.asarray(biso, dtype=np.float32), (len(structure),))[site]
+    h_full, h_half, s2 = reciprocal_grid(structure.lattice.matrix, n)
+    f_hkl = np.zeros(s2.shape, dtype=np.complex64)
     elements = list(dict.fromkeys(symbols))
-    for symbol, coeffs in zip(elements, form_factor_coeffs(elements)):
-        rows = symbols == symbol
-        f_hkl += _form_factor(coeffs, s2, b) * _phase_sum(frac[rows], occupancy[rows], h_full, h_half)
+    coeffs = dict(zip(elements, form_factor_coeffs(elements)))
+    # atoms of one element and one B share a form factor: one evaluation per pair
+    for symbol, b in dict.fromkeys(zip(symbols, b_rows.tolist())):
+        rows = (symbols == symbol) & (b_rows == b)
+        f_hkl += _form_factor(coeffs[symbol], s2, b) * _phase_sum(frac[rows], occupancy[rows], h_full, h_half)
     if n % 2 == 0:  # h = −N/2 has no +N/2 partner: keeping it would break the symmetry
         f_hkl[n // 2, :, :] = 0
         f_hkl[:, n // 2, :] = 0
         f_hkl[:, :, n // 2] = 0
-    values = np.fft.irfftn(f_hkl, s=(n, n, n), axes=(0, 1, 2)) * (n**3 / structure.volume)
-    return Density(values.astype(np.float32), lattice, structure)
+    return f_hkl
 
 
-def _atoms(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Element symbols, fractional coordinates and occupancies, one row per (site, element)."""
-    symbols, frac, occupancy = [], [], []
-    for site in structure:
+def reciprocal_grid(lattice: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices along a full axis (0, 1, …, −1) and the half axis of a real FFT of an n³ grid,
+    and s² = 1/(4d²) (Å⁻²) at every [h, k, l] of the half grid (float32)."""
+    h_full = np.fft.fftfreq(n, 1.0 / n)  # 0, 1, …, −1 (integers as floats)
+    h_half = h_full[: n // 2 + 1]  # last axis of a real FFT
+    reciprocal = Lattice(lattice).reciprocal_lattice_crystallographic.matrix
+    return h_full, h_half, _s_squared(reciprocal, h_full, h_half)
+
+
+def grid_values(f_hkl: np.ndarray, n: int, volume_A3: float) -> np.ndarray:
+    """ρ (e/Å³, float32) on the n³ grid from F(hkl) (e) on the half grid of a real FFT:
+    ρ(x) = (1/V) Σ F(h) e^{2πi h·x} with F(h) = Σ_j f_j e^{−2πi h·x_j} (this module's sign)."""
+    values = np.fft.irfftn(f_hkl, s=(n, n, n), axes=(0, 1, 2)) * (n**3 / volume_A3)
+    return values.astype(np.float32)
+
+
+def _atoms(structure: Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Element symbols, fractional coordinates, occupancies and site indices, one row per
+    (site, element)."""
+    symbols, frac, occupancy, index = [], [], [], []
+    for n, site in enumerate(structure):
         for specie, occ in site.species.items():
             symbols.append(specie.symbol)  # Species("Fe", 2).symbol is "Fe"
             frac.append(site.frac_coords)
             occupancy.append(occ)
-    return np.array(symbols), np.array(frac, dtype=float), np.array(occupancy, dtype=np.float32)
+            index.append(n)
+    return (np.array(symbols), np.array(frac, dtype=float), np.array(occupancy, dtype=np.float32),
+            np.array(index, dtype=int))
 
 
 def _s_squared(reciprocal: np.ndarray, h_full: np.ndarray, h_half: np.ndarray) -> np.ndarray:

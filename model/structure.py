@@ -64,9 +64,12 @@ def atomic_radius_A(symbol: str) -> float:
     return float(radius) if radius is not None else 1.5
 
 
-def conventional_standard(structure: Structure, symprec: float = 1e-3) -> Structure:
-    """The conventional standard cell (spglib via pymatgen), the setting of every CMED grid."""
-    return SpacegroupAnalyzer(structure, symprec=symprec).get_conventional_standard_structure()
+def conventional_standard(structure: Structure, symprec: float = 1e-3,
+                          keep_site_properties: bool = False) -> Structure:
+    """The conventional standard cell (spglib via pymatgen), the setting of every CMED grid; with
+    ``keep_site_properties`` each site keeps its properties (e.g. "biso")."""
+    return SpacegroupAnalyzer(structure, symprec=symprec).get_conventional_standard_structure(
+        keep_site_properties=keep_site_properties)
 
 
 def _first_line(exc: BaseException) -> str:
