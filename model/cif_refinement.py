@@ -3,8 +3,9 @@
 Agreement factors as fractions (pdCIF's convention): Rp, Rwp, Rexp, R-Bragg (_refine_ls_R_I_factor)
 and GoF; the cell and each element's Biso with their esds in the crystallographer's notation
 (6.33470(1)); the profile, background, zero shift and preferred orientation in words with their
-esds; and the observed, calculated and background profile with the least-squares weights as a
-loop over the measured 2θ, from which Rwp can be recomputed.
+esds; the largest peak and deepest hole of the difference Fourier map (e/Å³, model.fourier) where
+it was computed; and the observed, calculated and background profile with the least-squares
+weights as a loop over the measured 2θ, from which Rwp can be recomputed.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def add_refinement(block: CifBlock, result: SolveResult) -> None:
     data["_pd_proc_ls_pref_orient_corr"] = (
         "none" if orientation is None or po is None
         else "March-Dollase r {} along reciprocal [{} {} {}]".format(_text(po), *orientation[0]))
+    if result.map_peaks:
+        heights = [peak.height for peak in result.map_peaks]
+        data["_refine_diff_density_max"] = f"{max(max(heights), 0.0):.3f}"
+        data["_refine_diff_density_min"] = f"{min(min(heights), 0.0):.3f}"
     fit = result.fit
     if fit is None:
         return

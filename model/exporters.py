@@ -2,7 +2,8 @@
 
 An ``Exporter`` names a format, the file-name endings it owns and the kind of object it writes
 ("density": model.density.Density, "pattern": model.pattern.Pattern or model.result.Fit,
-"structure": pymatgen Structure or model.result.SolveResult). ``export`` picks the entry by the
+"structure": pymatgen Structure or model.result.SolveResult, "peaks": a list of
+model.fourier.MapPeak). ``export`` picks the entry by the
 path's ending (and kind); every file is written atomically. Density formats are those VESTA opens.
 """
 
@@ -24,11 +25,12 @@ from model.cif_refinement import add_refinement
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
+from model.fourier import MapPeak
 from model.instrument import doublet_of
 from model.pattern import Pattern
 from model.result import Fit, SolveResult
 
-KINDS = ("density", "pattern", "structure")
+KINDS = ("density", "pattern", "structure", "peaks")
 BOHR_A = 0.529177210903  # CODATA 2018 Bohr radius in Å (cube files are in Bohr)
 CIF_SYMPREC = 0.01  # Å, tolerance for finding the symmetry written to CIF
 NUMBERS_PER_WRITE = 1 << 18  # bounds the memory of text grids
@@ -248,6 +250,22 @@ def _add_biso(writer: CifWriter, structure: Structure) -> None:
     loop += ["_atom_site_B_iso_or_equiv", "_atom_site_adp_type"]
 
 
+# ---------------------------------------------------------------- peaks
+
+PEAK_COLUMNS = ("x", "y", "z", "height", "nearest_atom")
+
+
+def _write_peaks_csv(path: Path, peaks: list[MapPeak]) -> None:
+    """A map's peaks and holes: fractional x, y, z, height (e/Å³, signed) and the nearest atom's
+    label, one row each in the list's order (model.fourier: strongest |height| first)."""
+    rows = [",".join(PEAK_COLUMNS)]
+    # rounded before wrapping into 0–1, so 0.999999 is written 0.00000, never 1.00000
+    rows += [",".join(f"{round(v, 5) % 1.0:.5f}" for v in peak.xyz) + f",{peak.height:.4f},{peak.nearest_atom}"
+             for peak in peaks]
+    with atomic_write(path) as handle:
+        handle.write("\n".join(rows) + "\n")
+
+
 # ---------------------------------------------------------------- registry
 
 EXPORTERS: list[Exporter] = [
@@ -258,6 +276,7 @@ EXPORTERS: list[Exporter] = [
     Exporter("Two-column text", (".xy",), "pattern", _write_xy),
     Exporter("CSV", (".csv",), "pattern", _write_csv),
     Exporter("CIF", (".cif",), "structure", _write_cif),
+    Exporter("Peak list CSV", (".csv",), "peaks", _write_peaks_csv),
 ]
 
 
@@ -269,6 +288,8 @@ def kind_of(obj: Any) -> str:
         return "pattern"
     if isinstance(obj, (Structure, SolveResult)):
         return "structure"
+    if isinstance(obj, list) and obj and all(isinstance(item, MapPeak) for item in obj):
+        return "peaks"
     raise TypeError(f"nothing exports a {type(obj).__name__}")
 
 

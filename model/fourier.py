@@ -245,7 +245,7 @@ def find_extrema(density: Density, count: int = PEAK_COUNT, sign: int = 0) -> li
         if np.any(np.all(np.abs(offset - np.round(offset)) <= tolerance, axis=1)):
             continue
         taken[side] = np.concatenate([taken[side], rotations @ xyz + translations])
-        kept.append((float(height), _subvoxel(values, index) % 1.0))
+        kept.append((float(height), _subvoxel(values, index)))
         if len(kept) == count:
             break
     return _labelled(density.structure, kept)
@@ -263,7 +263,7 @@ def _subvoxel(values: np.ndarray, index: np.ndarray) -> np.ndarray:
         curvature = lo - 2 * mid + hi
         if curvature != 0:
             position[axis] += float(np.clip(0.5 * (lo - hi) / curvature, -0.5, 0.5))
-    return position / n
+    return np.mod(np.round(position / n, 9), 1.0)  # rounded: −1e-17 must not become 1.0
 
 
 def _symmetry_images(structure: Structure | None) -> tuple[np.ndarray, np.ndarray]:

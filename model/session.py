@@ -26,6 +26,7 @@ from pymatgen.core.periodic_table import get_el_sp
 from model.density import Density
 from model.errors import InputError
 from model.files import atomic_write
+from model.fourier import MapPeak
 from model.instrument import Instrument
 from model.pattern import Pattern, Provenance, Wavelength
 from model.result import Fit, Parameter, RefinementReport, Reflection, Site, SolveResult
@@ -59,7 +60,7 @@ class Session:
 
 
 TYPES = {cls.__name__: cls for cls in (Session, Pattern, Provenance, Wavelength, SolveResult, Site, Fit, Reflection,
-                                        Parameter, RefinementReport, Instrument, Density)}
+                                        Parameter, RefinementReport, Instrument, Density, MapPeak)}
 
 
 def save_session(path: str | Path, session: Session) -> None:

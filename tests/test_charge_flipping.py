@@ -9,10 +9,10 @@ from model.charge_flipping import (
 )
 from model.constraints import space_group_ops
 from model.density import cmed
+from model.instrument import Instrument
 from model.metrics import Alignment, aligned, best_alignment, site_scores
 from model.pattern import ANODES
 from model.preprocess import background, find_peaks
-from model.instrument import Instrument
 from model.simulate import Sample, simulate_pattern
 from model.structure import conventional_standard
 

@@ -2,6 +2,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import read_xsf
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.common import VolumetricData
 from pymatgen.io.vasp import Chgcar
@@ -38,23 +39,6 @@ def peak(values):
 
 def no_leftovers(folder):
     return [p.name for p in folder.iterdir() if p.name.endswith(".part")] == []
-
-
-def read_xsf(path):
-    """Lattice (PRIMVEC), atoms (Z, Cartesian Å) and the periodic DATAGRID_3D of an XSF file."""
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    primvec = np.array([lines[i].split() for i in range(lines.index("PRIMVEC") + 1,
-                                                         lines.index("PRIMVEC") + 4)], dtype=float)
-    count = int(lines[lines.index("PRIMCOORD") + 1].split()[0])
-    atoms = [(int(line.split()[0]), np.array(line.split()[1:4], dtype=float))
-             for line in lines[lines.index("PRIMCOORD") + 2: lines.index("PRIMCOORD") + 2 + count]]
-    start = next(i for i, line in enumerate(lines) if line.startswith("BEGIN_DATAGRID_3D"))
-    shape = tuple(int(v) for v in lines[start + 1].split())
-    origin = np.array(lines[start + 2].split(), dtype=float)
-    span = np.array([lines[start + 3 + i].split() for i in range(3)], dtype=float)
-    end = lines.index("END_DATAGRID_3D")
-    data = np.array(" ".join(lines[start + 6: end]).split(), dtype=float)
-    return primvec, atoms, origin, span, data.reshape(shape, order="F")
 
 
 def test_cube_round_trip_with_pymatgen(density, tmp_path):
@@ -218,7 +202,7 @@ def test_cif_from_solve_result(tmp_path):
 
 
 def test_registry_choices_and_errors(density, pattern, tmp_path):
-    assert {e.kind for e in EXPORTERS} == {"density", "pattern", "structure"}
+    assert {e.kind for e in EXPORTERS} == {"density", "pattern", "structure", "peaks"}
     assert exporter_for("x/y/CHGCAR", "density").name == "VASP CHGCAR"
     assert exporter_for("RHO.CUBE", "density").name == "Gaussian cube"
     assert kind_of(density) == "density" and kind_of(pattern) == "pattern"

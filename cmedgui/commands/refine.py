@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "widths and Chebyshev background; Kα2 ratio, sample displacement, peak asymmetry "
                     "and March–Dollase preferred orientation where they pay. Writes to DIR the "
                     "refined CIF (one more, <stem>_phaseN.cif, per further phase), a JSON report "
-                    "with each phase's weight fraction, and the fitted profile.")
+                    "with each phase's weight fraction, the fitted profile, the F_obs and "
+                    "difference Fourier maps (<stem>_fobs.cube, <stem>_diff.cube, e/Å³) and the "
+                    "difference map's peaks and holes (<stem>_peaks.csv: x,y,z,height,nearest_atom).")
     parser.add_argument("pattern", metavar="PATTERN", help="powder pattern file (any format cmedgui info reads)")
     parser.add_argument("structures", nargs="+", metavar="STRUCTURE.cif", help="starting structure(s)")
     parser.add_argument("--wavelength", default=None, metavar="λ",

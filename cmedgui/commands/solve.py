@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Index each pattern, search atom placements in the space groups its extinctions "
                     "allow, refine the best candidates against the full profile and keep the best Rwp "
                     "(the network's density, where installed, is shown). Writes DIR/<stem>.cif, "
-                    "<stem>_report.json, <stem>_fit.csv and <stem>_density.cube. Exit 1 when a "
+                    "<stem>_report.json, <stem>_fit.csv, <stem>_density.cube and for the refined "
+                    "structure its F_obs and difference Fourier maps (<stem>_fobs.cube, "
+                    "<stem>_diff.cube) and peak list (<stem>_peaks.csv). Exit 1 when a "
                     "pattern is not solved (its report says why and holds the best attempt).")
     parser.add_argument("patterns", nargs="+", metavar="PATTERN", help="powder pattern files")
     parser.add_argument("--elements", nargs="+", required=True, metavar="E", help="elements known to be in the sample")
@@ -104,12 +106,24 @@ def drive(job: Generator[Progress, None, SolveResult], stream: TextIO | None = N
 
 
 def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dict) -> None:
-    """<stem>.cif, <stem>_report.json, <stem>_fit.csv and <stem>_density.cube in ``out``."""
+    """<stem>.cif, <stem>_report.json, <stem>_fit.csv and <stem>_density.cube in ``out``; for a
+    refined structure also its F_obs and difference Fourier maps (<stem>_fobs.cube,
+    <stem>_diff.cube) and the difference map's peaks and holes (<stem>_peaks.csv)."""
     from model.density import cmed
+    from model.fourier import with_maps
 
     stem = pattern_path.name.split(".")[0]
     out.mkdir(parents=True, exist_ok=True)
     written, density = {}, None
+    if result.atoms and not result.maps:
+        result = with_maps(result)  # first: the CIF states the difference map's extremes
+    for key, kind, name in (("fobs", "F_obs", "fobs.cube"), ("diff", "difference", "diff.cube")):
+        if kind in result.maps:
+            export(out / f"{stem}_{name}", result.maps[kind])
+            written[key] = f"{stem}_{name}"
+    if result.maps:
+        export(out / f"{stem}_peaks.csv", result.map_peaks, kind="peaks")
+        written["peaks"] = f"{stem}_peaks.csv"
     if result.atoms:
         export(out / f"{stem}.cif", result)
         written["cif"] = f"{stem}.cif"
@@ -132,7 +146,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
                    "wyckoff": s.wyckoff} for s in result.sites],  # the asymmetric unit
         "device": result.device, "model_version": result.model_version,
         "density": density.description if density is not None else None,
-        "timings_s": result.timings, "files": written,
+        "timings_s": result.timings, "files": written, "difference_map": _difference_map(result),
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
         **extra,
     }
@@ -140,6 +154,17 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
 
     with atomic_write(out / f"{stem}_report.json") as handle:
         json.dump(report, handle, indent=2, default=_plain)
+
+
+def _difference_map(result: SolveResult) -> dict | None:
+    """The difference map's extremes and σ (e/Å³) for the report, where it was computed."""
+    from model.fourier import map_sigma
+
+    if "difference" not in result.maps:
+        return None
+    values = result.maps["difference"].values
+    return {"max_e_per_A3": float(values.max()), "min_e_per_A3": float(values.min()),
+            "sigma_e_per_A3": map_sigma(result.maps["difference"]), "grid": result.maps["difference"].n}
 
 
 def _plain(value):
