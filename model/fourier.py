@@ -46,7 +46,8 @@ GRID_STEP_A = 0.25  # default largest grid step (Å): finer than any powder patt
 PEAK_COUNT = 20  # peaks and holes listed for a difference map
 SAME_PEAK_A = 0.5  # Å: extrema this close to a symmetry image of a listed one are that one
 MAX_CANDIDATES = 20_000  # local extrema examined, strongest first
-LINES_AT_ONCE = 256  # line profiles evaluated together (bounds the (lines × points) array)
+LINES_AT_ONCE = 32  # line profiles evaluated together, neighbours in 2θ (bounds the arrays)
+WINDOW_FWHM = 25  # FWHM either side of a line that hold its profile (model.simulate cuts at 20)
 SAME_D = 1e-6  # relative: a grid point belongs to the line whose 1/d agrees to this
 MAP_WEIGHTS = {  # F(hkl) of each map as a multiple of F_calc, in terms of q = |F_obs|/|F_calc|
     "F_obs": lambda q: q,
@@ -112,22 +113,36 @@ def line_ratios(fit: Fit, instrument: Instrument, d_A: np.ndarray, weights: np.n
     d_A = np.asarray(d_A, dtype=float)
     sums = np.zeros((3, d_A.size))  # Σp·r, Σp, Σp²·var(r) per line
     columns = np.stack([r, used.astype(float)], axis=1)
+    lo, hi = _windows(instrument, d_A)
     for start in range(0, d_A.size, LINES_AT_ONCE):
-        d = torch.from_numpy(d_A[start:start + LINES_AT_ONCE])[:, None]
+        block = slice(start, start + LINES_AT_ONCE)
+        # only the points these lines reach: the arrays are (lines × their span), not the scan
+        first, end = np.searchsorted(x, lo[block].min()), np.searchsorted(x, hi[block].max(), side="right")
+        if end <= first:
+            continue
+        d = torch.from_numpy(d_A[block])[:, None]
         # one batch row per line: its own profile at unit weight
         params = params_torch([instrument] * d.shape[0], dtype=torch.float64)
         wavelength = torch.full((d.shape[0],), instrument.wavelength.ka1, dtype=torch.float64)
         with torch.no_grad():
-            shape = peaks_torch(d, torch.ones_like(d), torch.from_numpy(x), wavelength, params).numpy()
-        block = slice(start, start + d.shape[0])
-        sums[:2, block] = (shape @ columns).T
-        sums[2, block] = (shape**2) @ var_r
+            shape = peaks_torch(d, torch.ones_like(d), torch.from_numpy(x[first:end]), wavelength, params).numpy()
+        sums[:2, block] = (shape @ columns[first:end]).T
+        sums[2, block] = (shape**2) @ var_r[first:end]
     shares, totals, variance = sums
     position = instrument.two_theta(d_A)
     observed = (position >= x[0]) & (position <= x[-1]) & (totals > 0)
     totals = np.where(totals > 0, totals, 1.0)
     esd = np.sqrt(variance) / totals if known else np.full(d_A.size, np.nan)
     return LineRatios(d_A, np.where(observed, shares / totals, np.nan), np.where(observed, esd, np.nan))
+
+
+def _windows(instrument: Instrument, d_A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) degrees 2θ that each line's profile (Kα1 and any Kα2) stays within."""
+    centres = [instrument.two_theta(d_A)]
+    if instrument.doublet is not None:
+        centres.append(instrument.two_theta(d_A, instrument.doublet[0]))
+    reach = WINDOW_FWHM * instrument.fwhm(np.max(centres, axis=0))
+    return np.min(centres, axis=0) - reach, np.max(centres, axis=0) + reach
 
 
 @dataclass(frozen=True, eq=False)
