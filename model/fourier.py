@@ -101,7 +101,7 @@ def line_ratios(fit: Fit, instrument: Instrument, d_A: np.ndarray, weights: np.n
     NaN for a line whose Kα1 peak lies outside the scan or on no fitted point. ``weights`` (the
     fit's least-squares weights, one per point, 0 = excluded) leaves out excluded regions and,
     scaled by the goodness of fit ``gof`` (σᵢ² = gof²/wᵢ), gives the ratios' esds."""
-    x = np.asarray(fit.two_theta, dtype=float)
+    x = np.ascontiguousarray(fit.two_theta, dtype=float)  # torch.searchsorted wants it so
     net_calc = np.asarray(fit.calculated, dtype=float) - fit.background
     used = net_calc > 1e-9 * max(float(net_calc.max(initial=0.0)), 1e-300)  # r_i is defined there
     known = weights is not None and len(weights) == len(x)

@@ -78,8 +78,11 @@ def test_cli_solve_writes_outputs(perovskite_pattern, tmp_path):
     report = json.loads((out / "csnbr_report.json").read_text())
     assert report["solved"] and report["space_group"] == "Pm-3m" and report["rwp"] < 10
     assert set(report["timings_s"]) >= {"preprocess", "index", "search", "refine"}
-    for name in ("csnbr.cif", "csnbr_fit.csv", "csnbr_density.cube"):
+    for name in ("csnbr.cif", "csnbr_fit.csv", "csnbr_density.cube", "csnbr_fobs.cube", "csnbr_diff.cube",
+                 "csnbr_peaks.csv"):
         assert (out / name).stat().st_size > 0
+    assert (out / "csnbr_peaks.csv").read_text().splitlines()[0] == "x,y,z,height,nearest_atom"
+    assert report["difference_map"]["max_e_per_A3"] > 0 > report["difference_map"]["min_e_per_A3"]
 
 
 def test_cli_solve_bad_input_exits_2(tmp_path, capsys):
