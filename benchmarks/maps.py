@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import timeit
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -52,15 +52,6 @@ def refined_result(structure: Structure) -> SolveResult:
                        fit=fit, structure=structure, refinement=report)
 
 
-def median_time(repeats: int, fn) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -69,8 +60,8 @@ def main() -> None:
     result = refined_result(structure)
     with_maps(result)  # warm-up: imports, spglib, torch kernels
     cmed(structure)
-    maps_s = median_time(args.repeats, lambda: with_maps(result))
-    cmed_s = median_time(args.repeats, lambda: cmed(structure))
+    maps_s = statistics.median(timeit.repeat(lambda: with_maps(result), number=1, repeat=args.repeats))
+    cmed_s = statistics.median(timeit.repeat(lambda: cmed(structure), number=1, repeat=args.repeats))
     done = with_maps(result)
     difference = done.maps["difference"]
     print(f"{len(structure)}-atom {structure.composition.reduced_formula} Pnma cell, {difference.n}³ map grid, "
