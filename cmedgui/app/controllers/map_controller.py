@@ -51,6 +51,7 @@ class MapController:
         slices.plane_chosen.connect(maps.set_plane)
         maps.maps_changed.connect(self._list_maps)
         maps.kind_changed.connect(self._show_kind)
+        maps.kind_changed.connect(self._list_maps)
         maps.level_changed.connect(lambda: view.show_level_unit(maps.level_unit, maps.sigmas))
         maps.plane_changed.connect(self._draw_slice)
         solve.current_changed.connect(self._collect)
