@@ -55,7 +55,7 @@ class App:
         self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
                                       self.runner)
         self.map_view = MapController(self.maps, self.solve, self.window)
-        self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
+        self.exports = ExportController(self.patterns, self.solve, self.settings, self.window, self.maps)
         self.refiner = RefinementController(self.refinement, self.patterns, self.solve, self.window, self.runner)
         self.sessions = SessionController(self.patterns, self.composition, self.solve, self.refinement, self.settings,
                                           self.window, self.runner)

@@ -98,7 +98,6 @@ def test_hover_names_the_atom_under_the_cursor(shown, gl):
     view = shown.window.density_view
     view.reset_view()
     screen = view.atom_screen_positions()
-    symbols, frac, labels = view._atoms
     source = view._drawn[1]
     target = int(np.argmax(source == 0))  # an image of Na1
     text = view.hover_at(screen[target])
@@ -154,3 +153,21 @@ def test_bounds_from_the_refinement_and_peaks_from_the_model():
     rows = evidence_rows(result)
     assert rows["Difference peak"] == "+0.80 e/Å³ at (0.500, 0.500, 0.500), 2.34 Å from O1"
     assert rows["Difference hole"] == "-0.50 e/Å³ at (0.100, 0.000, 0.000), 0.54 Å from Ce1"
+
+
+def test_report_holds_the_difference_slice(shown, gl, tmp_path):
+    import base64
+    import re
+
+    shown.maps.set_plane((1, 1, 0), 0.0)
+    path = shown.exports.export("report", tmp_path / "report.html")
+    assert path is not None, shown.window.message.text()
+    page = path.read_text()
+    assert "<h2>Difference map slice</h2>" in page and "(1 1 0) at height 0.000" in page
+    assert "Difference peak" in page and "Verdict" in page
+    images = re.findall(r'alt="difference map slice" src="data:image/png;base64,([^"]+)"', page)
+    from imageio.v3 import imread
+
+    slice_image = imread(base64.b64decode(images[0]))
+    rgb = slice_image[..., :3].astype(int)
+    assert np.any((rgb[..., 1] > rgb[..., 0] + 60)) and np.any((rgb[..., 0] > rgb[..., 1] + 60))  # + and − lines

@@ -11,17 +11,10 @@ import numpy as np
 
 from cmedgui.app.models import MapModel, SolveModel
 from cmedgui.app.models.map_model import MAP_CHOICES, SIGNED_KINDS
+from cmedgui.app.slicing import slice_drawing
 from cmedgui.app.widgets.main_window import MainWindow
-from model.slices import (
-    atoms_on_plane,
-    contour_levels,
-    contour_lines,
-    map_sigma,
-    plane_slice,
-)
 
 DISPLAY_GRID = 64  # the 3D view shows densities Fourier-upsampled to at least this many points per axis
-SLICE_STEPS = 64  # samples per cell edge on the slice
 
 
 def site_labels(structure, result) -> list[str]:
@@ -125,19 +118,4 @@ class MapController:
         if density is None:
             slices.show_slice([], None, False, [], "no map to slice")
             return
-        signed = density.kind in SIGNED_KINDS
-        piece = plane_slice(density.values, density.lattice, self.maps.hkl, self.maps.offset,
-                            samples_per_cell=max(SLICE_STEPS, density.n))
-        sigma = map_sigma(density.values)
-        levels = contour_levels(piece.values, sigma, signed)
-        atoms = []
-        if density.structure is not None:
-            where, source = atoms_on_plane(piece, density.structure.frac_coords)
-            atoms = [(x, y, density.structure[int(i)].specie.symbol) for (x, y), i in zip(where, source)]
-        h, k, l = self.maps.hkl
-        u, v = (" ".join(str(int(c)) for c in vec) for vec in (piece.u, piece.v))
-        spacing = (f"±1σ steps (σ {sigma:.3g} e/Å³), green +, red −" if signed else
-                   f"{len(levels)} levels up to {max(levels, default=0):.3g} e/Å³")
-        caption = (f"({h} {k} {l}) at height {self.maps.offset:.3f}: {MAP_CHOICES[density.kind]}; "
-                   f"u = [{u}], v = [{v}]; contours {spacing}")
-        slices.show_slice(contour_lines(piece, levels), piece.frame, signed, atoms, caption)
+        slices.show_slice(*slice_drawing(density, self.maps.hkl, self.maps.offset))
