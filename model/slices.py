@@ -97,15 +97,16 @@ def plane_slice(values: np.ndarray, lattice: np.ndarray, hkl=(0, 0, 1), offset: 
 
 
 def contour_levels(values: np.ndarray, sigma: float, signed: bool, count: int = 8) -> list[float]:
-    """Contour levels: ±1σ, ±2σ, … for a signed (difference) map, up to its largest |value|;
-    ``count`` even steps up to the maximum for a density."""
+    """Contour levels: ±1σ, ±2σ, … for a signed (difference) map, up to its largest |value|; for a
+    density ``count`` levels each twice the one before, up to half the maximum (an even spacing
+    would show a heavy atom's core and hide an O beside it)."""
     top = float(np.max(np.abs(values))) if signed else float(np.max(values))
     if top <= 0:
         return []
     if signed and sigma > 0:
         multiples = np.arange(1, min(int(top / sigma), 4 * count) + 1)
         return sorted([*(-multiples * sigma), *(multiples * sigma)])
-    return list(np.linspace(top / (count + 1), top, count, endpoint=False))
+    return [top * 0.5**k for k in range(count, 0, -1)]
 
 
 def contour_lines(piece: Slice, levels) -> list[tuple[float, np.ndarray]]:

@@ -30,7 +30,7 @@ def slice_drawing(density, hkl, offset: float) -> tuple[list, np.ndarray, bool, 
     h, k, l = hkl
     u, v = (" ".join(str(int(c)) for c in vec) for vec in (piece.u, piece.v))
     spacing = (f"±1σ steps (σ {sigma:.3g} e/Å³), green +, red −" if signed else
-               f"{len(levels)} levels up to {max(levels, default=0):.3g} e/Å³")
+               f"{len(levels)} levels doubling up to {max(levels, default=0):.3g} e/Å³")
     caption = (f"({h} {k} {l}) at height {offset:.3f}: {MAP_CHOICES[density.kind]}; "
                f"u = [{u}], v = [{v}]; contours {spacing}")
     return contour_lines(piece, levels), piece.frame, signed, atoms, caption

@@ -39,17 +39,15 @@ class MapController:
     def __init__(self, maps: MapModel, solve: SolveModel, window: MainWindow):
         self.maps, self.solve, self.window = maps, solve, window
         view, slices = window.density_view, window.slice_view
-        view.map_chosen.connect(maps.set_kind)
-        view.level_unit_chosen.connect(maps.set_level)
-        slices.plane_chosen.connect(maps.set_plane)
-        maps.maps_changed.connect(self._list_maps)
-        maps.kind_changed.connect(self._show_kind)
-        maps.kind_changed.connect(self._list_maps)
-        maps.level_changed.connect(lambda: view.show_level_unit(maps.level_unit, maps.sigmas))
-        maps.plane_changed.connect(self._draw_slice)
-        solve.current_changed.connect(self._collect)
-        solve.structure_changed.connect(self._structure_changed)
-        solve.density_changed.connect(self._density_changed)
+        wiring = (  # user intents → the model; the models' changes → the views
+            (view.map_chosen, maps.set_kind), (view.level_unit_chosen, maps.set_level),
+            (slices.plane_chosen, maps.set_plane), (maps.maps_changed, self._list_maps),
+            (maps.kind_changed, self._show_kind), (maps.kind_changed, self._list_maps),
+            (maps.level_changed, lambda: view.show_level_unit(maps.level_unit, maps.sigmas)),
+            (maps.plane_changed, self._draw_slice), (solve.current_changed, self._collect),
+            (solve.structure_changed, self._structure_changed), (solve.density_changed, self._density_changed))
+        for signal, slot in wiring:
+            signal.connect(slot)
         slices.show_plane(maps.hkl, maps.offset)
 
     # -- model → model ---------------------------------------------------------------------------

@@ -23,10 +23,8 @@ class MapModel(QObject):
     """``maps``: kind → model.density.Density for the solution (or structure) on screen; ``kind``
     the one shown; ``can_calculate``: a structure exists, so "calculated" can be made on demand."""
 
-    maps_changed = Signal()
-    kind_changed = Signal(str)
-    level_changed = Signal()
-    plane_changed = Signal()
+    maps_changed, kind_changed = Signal(), Signal(str)  # the list of maps; the one shown (its kind)
+    level_changed, plane_changed = Signal(), Signal()  # the level's unit or σ multiple; the slice plane
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)

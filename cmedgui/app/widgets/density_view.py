@@ -175,10 +175,13 @@ class DensityView(QWidget):
     def _build_controls(self, layout: QVBoxLayout) -> None:
         self.map_selector = QComboBox()
         self.map_selector.setToolTip("Which map the view and the slice show")
+        self.map_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.map_selector.setMinimumContentsLength(16)
         self.map_selector.activated.connect(lambda i: self.map_chosen.emit(self.map_selector.itemData(i)))
         self.level_slider = QSlider(Qt.Orientation.Horizontal)
         self.level_slider.setRange(1, self.SLIDER_STEPS - 1)
         self.level_slider.setValue(self.SLIDER_STEPS // 12)
+        self.level_slider.setMinimumWidth(100)
         self.level_slider.setToolTip("Isosurface level (e/Å³); a difference map is drawn at ± the level")
         self.level_slider.valueChanged.connect(self._draw_surface)
         self.level_label = QLabel("no density")

@@ -101,8 +101,7 @@ class MainWindow(QMainWindow):
         self.maps_splitter = QSplitter(Qt.Orientation.Horizontal)  # the 3D view and its slice side by side
         self.maps_splitter.addWidget(self.density_view)
         self.maps_splitter.addWidget(self.slice_view)
-        self.maps_splitter.setStretchFactor(0, 3)
-        self.maps_splitter.setStretchFactor(1, 2)
+        self.maps_splitter.setSizes([600, 400])
         self.splitter.addWidget(self.maps_splitter)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
