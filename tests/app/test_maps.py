@@ -170,4 +170,4 @@ def test_report_holds_the_difference_slice(shown, gl, tmp_path):
 
     slice_image = imread(base64.b64decode(images[0]))
     rgb = slice_image[..., :3].astype(int)
-    assert np.any((rgb[..., 1] > rgb[..., 0] + 60)) and np.any((rgb[..., 0] > rgb[..., 1] + 60))  # + and − lines
+    assert np.any(rgb[..., 1] > rgb[..., 0] + 60) and np.any(rgb[..., 0] > rgb[..., 1] + 60)  # + and − lines
