@@ -13,13 +13,20 @@ from cmedgui.app.about import about_html
 from cmedgui.app.controllers.composition_controller import CompositionController
 from cmedgui.app.controllers.export_controller import ExportController
 from cmedgui.app.controllers.file_controller import FileController
+from cmedgui.app.controllers.map_controller import MapController
 from cmedgui.app.controllers.pattern_controller import PatternController
 from cmedgui.app.controllers.refinement_controller import RefinementController
 from cmedgui.app.controllers.session_controller import SessionController
 from cmedgui.app.controllers.solve_controller import SolveController
 from cmedgui.app.figures import save_image, window_image
 from cmedgui.app.jobs import JobRunner, describe_error
-from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
+from cmedgui.app.models import (
+    CompositionModel,
+    MapModel,
+    PatternModel,
+    SettingsModel,
+    SolveModel,
+)
 from cmedgui.app.models.refinement_model import RefinementModel
 from cmedgui.app.widgets.main_window import MainWindow
 from model.errors import InputError
@@ -37,6 +44,7 @@ class App:
         self.patterns = PatternModel()
         self.composition = CompositionModel()
         self.solve = SolveModel()
+        self.maps = MapModel()
         self.settings = SettingsModel(settings)
         self.refinement = RefinementModel()
         self.runner = JobRunner(inline=inline_jobs)
@@ -46,7 +54,8 @@ class App:
         self.elements = CompositionController(self.composition, self.solve, self.window)
         self.solver = SolveController(self.patterns, self.composition, self.solve, self.settings, self.window,
                                       self.runner)
-        self.exports = ExportController(self.patterns, self.solve, self.settings, self.window)
+        self.map_view = MapController(self.maps, self.solve, self.window)
+        self.exports = ExportController(self.patterns, self.solve, self.settings, self.window, self.maps)
         self.refiner = RefinementController(self.refinement, self.patterns, self.solve, self.window, self.runner)
         self.sessions = SessionController(self.patterns, self.composition, self.solve, self.refinement, self.settings,
                                           self.window, self.runner)
@@ -149,7 +158,8 @@ def run_window(args: argparse.Namespace) -> int:
 
     if args.solve and added:
         app.runner.failed.connect(lambda name, message: failed.append(message))
-        app.runner.finished.connect(lambda *_: app.solve.results or failed.append(window.message.text()))
+        app.runner.finished.connect(
+            lambda *_: any(r.solved for r in app.solve.results) or failed.append(window.message.text()))
         app.runner.cancelled.connect(lambda name: failed.append(f"{name} cancelled"))
         app.runner.busy_changed.connect(lambda busy: busy or QTimer.singleShot(300, finish))
         QTimer.singleShot(500, solve_then_finish)

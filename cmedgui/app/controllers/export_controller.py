@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from cmedgui.app.figures import rgba_image, save_image, save_pattern_figure
-from cmedgui.app.models import PatternModel, SettingsModel, SolveModel
+from cmedgui.app.models import MapModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.report import write_report
 from cmedgui.app.widgets.main_window import MainWindow
 from model.errors import InputError
@@ -32,8 +32,10 @@ def _exporters():
 
 
 class ExportController:
-    def __init__(self, patterns: PatternModel, solve: SolveModel, settings: SettingsModel, window: MainWindow):
+    def __init__(self, patterns: PatternModel, solve: SolveModel, settings: SettingsModel, window: MainWindow,
+                 maps: MapModel | None = None):
         self.patterns, self.solve, self.settings, self.window = patterns, solve, settings, window
+        self.maps = maps if maps is not None else MapModel()
         for key, action in window.export_actions.items():
             action.triggered.connect(lambda _=False, k=key: self.export_dialog(k))
 
@@ -103,7 +105,9 @@ class ExportController:
         elif key == "report":
             if result is None:
                 raise InputError(path, "no solve result to report: press Solve first")
-            write_report(path, result, self.patterns.pattern, self.window.pattern_widget, view)
+            difference = self.maps.maps.get("difference", result.maps.get("difference"))
+            write_report(path, result, self.patterns.pattern, self.window.pattern_widget, view, difference,
+                         (self.maps.hkl, self.maps.offset))
         else:
             raise ValueError(f"unknown export {key!r}")
         return path

@@ -13,7 +13,6 @@ from cmedgui.app.widgets.main_window import MainWindow
 from model.pattern import Pattern
 from model.result import Progress
 
-DISPLAY_GRID = 64  # the 3D view shows densities Fourier-upsampled to at least this many points per axis
 SOLVE_SAMPLES = 4
 
 
@@ -42,7 +41,6 @@ class SolveController:
         runner.cancelled.connect(self._cancelled)
         solve.results_changed.connect(self._show_results)
         solve.current_changed.connect(self._show_solution)
-        solve.density_changed.connect(self._draw_density)
         solve.structure_changed.connect(self._structure_changed)
 
     # -- intents ---------------------------------------------------------------------------------
@@ -88,14 +86,17 @@ class SolveController:
             return
         self.window.show_busy(None)
         results = [value, *value.alternatives]
-        solved = sorted((r for r in results if r.solved), key=lambda r: r.rwp)
-        if not solved:
-            self.window.show_error(f"{name}: no solution ({results[0].message or 'no candidate fits'})")
+        ranked = sorted(results, key=lambda r: (not r.solved, r.rwp))  # the solved first, best Rwp first
+        best = ranked[0]
+        if best.structure is None:
+            self.window.show_error(f"{name}: no solution ({best.message or 'no candidate fits'})")
             return
-        self.solve.set_results(solved)
-        best = solved[0]
-        self.window.show_message(f"{name} done: {best.space_group}, Rwp {best.rwp:.2f} %"
-                                 + (f" — {best.message}" if best.message else ""))
+        self.solve.set_results([r for r in ranked if r.structure is not None])
+        summary = f"{best.space_group}, Rwp {best.rwp:.2f} %" + (f" — {best.message}" if best.message else "")
+        if best.solved:
+            self.window.show_message(f"{name} done, solved: {summary}")
+        else:  # a plausible fit in a wrong group must not read as a solution
+            self.window.show_error(f"{name} done, NOT solved: {summary}")
 
     def _failed(self, name: str, message: str) -> None:
         self.window.show_busy(None)
@@ -122,25 +123,8 @@ class SolveController:
 
     def _structure_changed(self) -> None:
         structure = self.solve.structure
-        view = self.window.density_view
-        if structure is None:
-            view.set_atoms([], np.zeros((0, 3)))
-            return
-        view.set_atoms([site.specie.symbol for site in structure], structure.frac_coords,
-                       structure.lattice.matrix)
-        if self.solve.density is None:  # no network map: the one calculated from the atoms
+        if structure is not None and self.solve.density is None:  # no network map: the one from the atoms
             from model.density import cmed  # torch and pymatgen: load on first use
 
             # a solution's map in the solution's own cell, the one its CIF is written in
             self.solve.set_density(cmed(structure, conventional=self.solve.result is None))
-
-    def _draw_density(self) -> None:
-        density = self.solve.density
-        if density is None:
-            self.window.density_view.set_density(None, None)
-            return
-        if density.n < DISPLAY_GRID:
-            from model.density import fourier_upsample
-
-            density = fourier_upsample(density, DISPLAY_GRID)
-        self.window.density_view.set_density(density.values, density.lattice)

@@ -29,6 +29,7 @@ from cmedgui.app.widgets.parameter_panel import ParameterPanel
 from cmedgui.app.widgets.pattern_widget import PatternWidget
 from cmedgui.app.widgets.periodic_table import PeriodicTable
 from cmedgui.app.widgets.results_panel import ResultsPanel
+from cmedgui.app.widgets.slice_view import SliceView
 from model.data.systems import SOLVE_CHOICES
 from model.pattern import ANODES
 
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
 
         self.pattern_widget = PatternWidget()
         self.density_view = DensityView()
+        self.slice_view = SliceView()
         self.file_list = FileList()
         self.periodic_table = PeriodicTable()
         self.results_panel = ResultsPanel()
@@ -96,7 +98,11 @@ class MainWindow(QMainWindow):
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.pattern_widget)
-        self.splitter.addWidget(self.density_view)
+        self.maps_splitter = QSplitter(Qt.Orientation.Horizontal)  # the 3D view and its slice side by side
+        self.maps_splitter.addWidget(self.density_view)
+        self.maps_splitter.addWidget(self.slice_view)
+        self.maps_splitter.setSizes([600, 400])
+        self.splitter.addWidget(self.maps_splitter)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
         self.setCentralWidget(self.splitter)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cmedgui.app.evidence import cautions, evidence_rows, verdict
 from model.result import SolveResult
 
 SITE_COLUMNS = ("Element", "Wyckoff", "x", "y", "z", "Occ.", "Biso (Å²)")
@@ -23,7 +24,9 @@ def result_rows(result: SolveResult) -> dict[str, str]:
     """The summary lines of a result, as shown in the panel and the report."""
     a, b, c, alpha, beta, gamma = result.lattice
     timings = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in result.timings.items())
+    qualified = cautions(result) if result.solved else []
     rows = {
+        "Verdict": verdict(result) + (f" — but: {', '.join(qualified)}" if qualified else ""),
         "Cell": f"a {a:.4f}  b {b:.4f}  c {c:.4f} Å;  α {alpha:.2f}  β {beta:.2f}  γ {gamma:.2f}°",
         "Space group": f"{result.space_group} (No. {result.space_group_number}), {result.crystal_system}",
         "Agreement": f"Rwp {result.rwp:.2f} %   Rp {result.rp:.2f} %   GoF {result.gof:.2f}",
@@ -37,8 +40,7 @@ def result_rows(result: SolveResult) -> dict[str, str]:
         rows["Agreement"], note = agreement_text(result)
         if note:
             rows["GoF"] = note
-    if result.message:
-        rows["Note"] = result.message
+    rows.update(evidence_rows(result))
     return rows
 
 
@@ -88,6 +90,9 @@ class ResultsPanel(QWidget):
         for key, text in rows.items():
             label = QLabel(text)
             label.setWordWrap(True)
+            if key == "Verdict":  # read first: a plausible fit in a wrong group must not pass for a solution
+                colour = "#1b6e20" if result.solved and "but:" not in text else "#b00020"
+                label.setStyleSheet(f"font-weight: bold; color: {colour};")
             self._form.addRow(f"{key}:", label)
             self._labels[key] = label
         cells = site_cells(result) if result is not None else []

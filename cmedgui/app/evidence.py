@@ -1,0 +1,82 @@
+"""The verdict with the maps' evidence, as the results panel and the report word it: solved or not
+(model.solve's verdict), the difference map's largest peak and hole, and atoms whose Biso sits at
+a bound of the refinement (a Biso of 0.00 Å² hides a wrong scatterer or a wrong site)."""
+
+from __future__ import annotations
+
+from model.result import SolveResult
+from model.slices import grid_extrema, map_sigma
+
+AT_BOUND_A2 = 0.1  # Å², a Biso this close to a bound sits on it
+OCCUPANCY_BOUNDS = (0.0, 1.0)
+
+
+def verdict(result: SolveResult) -> str:
+    """"Solved" or "NOT solved", with the solve's words for why."""
+    words = "Solved" if result.solved else "NOT solved"
+    return f"{words}: {result.message}" if result.message else words
+
+
+def difference_extrema(result: SolveResult) -> tuple[list, float | None]:
+    """The difference map's largest peak and deepest hole (objects with xyz, height, nearest_atom,
+    distance), from the model's peak list or else from the map's grid, and the map's σ (or None)."""
+    difference = result.maps.get("difference")
+    sigma = map_sigma(difference.values) if difference is not None else None
+    peaks = list(result.map_peaks)
+    if not peaks and difference is not None:
+        structure = difference.structure if difference.structure is not None else None
+        labels = [site.specie.symbol for site in structure] if structure is not None else []
+        frac = structure.frac_coords if structure is not None else []
+        peaks = grid_extrema(difference.values, difference.lattice, labels, frac)
+    above = [p for p in peaks if p.height > 0]
+    below = [p for p in peaks if p.height < 0]
+    chosen = ([max(above, key=lambda p: p.height)] if above else []) + (
+        [min(below, key=lambda p: p.height)] if below else [])
+    return chosen, sigma
+
+
+def peak_text(peak, sigma: float | None) -> str:
+    x, y, z = peak.xyz
+    in_sigma = f" ({peak.height / sigma:+.1f}σ)" if sigma else ""
+    near = f", {peak.distance:.2f} Å from {peak.nearest_atom}" if peak.nearest_atom else ""
+    return f"{peak.height:+.2f} e/Å³{in_sigma} at ({x:.3f}, {y:.3f}, {z:.3f}){near}"
+
+
+def at_bounds(result: SolveResult) -> list[str]:
+    """"Ce Biso 0.00 Å² (lower bound 0)" for each refined Biso or occupancy on a bound."""
+    from model.rietveld_layout import BISO_BOUNDS  # torch: load on first use
+
+    found = []
+    if result.refinement is not None:
+        candidates = [(p.name, p.value, p.unit, BISO_BOUNDS if p.group == "biso" else OCCUPANCY_BOUNDS)
+                      for p in result.refinement.parameters if p.group in ("biso", "occupancy")]
+    else:  # no parameter list: the sites' own values
+        candidates = [(f"{s.element} Biso", s.biso, "Å²", BISO_BOUNDS) for s in result.sites]
+    for name, value, unit, (low, high) in candidates:
+        side = "lower" if value - low <= AT_BOUND_A2 else "upper" if high - value <= AT_BOUND_A2 else None
+        if side:
+            found.append(f"{name} {value:.2f}{' ' + unit if unit else ''} ({side} bound {low if side == 'lower' else high:g})")
+    return found
+
+
+def evidence_rows(result: SolveResult) -> dict[str, str]:
+    """The rows the panel and the report show under the verdict."""
+    rows = {}
+    extrema, sigma = difference_extrema(result)
+    for peak in extrema:
+        rows["Difference peak" if peak.height > 0 else "Difference hole"] = peak_text(peak, sigma)
+    bounds = at_bounds(result)
+    if bounds:
+        rows["At bounds"] = "; ".join(bounds)
+    return rows
+
+
+def cautions(result: SolveResult) -> list[str]:
+    """Short words that qualify a "Solved": atoms on bounds, a difference feature above 3σ."""
+    words = []
+    if at_bounds(result):
+        words.append("Biso on a bound")
+    extrema, sigma = difference_extrema(result)
+    if sigma and any(abs(p.height) > 3 * sigma for p in extrema):
+        words.append("difference map feature above 3σ")
+    return words
