@@ -145,7 +145,7 @@ def flipped_map(pattern: Pattern, structure: Structure, spacegroup: int, starts:
                                               (amplitudes.hkl, amplitudes.f_obs, amplitudes.d)))
     clock = time.process_time()
     result = charge_flipping.charge_flip(amplitudes, structure.lattice.matrix, space_group_ops(structure),
-                                         electrons=electrons, starts=starts, cycles=cycles,
+                                         electrons=electrons, n=GRID, starts=starts, cycles=cycles,
                                          biso=grid_biso(structure.lattice.matrix, GRID), rng=rng)
     return result.values, {"cf_cpu_s": time.process_time() - clock, "cf_grid": int(result.values.shape[0]),
                            "cf_reflections": len(amplitudes.hkl), "cf_symmetry_fom": result.symmetry_fom}

@@ -20,6 +20,7 @@ minus the F_calc map. Phases are the model's throughout.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -37,7 +38,7 @@ from model.density import (
 )
 from model.errors import InputError
 from model.instrument import Instrument
-from model.result import Fit, SolveResult
+from model.result import Fit, Progress, SolveResult
 from model.scattering import reflections
 from model.simulate import params_torch, peaks_torch
 from model.structure import conventional_standard
@@ -338,3 +339,12 @@ def with_maps(result: SolveResult, n: int | None = None) -> SolveResult:
     peaks = find_extrema(maps["difference"])
     sigma = noise_sigma(data, np.array([p.xyz for p in peaks])) if peaks else []
     return replace(result, maps=maps, map_peaks=[replace(p, sigma=float(s)) for p, s in zip(peaks, sigma)])
+
+
+def mapped(job: Callable[..., Generator[Progress, None, SolveResult]], *args,
+           **kwargs) -> Generator[Progress, None, SolveResult]:
+    """Run the solve or refinement ``job(*args, **kwargs)``, passing on its progress, and return its
+    result, and each alternative beside it, with their Fourier maps (with_maps)."""
+    result = yield from job(*args, **kwargs)
+    yield Progress("maps", 1.0, "Fourier maps of the refined structure")
+    return replace(with_maps(result), alternatives=[with_maps(other) for other in result.alternatives])

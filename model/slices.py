@@ -132,38 +132,3 @@ def atoms_on_plane(piece: Slice, frac: np.ndarray, within_A: float = 0.3) -> tup
     keep = ((np.abs(coords[..., 2]) * normal_A <= within_A) & (coords[..., 0] >= -tol)
             & (coords[..., 0] <= 1 + tol) & (coords[..., 1] >= -tol) & (coords[..., 1] <= 1 + tol))
     return coords[keep][:, :2] @ piece.frame, source[keep]
-
-
-def map_sigma(values: np.ndarray) -> float:
-    """σ of a map: the RMS deviation of its values from their mean (e/Å³)."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.sqrt(np.mean((values - values.mean()) ** 2)))
-
-
-@dataclass(frozen=True)
-class GridPeak:
-    """A map's extreme grid point: fractional xyz, height (e/Å³), nearest atom and its distance (Å);
-    the attributes the model's difference-map peaks (model.fourier) have."""
-
-    xyz: tuple[float, float, float]
-    height: float
-    nearest_atom: str
-    distance: float
-
-
-def grid_extrema(values: np.ndarray, lattice: np.ndarray, labels: list[str], frac: np.ndarray) -> list[GridPeak]:
-    """The highest and the lowest grid point of a map, each with its nearest atom (minimum image)."""
-    values = np.asarray(values)
-    lattice = np.asarray(lattice, dtype=float)
-    frac = np.asarray(frac, dtype=float).reshape(-1, 3)
-    found = []
-    for index in (int(np.argmax(values)), int(np.argmin(values))):
-        xyz = np.array(np.unravel_index(index, values.shape), dtype=float) / np.array(values.shape)
-        nearest, distance = "", float("nan")
-        if len(frac):
-            delta = frac - xyz
-            delta -= np.round(delta)
-            distances = np.linalg.norm(delta @ lattice, axis=1)
-            nearest, distance = labels[int(np.argmin(distances))], float(distances.min())
-        found.append(GridPeak(tuple(float(x) for x in xyz), float(values.flat[index]), nearest, distance))
-    return found

@@ -4,8 +4,10 @@ a bound of the refinement (a Biso of 0.00 Å² hides a wrong scatterer or a wron
 
 from __future__ import annotations
 
+import math
+
+from model.fourier import find_extrema, map_sigma
 from model.result import SolveResult
-from model.slices import grid_extrema, map_sigma
 
 AT_BOUND_A2 = 0.1  # Å², a Biso this close to a bound sits on it
 OCCUPANCY_BOUNDS = (0.0, 1.0)
@@ -21,13 +23,10 @@ def difference_extrema(result: SolveResult) -> tuple[list, float | None]:
     """The difference map's largest peak and deepest hole (objects with xyz, height, nearest_atom,
     distance), from the model's peak list or else from the map's grid, and the map's σ (or None)."""
     difference = result.maps.get("difference")
-    sigma = map_sigma(difference.values) if difference is not None else None
+    sigma = map_sigma(difference) if difference is not None else None
     peaks = list(result.map_peaks)
     if not peaks and difference is not None:
-        structure = difference.structure if difference.structure is not None else None
-        labels = [site.specie.symbol for site in structure] if structure is not None else []
-        frac = structure.frac_coords if structure is not None else []
-        peaks = grid_extrema(difference.values, difference.lattice, labels, frac)
+        peaks = find_extrema(difference, 2)
     above = [p for p in peaks if p.height > 0]
     below = [p for p in peaks if p.height < 0]
     chosen = ([max(above, key=lambda p: p.height)] if above else []) + (
@@ -37,8 +36,8 @@ def difference_extrema(result: SolveResult) -> tuple[list, float | None]:
 
 def peak_text(peak, sigma: float | None) -> str:
     x, y, z = peak.xyz
-    in_sigma = f" ({peak.height / sigma:+.1f}σ)" if sigma else ""
-    near = f", {peak.distance:.2f} Å from {peak.nearest_atom}" if peak.nearest_atom else ""
+    in_sigma = f" ({_significance(peak, sigma):+.1f}σ)" if sigma else ""
+    near = f", {peak.distance_A:.2f} Å from {peak.nearest_atom}" if peak.nearest_atom else ""
     return f"{peak.height:+.2f} e/Å³{in_sigma} at ({x:.3f}, {y:.3f}, {z:.3f}){near}"
 
 
@@ -77,6 +76,13 @@ def cautions(result: SolveResult) -> list[str]:
     if at_bounds(result):
         words.append("Biso on a bound")
     extrema, sigma = difference_extrema(result)
-    if sigma and any(abs(p.height) > 3 * sigma for p in extrema):
+    if sigma and any(abs(_significance(p, sigma)) > 3 for p in extrema):
         words.append("difference map feature above 3σ")
     return words
+
+
+def _significance(peak, map_rms: float) -> float:
+    """The feature in its own noise σ where the model knows it (model.fourier.MapPeak.sigma: the
+    counting noise carried through F_obs), else in the map's rms: a powder line's error is shared
+    by every hkl in it, so the rms alone calls a correct model's map noisy."""
+    return peak.significance if math.isfinite(peak.significance) else peak.height / map_rms

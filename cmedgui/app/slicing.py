@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from cmedgui.app.models.map_model import MAP_CHOICES, SIGNED_KINDS
+from model.fourier import map_sigma
 from model.slices import (
     atoms_on_plane,
     contour_levels,
     contour_lines,
-    map_sigma,
     plane_slice,
 )
 
@@ -21,7 +21,7 @@ def slice_drawing(density, hkl, offset: float) -> tuple[list, np.ndarray, bool, 
     """SliceView.show_slice's arguments for ``density`` (model.density.Density) on (hkl) at ``offset``."""
     signed = density.kind in SIGNED_KINDS
     piece = plane_slice(density.values, density.lattice, hkl, offset, samples_per_cell=max(SLICE_STEPS, density.n))
-    sigma = map_sigma(density.values)
+    sigma = map_sigma(density)
     levels = contour_levels(piece.values, sigma, signed)
     atoms = []
     if density.structure is not None:

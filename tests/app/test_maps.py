@@ -139,16 +139,16 @@ def test_results_panel_shows_the_verdict_peak_hole_and_bound_atoms(app, rock_sal
 
 def test_bounds_from_the_refinement_and_peaks_from_the_model():
     from cmedgui.app.evidence import at_bounds, evidence_rows
+    from model.fourier import MapPeak
     from model.instrument import Instrument
     from model.pattern import ANODES
-    from model.slices import GridPeak
 
     parameters = [Parameter("Ce Biso", "biso", 0.0, None, "Å²", 0, True),
                   Parameter("O Biso", "biso", 0.07, None, "Å²", 0, True),
                   Parameter("a", "cell", 5.411, 1e-4, "Å", 0, True)]
     report = RefinementReport(parameters, [], 1.0, [2.0], ["biso"], np.ones(3), Instrument(ANODES["CuKa"]))
     result = SolveResult((5.411,) * 3 + (90.0,) * 3, "Fm-3m", 225, "cubic", [], 3.5, 2.5, 1.2, refinement=report,
-                         map_peaks=[GridPeak((0.5, 0.5, 0.5), 0.8, "O1", 2.34), GridPeak((0.1, 0, 0), -0.5, "Ce1", 0.54)])
+                         map_peaks=[MapPeak((0.5, 0.5, 0.5), 0.8, "O1", 2.34), MapPeak((0.1, 0, 0), -0.5, "Ce1", 0.54)])
     assert at_bounds(result) == ["Ce Biso 0.00 Å² (lower bound 0)", "O Biso 0.07 Å² (lower bound 0)"]
     rows = evidence_rows(result)
     assert rows["Difference peak"] == "+0.80 e/Å³ at (0.500, 0.500, 0.500), 2.34 Å from O1"

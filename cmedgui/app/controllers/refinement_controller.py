@@ -35,9 +35,10 @@ class RefinementController:
         if self.runner.busy:
             self.window.show_error(f"{self.runner.current} is still running")
             return
-        from model.refine_again import refine_again  # torch: load on first use
+        from model.fourier import mapped  # torch: load on first use
+        from model.refine_again import refine_again
 
-        self.runner.submit(REFINE_AGAIN, refine_again, pattern, result, self.model.free_groups,
+        self.runner.submit(REFINE_AGAIN, mapped, refine_again, pattern, result, self.model.free_groups,
                            list(self.patterns.excluded))
 
     def _finished(self, name: str, value) -> None:

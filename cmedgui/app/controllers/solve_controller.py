@@ -53,10 +53,11 @@ class SolveController:
         if not chemistry.known and not chemistry.possible:
             self.window.show_error("Tick the elements in the sample first (periodic table, left)")
             return
+        from model.fourier import mapped
         from model.solve import solve
 
         data = without_excluded(pattern, pattern.included(self.patterns.excluded))
-        self.runner.submit("Solve", solve, data, chemistry.known, formula=chemistry.formula or None,
+        self.runner.submit("Solve", mapped, solve, data, chemistry.known, formula=chemistry.formula or None,
                            possible=chemistry.possible, excluded=chemistry.excluded,
                            system=self.window.crystal_system.currentText(), samples=SOLVE_SAMPLES,
                            device=self.settings.device)
@@ -66,9 +67,10 @@ class SolveController:
         if pattern is None or structure is None:
             self.window.show_error("Refine needs a pattern and a structure: solve first or open a CIF")
             return
+        from model.fourier import mapped
         from model.refine import refine_structure
 
-        self.runner.submit("Refine", refine_structure, pattern, structure, excluded=list(self.patterns.excluded))
+        self.runner.submit("Refine", mapped, refine_structure, pattern, structure, excluded=list(self.patterns.excluded))
 
     def cancel(self) -> None:
         if self.runner.busy:
