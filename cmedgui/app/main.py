@@ -58,7 +58,7 @@ class App:
         self.exports = ExportController(self.patterns, self.solve, self.settings, self.window, self.maps)
         self.refiner = RefinementController(self.refinement, self.patterns, self.solve, self.window, self.runner)
         self.sessions = SessionController(self.patterns, self.composition, self.solve, self.refinement, self.settings,
-                                          self.window, self.runner)
+                                          self.window, self.runner, self.maps)
         geometry, state = self.settings.window_state()
         if geometry is not None:
             self.window.restoreGeometry(geometry)

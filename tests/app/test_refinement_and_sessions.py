@@ -59,6 +59,10 @@ def test_panel_refine_again_and_a_session_round_trip(inline_app, rock_salt_cif, 
 
     # save, reopen in a fresh window: the same state, drawn the same
     app.patterns.set_scaling("sqrt")
+    assert set(again.maps) == {"F_obs", "F_calc", "difference", "2F_obs-F_calc"} and again.map_peaks
+    app.maps.set_kind("difference")
+    app.maps.set_level("σ", 2.5)
+    app.maps.set_plane((1, 1, 0), 0.25)
     path = tmp_path / "nacl.cmedgui"
     assert app.sessions.save(path), app.window.message.text()
     reopened = inline_app("other.ini")
@@ -74,6 +78,10 @@ def test_panel_refine_again_and_a_session_round_trip(inline_app, rock_salt_cif, 
     assert reopened.window.parameter_panel.agreement.text() == panel.agreement.text()
     assert reopened.window.results_panel.sites.rowCount() == app.window.results_panel.sites.rowCount()
     assert np.array_equal(reopened.solve.density.values, app.solve.density.values)
+    assert np.array_equal(reopened.solve.result.maps["difference"].values, again.maps["difference"].values)
+    assert reopened.solve.result.map_peaks == again.map_peaks
+    assert (reopened.maps.kind, reopened.maps.level_unit, reopened.maps.sigmas) == ("difference", "σ", 2.5)
+    assert (reopened.maps.hkl, reopened.maps.offset) == ((1, 1, 0), 0.25)
 
 
 def test_a_damaged_session_changes_nothing(inline_app, rock_salt_cif, tmp_path):

@@ -7,6 +7,7 @@ stays as it was.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pymatgen.core import Element
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import QFileDialog
 from cmedgui.app.jobs import JobRunner
 from cmedgui.app.models import CompositionModel, PatternModel, SettingsModel, SolveModel
 from cmedgui.app.models.composition_model import STATES
+from cmedgui.app.models.map_model import LEVEL_UNITS, MapModel
 from cmedgui.app.models.pattern_model import SCALINGS, X_UNITS
 from cmedgui.app.models.refinement_model import RefinementModel
 from cmedgui.app.widgets.main_window import MainWindow
@@ -26,8 +28,9 @@ FILTER = "cmedgui session (*.cmedgui)"
 
 class SessionController:
     def __init__(self, patterns: PatternModel, composition: CompositionModel, solve: SolveModel,
-                 refinement: RefinementModel, settings: SettingsModel, window: MainWindow, runner: JobRunner):
-        self.patterns, self.composition, self.solve = patterns, composition, solve
+                 refinement: RefinementModel, settings: SettingsModel, window: MainWindow, runner: JobRunner,
+                 maps: MapModel):
+        self.patterns, self.composition, self.solve, self.maps = patterns, composition, solve, maps
         self.refinement, self.settings, self.window, self.runner = refinement, settings, window, runner
         window.save_session_action.triggered.connect(self.save_dialog)
         window.open_session_action.triggered.connect(self.open_dialog)
@@ -55,7 +58,8 @@ class SessionController:
             settings={"wavelength": window.wavelength.currentText(),
                       "crystal_system": window.crystal_system.currentText(),
                       "device": window.device.currentText(),
-                      "window_state": bytes(window.saveState().toHex()).decode()},
+                      "window_state": bytes(window.saveState().toHex()).decode(),
+                      "map_view": json.dumps(self._map_view())},
             results=list(self.solve.results), current_result=self.solve.current, structure=self.solve.structure,
             density=self.solve.density, free=self.refinement.free_groups)
         try:
@@ -106,6 +110,17 @@ class SessionController:
         window.device.setCurrentText(settings.get("device", window.device.currentText()))
         if settings.get("window_state"):
             window.restoreState(QByteArray.fromHex(settings["window_state"].encode()))
+        if settings.get("map_view"):
+            view = json.loads(settings["map_view"])
+            self.maps.set_kind(view["kind"])
+            self.maps.set_level(view["unit"], view["sigmas"])
+            self.maps.set_plane(tuple(view["hkl"]), view["offset"])
+
+    def _map_view(self) -> dict:
+        """The 3D view's map, its level and the slice plane."""
+        maps = self.maps
+        return {"kind": maps.kind, "unit": maps.level_unit, "sigmas": maps.sigmas, "hkl": list(maps.hkl),
+                "offset": maps.offset}
 
 
 def _check(path, session) -> None:
@@ -121,3 +136,13 @@ def _check(path, session) -> None:
         fail(f"pattern {session.current_pattern} of {len(session.patterns)}")
     if not -1 <= session.current_result < len(session.results) or (session.results and session.current_result < 0):
         fail(f"solution {session.current_result} of {len(session.results)}")
+    view = session.settings.get("map_view")
+    if view is not None:
+        try:
+            view = json.loads(view)
+            valid = (view["unit"] in LEVEL_UNITS and float(view["sigmas"]) > 0 and len(view["hkl"]) == 3
+                     and any(int(i) for i in view["hkl"]) and 0 <= float(view["offset"]) < 1)
+        except (ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            fail("the map view (level unit, σ multiple, slice plane) cannot be read")
