@@ -56,3 +56,19 @@ def blob(n: int = 32) -> np.ndarray:
     x = np.arange(n) / n - 0.5
     X, Y, Z = np.meshgrid(x, x, x, indexing="ij")
     return (10.0 * np.exp(-(X**2 + Y**2 + Z**2) / 0.02)).astype(np.float32)
+
+
+@pytest.fixture
+def inline_app(qtbot, tmp_path):
+    """A window whose jobs run in the caller's thread: a refinement is over when submit returns."""
+    from PySide6.QtCore import QSettings
+
+    from cmedgui.app.main import App
+
+    def make(name="settings.ini"):
+        instance = App(QSettings(str(tmp_path / name), QSettings.Format.IniFormat), inline_jobs=True)
+        qtbot.addWidget(instance.window)
+        instance.window.show()
+        return instance
+
+    return make

@@ -49,6 +49,26 @@ def test_density(solved, tmp_path, name):
         assert "DATAGRID_3D" in path.read_text()
 
 
+def test_the_map_shown_and_the_peaks_after_a_refinement(inline_app, rock_salt_cif, tmp_path):
+    app = inline_app()
+    app.files.open_paths([str(rock_salt_cif)])
+    app.window.refine_action.trigger()
+    result = app.solve.result
+    app.maps.set_kind("difference")
+    path = app.exports.export("density", tmp_path / "diff.cube")
+    assert path is not None, app.window.message.text()
+    head = path.read_text().splitlines()[0]
+    assert head.startswith("cmedgui difference map") and "difference map" in app.window.message.text()
+    cube = VolumetricData.from_cube(str(path))
+    assert cube.data["total"].shape == result.maps["difference"].values.shape
+    assert np.allclose(cube.structure.lattice.abc, result.maps["difference"].structure.lattice.abc, atol=1e-4)
+    peaks = app.exports.export("peaks", tmp_path / "peaks.csv")
+    lines = peaks.read_text().splitlines()
+    assert lines[0] == "x,y,z,height,nearest_atom" and len(lines) == 1 + len(result.map_peaks)
+    heights = [abs(float(line.split(",")[3])) for line in lines[1:]]
+    assert heights == sorted(heights, reverse=True)
+
+
 @pytest.mark.parametrize("name", ["fit.xy", "fit.csv"])
 def test_fitted_pattern(solved, tmp_path, name):
     path = solved.exports.export("fit", tmp_path / name)

@@ -2,21 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, Qt
-
-
-@pytest.fixture
-def inline_app(qtbot, tmp_path):
-    """A window whose jobs run in the caller's thread: a refinement is over when submit returns."""
-    from cmedgui.app.main import App
-
-    def make(name="settings.ini"):
-        instance = App(QSettings(str(tmp_path / name), QSettings.Format.IniFormat), inline_jobs=True)
-        qtbot.addWidget(instance.window)
-        instance.window.show()
-        return instance
-
-    return make
+from PySide6.QtCore import Qt
 
 
 def _panel_rows(panel):

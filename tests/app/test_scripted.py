@@ -75,8 +75,9 @@ def test_scripted_solve_exports_and_quits_with_status_0(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     written = {p.name for p in out.iterdir()}
     # the 3D figure and the report need OpenGL, which an offscreen run may lack
-    assert {"density.cube", "fit.xy", "pattern.png", "structure.cif"} <= written
-    assert written <= {"density.cube", "fit.xy", "pattern.png", "structure.cif", "density.png", "report.html"}
+    assert {"density.cube", "peaks.csv", "fit.xy", "pattern.png", "structure.cif"} <= written
+    assert written <= {"density.cube", "peaks.csv", "fit.xy", "pattern.png", "structure.cif", "density.png",
+                       "report.html"}
     assert done.stdout.count("exported: ") == len(written)
     cif = load_structure(out / "structure.cif")
     cube = VolumetricData.from_cube(str(out / "density.cube"))

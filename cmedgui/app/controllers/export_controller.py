@@ -15,7 +15,8 @@ from model.errors import InputError
 FIGURE_FILTER = "PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"
 DIALOG = {  # key → (title, filter or the model.exporters kind whose filter to use, default file name)
     "cif": ("Export structure", "structure", "structure.cif"),
-    "density": ("Export density", "density", "density.cube"),
+    "density": ("Export the map shown", "density", "density.cube"),
+    "peaks": ("Export difference-map peaks and holes", "peaks", "peaks.csv"),
     "fit": ("Export fitted pattern", "pattern", "fit.xy"),
     "pattern_figure": ("Export pattern figure", FIGURE_FILTER, "pattern.png"),
     "density_figure": ("Export 3D view", FIGURE_FILTER, "density.png"),
@@ -56,7 +57,7 @@ class ExportController:
             self.window.show_error(str(error))
             return None
         self.settings.last_folder = str(written.parent)
-        what = f": {self.solve.density.description}" if key == "density" else ""
+        what = f": {self.shown_map().description}" if key == "density" else ""
         self.window.show_message(f"Wrote {written}{what}")
         return written
 
@@ -69,8 +70,9 @@ class ExportController:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InputError(folder, f"cannot create the export folder ({error.strerror})") from None
-        pattern, result, density = self.patterns.pattern, self.solve.result, self.solve.density
+        pattern, result, density = self.patterns.pattern, self.solve.result, self.shown_map()
         wanted = {"cif": result is not None or self.solve.structure is not None, "density": density is not None,
+                  "peaks": result is not None and bool(result.map_peaks),
                   "fit": pattern is not None, "pattern_figure": pattern is not None,
                   "density_figure": gl and density is not None, "report": gl and result is not None}
         written, problems = [], []
@@ -82,6 +84,10 @@ class ExportController:
                 written.append(path)
         return written, problems
 
+    def shown_map(self):
+        """The map the 3D view shows (model.density.Density), else the solution's density."""
+        return self.maps.maps.get(self.maps.kind, self.solve.density)
+
     def _write(self, key: str, path: Path) -> Path:
         result, view = self.solve.result, self.window.density_view
         if key == "cif":
@@ -90,9 +96,13 @@ class ExportController:
                 raise InputError(path, "no structure to export: solve first or open a CIF")
             _exporters().export(path, structure, "structure")
         elif key == "density":
-            if self.solve.density is None:
+            if self.shown_map() is None:
                 raise InputError(path, "no density to export: solve first or open a CIF")
-            _exporters().export(path, self.solve.density, "density")
+            _exporters().export(path, self.shown_map(), "density")
+        elif key == "peaks":
+            if result is None or not result.map_peaks:
+                raise InputError(path, "no difference map to list peaks of: solve or refine first")
+            _exporters().export(path, result.map_peaks, "peaks")
         elif key == "fit":
             data = self.patterns.fit or self.patterns.pattern
             if data is None:

@@ -143,8 +143,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         export = file_menu.addMenu("&Export")
         self.export_actions: dict[str, QAction] = {}
-        for key, text in (("cif", "Structure (CIF)…"), ("density", "Density (.cube / .xsf / CHGCAR)…"),
-                          ("fit", "Fitted pattern (.xy / .csv)…"), ("pattern_figure", "Pattern figure…"),
+        for key, text in (("cif", "Structure (CIF)…"), ("density", "Map shown (.cube / .xsf / CHGCAR)…"),
+                          ("peaks", "Difference-map peaks (CSV)…"), ("fit", "Fitted pattern (.xy / .csv)…"), ("pattern_figure", "Pattern figure…"),
                           ("density_figure", "3D view figure…"), ("report", "Solve report…")):
             self.export_actions[key] = export.addAction(text)
         file_menu.addSeparator()
