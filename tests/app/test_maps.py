@@ -36,6 +36,15 @@ def selector_kinds(view):
     return [view.map_selector.itemData(i) for i in range(view.map_selector.count())]
 
 
+def test_no_map_pane_before_there_is_a_map(app, rock_salt):
+    from cmedgui.app.main import EXAMPLE
+
+    app.files.open_paths([str(EXAMPLE)])
+    assert app.maps.choices == [] and not app.window.maps_splitter.isVisible()
+    app.solve.set_results([rock_salt_result(rock_salt)])
+    assert app.window.maps_splitter.isVisible()
+
+
 def test_map_selector_lists_and_switches_maps(shown):
     view, maps = shown.window.density_view, shown.maps
     assert selector_kinds(view) == ["network", "F_obs", "difference", "calculated"]

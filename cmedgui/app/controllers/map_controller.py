@@ -49,6 +49,7 @@ class MapController:
         for signal, slot in wiring:
             signal.connect(slot)
         slices.show_plane(maps.hkl, maps.offset)
+        self._list_maps()
 
     # -- model → model ---------------------------------------------------------------------------
     def _collect(self, _index: int = -1) -> None:
@@ -86,6 +87,8 @@ class MapController:
     # -- model → views ---------------------------------------------------------------------------
     def _list_maps(self) -> None:
         self.window.density_view.set_map_choices([(k, MAP_CHOICES[k]) for k in self.maps.choices], self.maps.kind)
+        # before a solve or an opened structure there is nothing to draw: no empty 3D pane or axes
+        self.window.maps_splitter.setVisible(bool(self.maps.choices))
 
     def _atoms_to_view(self) -> None:
         structure = self.solve.structure
