@@ -1,0 +1,230 @@
+"""Ito's zone method (Visser 1969, the ITO program): monoclinic and triclinic cells from a peak list.
+
+Q = 1/d² (Å⁻²). A zone, the reciprocal lattice plane spanned by a* and b*, has the lines
+Q(hk) = h²Qa + k²Qb + hk·D with D = 2√(Qa Qb) cos φ*, and Ito's relation
+Q(h,k) + Q(h,−k) = 2(h²Qa + k²Qb) gives D = (Q(h,k) − Q(h,−k)) / 2hk from any two observed lines
+that sum to it. The bases are pairs of low lines and of a quarter of them (a basis vector extinct
+by a glide or a screw axis shows only at 2a*: Q(020) = 4 Q(010)); zones are ranked by the lines
+they index beyond chance. Two zones sharing a basis vector a* give a lattice up to the one term
+b*·c*, which every observed line that is some hkl with k, l ≠ 0 fixes: values two lines agree on
+make trial cells. Those are screened on the first lines and refined triclinic with the zero shift
+(model.cells), Niggli-reduced (pymatgen), and the symmetry of the lattice itself (spglib, one
+point per cell) tells the monoclinic ones, refined again in their conventional cell (b unique,
+C-centred where centred) with four terms.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import spglib
+from pymatgen.core import Lattice
+
+from model.cells import (SCREEN_TOLERANCE, Cell, dinv_d2_dtth, features, inv_d2, metric_coef, nearest,
+                         plausible, reciprocal_metric, refine_cell, screen)
+from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code
+
+BASE_LINES = 8  # lowest lines taken as zone basis vectors
+QUARTER_LINES = 8  # lowest lines whose quarter is taken as a basis vector too (2a* observed, a* extinct)
+ITO_INDEX = 3  # h, k = 1..ITO_INDEX in Ito's relation
+ZONE_INDEX = 10  # |h|, |k| ≤ ZONE_INDEX: the zone lines counted against the observed ones
+MAX_COS = 0.8  # |cos| of the angle between two basis vectors: bases of lines are not reduced (≤ 0.5)
+ZONES_KEPT = 40  # best zones combined pairwise into triclinic lattices
+MONOCLINIC_ZONES = 2000  # best zones taken as the h0l zone of a monoclinic lattice
+AGREED = 8  # values of the one unknown term tried per zone or pair of zones, most lines agreeing first
+CROSS_LINES = 12  # lowest lines that fix the b*·c* term of two zones
+CROSS_INDEX = 2  # |h|, k, |l| ≤ CROSS_INDEX for them
+SCREEN_INDEX = 4  # |h|, |k|, |l| ≤ SCREEN_INDEX: the lines a trial lattice is screened with
+# on all lines: with six terms a wrong lattice indexes the first ten lines about as often as the right one
+SCREEN_LINES = 20
+REFINED = 50  # screened trial lattices refined with the zero shift, fewest misses and smallest first
+SAME_TRIAL = 2e-3  # trial coefficients that agree this closely (relative to Q of the first line) are one
+# the lattice's symmetry is looked for at these tolerances (spglib: Å, degrees): refined cells carry
+# errors of ~0.1 % in length and a few hundredths of a degree
+LATTICE_SYMPREC_FRACTION = 2e-3  # of the longest axis
+LATTICE_ANGLE_DEG = 0.3
+MONOCLINIC_M20_FRACTION = 0.5  # a monoclinic refinement of a triclinic cell keeping this much M20 stands for it
+
+
+def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str], tol: float, max_volume: float,
+                       max_unindexed: int, pause: Callable[[], None] = lambda: None) -> list[Cell]:
+    """Monoclinic and triclinic cells (those in ``systems``) indexing the sorted peak positions
+    ``tth`` (deg 2θ, Kα1 ``wavelength`` Å), each lattice once, in the highest of the two
+    systems its metric has; lattices of a higher system are left to model.index's indexers."""
+    if tth.size - max_unindexed < 10:  # six terms and the zero need more than a handful of lines
+        return []
+    q = inv_d2(tth, wavelength)
+    q_tol = SCREEN_TOLERANCE * tol * dinv_d2_dtth(tth, wavelength)
+    pause()
+    zones = _zones(q, q_tol)
+    trials = np.concatenate([_monoclinic_trials(q, q_tol, zones), _triclinic_trials(q, q_tol, zones[:ZONES_KEPT])])
+    trials = trials[plausible("triclinic", trials, max_volume)]
+    pause()
+    # first on the lowest lines with the lowest-index rows, the few survivors on all lines
+    good, _ = screen(trials, _screen_rows(SCREEN_INDEX - 1), q, tth, wavelength, tol, max_unindexed, pause)
+    good, misses = screen(good, _screen_rows(SCREEN_INDEX), q, tth, wavelength, tol, max_unindexed, pause,
+                          SCREEN_LINES)
+    good = good[np.lexsort((1.0 / np.sqrt(np.linalg.det(reciprocal_metric("triclinic", good))), misses))]
+    _, first_of = np.unique(np.round(good / (SAME_TRIAL * q[0])), axis=0, return_index=True)
+    good = good[np.sort(first_of)][:REFINED]
+    cells: list[Cell] = []
+    for coef in good:
+        pause()
+        cell = refine_cell("triclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
+        if cell is not None:
+            cells.extend(_classified(cell, tth, wavelength, tol, max_unindexed, max_volume, systems))
+    return cells
+
+
+def _bases(q: np.ndarray, q_tol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q (Å⁻²) of the candidate basis vectors and their tolerances: the lowest lines and a quarter of them."""
+    n, m = min(BASE_LINES, q.size), min(QUARTER_LINES, q.size)
+    return np.concatenate([q[:n], q[:m] / 4]), np.concatenate([q_tol[:n], q_tol[:m] / 4])
+
+
+def _zones(q: np.ndarray, q_tol: np.ndarray) -> np.ndarray:
+    """The zones as rows (basis u, basis v, D) over the _bases, u < v; D (Å⁻²) the
+    hk term. Ranked by the observed lines the zone indexes less those chance would put within the
+    tolerance of its lines (a zone of long axes has many lines and indexes many by chance)."""
+    base, base_tol = _bases(q, q_tol)
+    u, v = np.array(list(itertools.combinations(range(base.size), 2))).T
+    hk = np.array(list(itertools.product(range(1, ITO_INDEX + 1), repeat=2)), dtype=float)
+    h, k = hk[:, 0], hk[:, 1]
+    target = 2 * (h[None] ** 2 * base[u, None] + k[None] ** 2 * base[v, None])  # (pairs, hk)
+    target_tol = 2 * (h[None] ** 2 * base_tol[u, None] + k[None] ** 2 * base_tol[v, None])
+    i, j = np.triu_indices(q.size)  # Q(h,k) ≥ Q(h,−k): D ≥ 0, the sign of b* chosen
+    q_hi, q_lo = np.maximum(q[i], q[j]), np.minimum(q[i], q[j])
+    match = np.abs(q_hi + q_lo - target[..., None]) <= target_tol[..., None] + q_tol[i] + q_tol[j]
+    pair, combo, line = np.nonzero(match)
+    d = (q_hi[line] - q_lo[line]) / (2 * h[combo] * k[combo])
+    zones = np.column_stack([u[pair], v[pair], d])
+    zones = np.concatenate([zones, np.column_stack([u, v, np.zeros(u.size)])])  # and every rectangular zone
+    cos = zones[:, 2] / (2 * np.sqrt(base[zones[:, 0].astype(int)] * base[zones[:, 1].astype(int)]))
+    zones = zones[np.abs(cos) <= MAX_COS]
+    _, first_of = np.unique(np.column_stack([zones[:, :2], np.round(zones[:, 2] / q_tol[0])]), axis=0,
+                            return_index=True)
+    zones = zones[first_of]
+    return zones[np.argsort(-_zone_merit(zones, base, q, q_tol), kind="stable")]
+
+
+def _zone_merit(zones: np.ndarray, base: np.ndarray, q: np.ndarray, q_tol: np.ndarray) -> np.ndarray:
+    """Observed lines each zone indexes, less the number a random set of as many lines would."""
+    r = np.arange(-ZONE_INDEX, ZONE_INDEX + 1)
+    h, k = np.meshgrid(np.arange(ZONE_INDEX + 1), r, indexing="ij")
+    h, k = h.ravel(), k.ravel()
+    keep = (h > 0) | (k > 0)  # one of ±(h, k)
+    rows = np.column_stack([h[keep] ** 2, k[keep] ** 2, h[keep] * k[keep]]).astype(float)
+    coef = np.column_stack([base[zones[:, 0].astype(int)], base[zones[:, 1].astype(int)], zones[:, 2]])
+    calc = np.sort(coef @ rows.T, axis=1)
+    indexed = np.sum(nearest(np.broadcast_to(q, (len(zones), q.size)), calc) <= q_tol, axis=1)
+    density = np.sum(calc <= q[-1], axis=1) / q[-1]  # zone lines per Å⁻²
+    chance = np.sum(np.minimum(1.0, density[:, None] * 2 * q_tol[None]), axis=1)
+    return indexed - chance
+
+
+def _agreed(values: np.ndarray, tolerances: np.ndarray) -> np.ndarray:
+    """The AGREED values that most of ``values`` agree on within their ``tolerances``, at least two."""
+    order = np.argsort(values)
+    values, tolerances = values[order], tolerances[order]
+    support = np.searchsorted(values, values + tolerances, side="right") - np.searchsorted(values, values - tolerances)
+    best = np.argsort(-support, kind="stable")
+    taken: list[int] = []
+    for i in best[support[best] >= 2]:
+        if all(abs(values[i] - values[j]) > tolerances[i] + tolerances[j] for j in taken):
+            taken.append(i)
+            if len(taken) == AGREED:
+                break
+    # the mean of the agreeing values, weighted by their precision: one line's value carries its position error
+    near = np.abs(values[None] - values[taken][:, None]) <= tolerances[None]
+    weights = near / tolerances[None] ** 2
+    return (weights @ values) / weights.sum(axis=1)
+
+
+def _cross_index(second: bool) -> np.ndarray:
+    """hkl with |h|, |l| ≤ CROSS_INDEX, k = 1..CROSS_INDEX, and l ≠ 0 where ``second``."""
+    r = range(-CROSS_INDEX, CROSS_INDEX + 1)
+    return np.array([(h, k, l) for h in r for k in range(1, CROSS_INDEX + 1) for l in r if l or not second], dtype=float)
+
+
+def _monoclinic_trials(q: np.ndarray, q_tol: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """Triclinic coefficients of the monoclinic lattices on every zone taken as the h0l zone (b*
+    normal to it): the one term B = b*² each observed line that is some hkl with k ≠ 0 fixes, where
+    two of the lowest lines agree on it."""
+    base, _ = _bases(q, q_tol)
+    h, k, l = _cross_index(second=False).T
+    m = min(CROSS_LINES, q.size)
+    trials = [np.zeros((0, 6))]
+    for u, v, e in zones[:MONOCLINIC_ZONES]:
+        a, c = base[int(u)], base[int(v)]
+        b = (q[:m, None] - (h**2 * a + l**2 * c + h * l * e)[None]) / k[None] ** 2
+        b_tol = q_tol[:m, None] / k[None] ** 2
+        keep = b.ravel() > 0
+        agreed = _agreed(b.ravel()[keep], b_tol.ravel()[keep])
+        trials.append(np.column_stack([np.full(agreed.size, a), agreed, np.full(agreed.size, c),
+                                       np.zeros(agreed.size), np.full(agreed.size, e), np.zeros(agreed.size)]))
+    return np.concatenate(trials)
+
+
+def _triclinic_trials(q: np.ndarray, q_tol: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """Triclinic coefficients (A, B, C, D, E, F) of the lattices two zones sharing a basis vector
+    make, with each b*·c* term F that two of the lowest lines agree on."""
+    base, _ = _bases(q, q_tol)
+    hkl = _cross_index(second=True)
+    m = min(CROSS_LINES, q.size)
+    trials = [np.zeros((0, 6))]
+    for z1, z2 in itertools.combinations(zones, 2):
+        shared = set(z1[:2].astype(int)) & set(z2[:2].astype(int))
+        if len(shared) != 1:
+            continue
+        s = shared.pop()
+        p, r = (int(z[1] if int(z[0]) == s else z[0]) for z in (z1, z2))
+        a, b, c, d, e = base[s], base[p], base[r], z1[2], z2[2]
+        known = hkl[:, 0] ** 2 * a + hkl[:, 1] ** 2 * b + hkl[:, 2] ** 2 * c + hkl[:, 0] * hkl[:, 1] * d \
+            + hkl[:, 0] * hkl[:, 2] * e
+        kl = hkl[:, 1] * hkl[:, 2]
+        f = ((q[:m, None] - known[None]) / kl[None]).ravel()
+        f_tol = (q_tol[:m, None] / np.abs(kl)[None]).ravel()
+        keep = np.abs(f) <= MAX_COS * 2 * np.sqrt(b * c)
+        agreed = _agreed(f[keep], f_tol[keep])
+        trials.append(np.column_stack([np.broadcast_to([a, b, c, d, e], (agreed.size, 5)), agreed]))
+    return np.concatenate(trials)
+
+
+@functools.cache
+def _screen_rows(limit: int) -> np.ndarray:
+    """Distinct non-zero triclinic feature rows of |h|, |k|, |l| ≤ limit."""
+    r = np.arange(-limit, limit + 1)
+    grid = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+    rows = np.unique(features("triclinic", grid), axis=0)
+    return rows[np.any(rows != 0, axis=1)]
+
+
+def _classified(cell: Cell, tth: np.ndarray, wavelength: float, tol: float, max_unindexed: int,
+                max_volume: float, systems: Sequence[str]) -> list[Cell]:
+    """A refined triclinic cell in the system its reduced lattice's metric has: refined again as
+    monoclinic in the conventional cell where the lattice is monoclinic (and that fit keeps
+    MONOCLINIC_M20_FRACTION of the M20), as triclinic in its Niggli-reduced cell otherwise; nothing
+    where the lattice is orthorhombic or higher (model.index's indexers give those cells)."""
+    reduced = Lattice.from_parameters(*cell.lattice).get_niggli_reduced_lattice()
+    matrix = reduced.matrix
+    symprec = LATTICE_SYMPREC_FRACTION * max(reduced.abc)
+    dataset = spglib.get_symmetry_dataset((matrix, [[0.0, 0.0, 0.0]], [1]), symprec=symprec,
+                                          angle_tolerance=LATTICE_ANGLE_DEG)
+    system = CRYSTAL_SYSTEMS[crystal_system_code(dataset.number)] if dataset is not None else "triclinic"
+    if system not in ("monoclinic", "triclinic"):
+        return []
+    found = []
+    if system == "monoclinic" and "monoclinic" in systems:
+        std = np.asarray(dataset.std_lattice)
+        coef = metric_coef("monoclinic", np.linalg.inv(std @ std.T))
+        mono = refine_cell("monoclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
+        if mono is not None and mono.m20 >= MONOCLINIC_M20_FRACTION * cell.m20:
+            return [mono]
+    if "triclinic" in systems:
+        coef = metric_coef("triclinic", np.linalg.inv(matrix @ matrix.T))
+        tri = refine_cell("triclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
+        found += [tri] if tri is not None else []
+    return found
