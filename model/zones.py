@@ -27,12 +27,12 @@ from model.cells import (SCREEN_TOLERANCE, Cell, dinv_d2_dtth, features, inv_d2,
                          plausible, reciprocal_metric, refine_cell, screen)
 from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code
 
-BASE_LINES = 8  # lowest lines taken as zone basis vectors
-QUARTER_LINES = 8  # lowest lines whose quarter is taken as a basis vector too (2a* observed, a* extinct)
+BASE_LINES = 10  # lowest lines taken as zone basis vectors
+QUARTER_LINES = 10  # lowest lines whose quarter is taken as a basis vector too (2a* observed, a* extinct)
 ITO_INDEX = 3  # h, k = 1..ITO_INDEX in Ito's relation
 ZONE_INDEX = 10  # |h|, |k| ≤ ZONE_INDEX: the zone lines counted against the observed ones
 MAX_COS = 0.8  # |cos| of the angle between two basis vectors: bases of lines are not reduced (≤ 0.5)
-ZONES_KEPT = 40  # best zones combined pairwise into triclinic lattices
+ZONES_KEPT = 80  # best zones combined pairwise into triclinic lattices
 MONOCLINIC_ZONES = 2000  # best zones taken as the h0l zone of a monoclinic lattice
 AGREED = 8  # values of the one unknown term tried per zone or pair of zones, most lines agreeing first
 CROSS_LINES = 12  # lowest lines that fix the b*·c* term of two zones
@@ -44,8 +44,8 @@ REFINED = 50  # screened trial lattices refined with the zero shift, fewest miss
 SAME_TRIAL = 2e-3  # trial coefficients that agree this closely (relative to Q of the first line) are one
 # the lattice's symmetry is looked for at these tolerances (spglib: Å, degrees): refined cells carry
 # errors of ~0.1 % in length and a few hundredths of a degree
-LATTICE_SYMPREC_FRACTION = 2e-3  # of the longest axis
-LATTICE_ANGLE_DEG = 0.3
+LATTICE_SYMPREC_FRACTION = 5e-3  # of the longest axis
+LATTICE_ANGLE_DEG = 1.0
 MONOCLINIC_M20_FRACTION = 0.5  # a monoclinic refinement of a triclinic cell keeping this much M20 stands for it
 
 
@@ -67,7 +67,7 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
     good, _ = screen(trials, _screen_rows(SCREEN_INDEX - 1), q, tth, wavelength, tol, max_unindexed, pause)
     good, misses = screen(good, _screen_rows(SCREEN_INDEX), q, tth, wavelength, tol, max_unindexed, pause,
                           SCREEN_LINES)
-    good = good[np.lexsort((1.0 / np.sqrt(np.linalg.det(reciprocal_metric("triclinic", good))), misses))]
+    good = good[np.lexsort((_inverse_m20(good, q, q_tol), misses))]
     _, first_of = np.unique(np.round(good / (SAME_TRIAL * q[0])), axis=0, return_index=True)
     good = good[np.sort(first_of)][:REFINED]
     cells: list[Cell] = []
@@ -77,6 +77,20 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
         if cell is not None:
             cells.extend(_classified(cell, tth, wavelength, tol, max_unindexed, max_volume, systems))
     return cells
+
+
+def _inverse_m20(coef: np.ndarray, q: np.ndarray, q_tol: np.ndarray) -> np.ndarray:
+    """1/M20 of unrefined trial lattices up to a constant: the mean |ΔQ| of the lines they index
+    (within q_tol, Å⁻²) times the lines they allow up to the last one. The best-fitting lattices
+    with the fewest lines are refined first; the smallest volume alone prefers wrong small cells."""
+    inverse = np.zeros(len(coef))
+    for rows in np.array_split(np.arange(len(coef)), max(1, len(coef) // 5000)):
+        calc = np.sort(coef[rows] @ _screen_rows(SCREEN_INDEX).T, axis=1)
+        miss = nearest(np.broadcast_to(q, (len(rows), q.size)), calc)
+        indexed = miss <= q_tol
+        eps = np.sum(np.where(indexed, miss, 0), axis=1) / np.maximum(indexed.sum(axis=1), 1)
+        inverse[rows] = (eps + 1e-6 * q[-1]) * np.sum(calc <= q[-1], axis=1)
+    return inverse
 
 
 def _bases(q: np.ndarray, q_tol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +146,7 @@ def _agreed(values: np.ndarray, tolerances: np.ndarray) -> np.ndarray:
     support = np.searchsorted(values, values + tolerances, side="right") - np.searchsorted(values, values - tolerances)
     best = np.argsort(-support, kind="stable")
     taken: list[int] = []
-    for i in best[support[best] >= 2]:
+    for i in best[support[best] >= 2][:8 * AGREED]:  # the best-supported few: the rest are chance
         if all(abs(values[i] - values[j]) > tolerances[i] + tolerances[j] for j in taken):
             taken.append(i)
             if len(taken) == AGREED:
