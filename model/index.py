@@ -168,10 +168,20 @@ def _same_cell(a: Cell, b: Cell) -> bool:
     return a.crystal_system == b.crystal_system and np.allclose(a.lattice, b.lattice, rtol=2e-3)
 
 
-def in_setting(cell: Cell, axes: tuple[int, int, int]) -> Cell:
-    """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells)."""
+def in_setting(cell: Cell, axes: tuple[int, int, int], choice: int = 0) -> Cell:
+    """The cell with its axes a, b, c taken in the order ``axes`` (orthogonal cells), or, monoclinic,
+    in cell choice ``choice`` (0, 1, 2: ITA's cell choices 1, 2, 3, whose c is c, −a−c and a of
+    choice 1): a structure's glide along a, c or a + c is a c glide in one of them, and the standard
+    settings of the monoclinic groups have their glides along c."""
+    if cell.crystal_system == "monoclinic" and choice:
+        a, b, c, _, beta, _ = cell.lattice
+        va, vc = np.array([a, 0.0]), c * np.array([np.cos(np.radians(beta)), np.sin(np.radians(beta))])
+        new_a, new_c = ((vc, -va - vc), (-va - vc, va))[choice - 1]
+        angle = np.degrees(np.arccos(new_a @ new_c / np.linalg.norm(new_a) / np.linalg.norm(new_c)))
+        # β ≥ 90°, the convention: −a for a instead
+        return dataclasses.replace(cell, lattice=(float(np.linalg.norm(new_a)), b, float(np.linalg.norm(new_c)),
+                                                  90.0, float(max(angle, 180.0 - angle)), 90.0))
     if tuple(axes) == (0, 1, 2):
         return cell
     lengths = [cell.lattice[i] for i in axes]
     return dataclasses.replace(cell, lattice=(*lengths, *cell.lattice[3:]))
-

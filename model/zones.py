@@ -46,6 +46,7 @@ SAME_TRIAL = 2e-3  # trial coefficients that agree this closely (relative to Q o
 # errors of ~0.1 % in length and a few hundredths of a degree
 LATTICE_SYMPREC_FRACTION = 5e-3  # of the longest axis
 LATTICE_ANGLE_DEG = 1.0
+DOUBLED = 10  # best cells that leave lines unindexed tried with each axis doubled
 MONOCLINIC_M20_FRACTION = 0.5  # a monoclinic refinement of a triclinic cell keeping this much M20 stands for it
 
 
@@ -76,7 +77,28 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
         cell = refine_cell("triclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
         if cell is not None:
             cells.extend(_classified(cell, tth, wavelength, tol, max_unindexed, max_volume, systems))
-    return cells
+    return cells + _doubled(cells, tth, wavelength, tol, max_unindexed, max_volume, pause)
+
+
+def _doubled(cells: list[Cell], tth: np.ndarray, wavelength: float, tol: float, max_unindexed: int,
+             max_volume: float, pause: Callable[[], None]) -> list[Cell]:
+    """The DOUBLED best cells that leave lines unindexed refined again with each axis doubled: a glide
+    or screw axis hides the lines of the basis vector it halves, and the subcell, which lacks the
+    few lines with the odd index, can outrank the true cell in the zones (measured: a P2_1/c cell
+    found only as its c/2 subcell)."""
+    found = []
+    short = sorted((c for c in cells if c.n_indexed < c.n_lines), key=lambda c: -c.merit)[:DOUBLED]
+    for cell in short:
+        metric = np.linalg.inv(Lattice.from_parameters(*cell.lattice).metric_tensor)
+        for axis in range(3):
+            pause()
+            half = np.ones(3)
+            half[axis] = 0.5
+            coef = metric_coef(cell.crystal_system, metric * np.outer(half, half))
+            larger = refine_cell(cell.crystal_system, coef, tth, wavelength, tol, max_unindexed, max_volume)
+            if larger is not None and larger.n_indexed > cell.n_indexed:
+                found.append(larger)
+    return found
 
 
 def _inverse_m20(coef: np.ndarray, q: np.ndarray, q_tol: np.ndarray) -> np.ndarray:
