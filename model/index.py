@@ -23,11 +23,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from model import zones
-from model.cells import LOW_SYSTEMS, Cell, features, inv_d2, plausible, refine_cell, screen, volumes
+from model.cells import (
+    LOW_SYSTEMS,
+    Cell,
+    features,
+    inv_d2,
+    plausible,
+    refine_cell,
+    screen,
+    volumes,
+)
 from model.data.systems import INDEXED_SYSTEMS
 from model.errors import InputError
 
-__all__ = ["Cell", "index", "in_setting"]
+__all__ = ["Cell", "in_setting", "index"]
 
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
 _TRIAL_INDEX = {"cubic": (6, 6), "hexagonal": (4, 6), "tetragonal": (4, 6), "orthorhombic": (2, 2)}

@@ -23,8 +23,19 @@ import numpy as np
 import spglib
 from pymatgen.core import Lattice
 
-from model.cells import (SCREEN_TOLERANCE, Cell, dinv_d2_dtth, features, inv_d2, metric_coef, nearest,
-                         plausible, reciprocal_metric, refine_cell, screen)
+from model.cells import (
+    SCREEN_TOLERANCE,
+    UNINDEXED_FACTOR,
+    Cell,
+    dinv_d2_dtth,
+    features,
+    inv_d2,
+    metric_coef,
+    nearest,
+    plausible,
+    refine_cell,
+    screen,
+)
 from model.data.systems import CRYSTAL_SYSTEMS, crystal_system_code
 
 BASE_LINES = 10  # lowest lines taken as zone basis vectors
@@ -47,6 +58,9 @@ SAME_TRIAL = 2e-3  # trial coefficients that agree this closely (relative to Q o
 LATTICE_SYMPREC_FRACTION = 5e-3  # of the longest axis
 LATTICE_ANGLE_DEG = 1.0
 DOUBLED = 10  # best cells that leave lines unindexed tried with each axis doubled
+# a doubled cell that is the true one keeps the subcell's M20 (its extra lines are observed: 166
+# against 160 measured), one that only explains an impurity line halves it (N_calc doubles)
+DOUBLED_M20_FRACTION = 0.7
 MONOCLINIC_M20_FRACTION = 0.5  # a monoclinic refinement of a triclinic cell keeping this much M20 stands for it
 
 
@@ -68,7 +82,8 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
     good, _ = screen(trials, _screen_rows(SCREEN_INDEX - 1), q, tth, wavelength, tol, max_unindexed, pause)
     good, misses = screen(good, _screen_rows(SCREEN_INDEX), q, tth, wavelength, tol, max_unindexed, pause,
                           SCREEN_LINES)
-    good = good[np.lexsort((_inverse_m20(good, q, q_tol), misses))]
+    # ranked as the merit ranks refined cells: M20 paying UNINDEXED_FACTOR per unindexed (impurity) line
+    good = good[np.argsort(_inverse_m20(good, q, q_tol) / UNINDEXED_FACTOR**misses, kind="stable")]
     _, first_of = np.unique(np.round(good / (SAME_TRIAL * q[0])), axis=0, return_index=True)
     good = good[np.sort(first_of)][:REFINED]
     cells: list[Cell] = []
@@ -77,27 +92,70 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
         cell = refine_cell("triclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
         if cell is not None:
             cells.extend(_classified(cell, tth, wavelength, tol, max_unindexed, max_volume, systems))
-    return cells + _doubled(cells, tth, wavelength, tol, max_unindexed, max_volume, pause)
+    cells, doubled = _doubled(cells, tth, wavelength, tol, max_unindexed, max_volume, pause)
+    best = sorted(cells, key=lambda c: -c.merit)[:DOUBLED]
+    return cells + _halved(best + doubled, tth, wavelength, tol, max_unindexed, max_volume, systems, pause)
+
+
+def _parity_vectors() -> list[np.ndarray]:
+    """The seven non-zero n ∈ {0, 1}³: the sublattices of index 2 ({x: n·x even}) and the
+    lattices of half the volume (with n·(a, b, c)/2 added) of a lattice."""
+    return [np.array(n) for n in itertools.product((0, 1), repeat=3) if any(n)]
 
 
 def _doubled(cells: list[Cell], tth: np.ndarray, wavelength: float, tol: float, max_unindexed: int,
-             max_volume: float, pause: Callable[[], None]) -> list[Cell]:
-    """The DOUBLED best cells that leave lines unindexed refined again with each axis doubled: a glide
-    or screw axis hides the lines of the basis vector it halves, and the subcell, which lacks the
-    few lines with the odd index, can outrank the true cell in the zones (measured: a P2_1/c cell
-    found only as its c/2 subcell)."""
-    found = []
+             max_volume: float, pause: Callable[[], None]) -> tuple[list[Cell], list[Cell]]:
+    """(the cells, the doubled cells): the DOUBLED best cells that leave lines unindexed are refined
+    again as each of their seven sublattices of index 2. A glide or screw axis hides the lines of
+    the basis vector it halves, so a subcell that lacks only the few lines with an odd index comes
+    out of the zones first and outranks the true cell on M20 (half the lines): a doubled cell that
+    indexes more lines with at least DOUBLED_M20_FRACTION of its M20 replaces it
+    (measured: a P2_1/c cell found only as its c/2 subcell, which left one of 20 lines)."""
+    kept, doubled = list(cells), []
     short = sorted((c for c in cells if c.n_indexed < c.n_lines), key=lambda c: -c.merit)[:DOUBLED]
     for cell in short:
-        metric = np.linalg.inv(Lattice.from_parameters(*cell.lattice).metric_tensor)
-        for axis in range(3):
+        matrix = Lattice.from_parameters(*cell.lattice).matrix
+        for n in _parity_vectors():
             pause()
-            half = np.ones(3)
-            half[axis] = 0.5
-            coef = metric_coef(cell.crystal_system, metric * np.outer(half, half))
-            larger = refine_cell(cell.crystal_system, coef, tth, wavelength, tol, max_unindexed, max_volume)
+            i = int(np.argmax(n))
+            transform = np.eye(3) + np.outer(n, np.eye(3)[i])  # e_j + e_i where n_j = 1: 2e_i, e_j + e_i
+            basis = transform @ matrix
+            coef = metric_coef("triclinic", np.linalg.inv(basis @ basis.T))
+            larger = refine_cell("triclinic", coef, tth, wavelength, tol, max_unindexed, max_volume)
             if larger is not None and larger.n_indexed > cell.n_indexed:
-                found.append(larger)
+                doubled.append(larger)
+                if larger.m20 >= DOUBLED_M20_FRACTION * cell.m20 and cell in kept:
+                    kept.remove(cell)
+    return kept, doubled
+
+
+def _halved(cells: list[Cell], tth: np.ndarray, wavelength: float, tol: float, max_unindexed: int,
+            max_volume: float, systems: Sequence[str], pause: Callable[[], None]) -> list[Cell]:
+    """The lattices of half the volume that index the same lines as one of the DOUBLED best cells:
+    where every indexed line has an hkl with n·hkl even (n one of the seven parity vectors, the
+    extinction of a centring or of half an axis), the lattice with n·(a, b, c)/2 added is the
+    true one. The zones can give a cell whose lines the true one explains with fewer (measured: a
+    P2_1/c cell as {c/2, b, 2a + c/2}, the same volume, found as the doubled cell of that)."""
+    found = []
+    for cell in sorted(cells, key=lambda c: -c.merit)[:DOUBLED]:
+        pause()
+        lattice = Lattice.from_parameters(*cell.lattice)
+        q = inv_d2(tth, wavelength, cell.zero)
+        limits = np.floor(np.sqrt(q[-1] * 1.05) * np.array(lattice.abc)).astype(int)
+        hkl = np.stack(np.meshgrid(*(np.arange(-v, v + 1) for v in limits), indexing="ij"), -1).reshape(-1, 3)
+        calc = np.einsum("ri,ij,rj->r", hkl, lattice.reciprocal_lattice_crystallographic.metric_tensor, hkl)
+        near = np.abs(q[:, None] - calc[None]) <= tol * dinv_d2_dtth(tth - cell.zero, wavelength)[:, None]
+        indexed = near.any(axis=1)
+        for n in _parity_vectors():
+            even = (hkl @ n) % 2 == 0
+            if not np.all((near & even[None]).any(axis=1)[indexed]):
+                continue
+            basis = lattice.matrix.copy()
+            basis[int(np.argmax(n))] = n @ lattice.matrix / 2  # replaces an axis it contains
+            smaller = refine_cell("triclinic", metric_coef("triclinic", np.linalg.inv(basis @ basis.T)), tth,
+                                  wavelength, tol, max_unindexed, max_volume)
+            if smaller is not None:
+                found += _classified(smaller, tth, wavelength, tol, max_unindexed, max_volume, systems)
     return found
 
 
