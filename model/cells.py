@@ -24,6 +24,9 @@ MAX_ZERO_DEG = 0.3
 MIN_VOLUME_A3 = 15.0  # below the smallest conventional cells of the elements (hcp Be, 16 Å³)
 MIN_AXIS_A = 2.0  # below the shortest lattice translations of solids (hcp Be a = 2.29 Å)
 UNINDEXED_FACTOR = 0.5  # merit factor per unindexed line
+# de Wolff: M20 ≥ 10 with at most two unindexed lines is almost always the right cell; twice that
+# leaves room for the worse positions of a measured pattern's weak lines
+EXPLAINED_M20 = 20.0
 # Ranking prefers the higher symmetry when merits are comparable: a lower-symmetry cell fits the
 # position errors of a higher-symmetry pattern with its extra parameters and indexes it as well.
 SYMMETRY_WEIGHT = {"cubic": 2.0, "hexagonal": 1.5, "tetragonal": 1.5, "orthorhombic": 1.0, "monoclinic": 0.7,

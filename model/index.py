@@ -24,6 +24,7 @@ import numpy as np
 
 from model import zones
 from model.cells import (
+    EXPLAINED_M20,
     LOW_SYSTEMS,
     Cell,
     features,
@@ -46,9 +47,6 @@ REFINED = 150  # smallest screened trial cells per crystal system refined with t
 SAME_TRIAL = 5e-3  # screened trials whose 1/d² coefficients agree this closely (relative) are one cell
 LINES_PER_PARAMETER = 2.5  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
 SUBCELL_MERIT_FRACTION = 0.5
-# de Wolff: M20 ≥ 10 with at most two unindexed lines is almost always the right cell; twice that
-# leaves room for the worse positions of a measured pattern's weak lines before low symmetry is tried
-EXPLAINED_M20 = 20.0
 
 
 def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = INDEXED_SYSTEMS,

@@ -15,6 +15,7 @@ C-centred where centred) with four terms.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ import spglib
 from pymatgen.core import Lattice
 
 from model.cells import (
+    EXPLAINED_M20,
     SCREEN_TOLERANCE,
     UNINDEXED_FACTOR,
     Cell,
@@ -61,6 +63,7 @@ DOUBLED = 10  # best cells that leave lines unindexed tried with each axis doubl
 # a doubled cell that is the true one keeps the subcell's M20 (its extra lines are observed: 166
 # against 160 measured), one that only explains an impurity line halves it (N_calc doubles)
 DOUBLED_M20_FRACTION = 0.7
+ZERO_TRIALS_DEG = (-0.1, 0.1)  # zero shifts tried where none of the cells found at zero 0 convinces
 MONOCLINIC_M20_FRACTION = 0.5  # a monoclinic refinement of a triclinic cell keeping this much M20 stands for it
 
 
@@ -68,9 +71,26 @@ def low_symmetry_cells(tth: np.ndarray, wavelength: float, systems: Sequence[str
                        max_unindexed: int, pause: Callable[[], None] = lambda: None) -> list[Cell]:
     """Monoclinic and triclinic cells (those in ``systems``) indexing the sorted peak positions
     ``tth`` (deg 2θ, Kα1 ``wavelength`` Å), each lattice once, in the highest of the two
-    systems its metric has; lattices of a higher system are left to model.index's indexers."""
+    systems its metric has; lattices of a higher system are left to model.index's indexers.
+
+    Ito's relations hold between the true Q only: a zero shift of 0.1° puts them off by more than
+    the tolerance (measured: a P2_1/m lab pattern at −0.10° indexed only once shifted back). Where
+    no cell reaches EXPLAINED_M20 at zero 0, the search is repeated with the lines shifted by each
+    of ZERO_TRIALS_DEG, and the cells found keep their zero in the given lines' frame."""
     if tth.size - max_unindexed < 10:  # six terms and the zero need more than a handful of lines
         return []
+    cells: list[Cell] = []
+    for zero in (0.0, *ZERO_TRIALS_DEG):
+        if cells and max(c.m20 for c in cells) >= EXPLAINED_M20:
+            break
+        found = _cells_at(tth - zero, wavelength, systems, tol, max_volume, max_unindexed, pause)
+        cells += [dataclasses.replace(c, zero=c.zero + zero) for c in found]
+    return cells
+
+
+def _cells_at(tth: np.ndarray, wavelength: float, systems: Sequence[str], tol: float, max_volume: float,
+              max_unindexed: int, pause: Callable[[], None]) -> list[Cell]:
+    """low_symmetry_cells() at one zero: the zones of ``tth`` as given."""
     q = inv_d2(tth, wavelength)
     q_tol = SCREEN_TOLERANCE * tol * dinv_d2_dtth(tth, wavelength)
     pause()
