@@ -5,12 +5,16 @@ Q(hk) = h²Qa + k²Qb + hk·D with D = 2√(Qa Qb) cos φ*, and Ito's relation
 Q(h,k) + Q(h,−k) = 2(h²Qa + k²Qb) gives D = (Q(h,k) − Q(h,−k)) / 2hk from any two observed lines
 that sum to it. The bases are pairs of low lines and of a quarter of them (a basis vector extinct
 by a glide or a screw axis shows only at 2a*: Q(020) = 4 Q(010)); zones are ranked by the lines
-they index beyond chance. Two zones sharing a basis vector a* give a lattice up to the one term
-b*·c*, which every observed line that is some hkl with k, l ≠ 0 fixes: values two lines agree on
-make trial cells. Those are screened on the first lines and refined triclinic with the zero shift
-(model.cells), Niggli-reduced (pymatgen), and the symmetry of the lattice itself (spglib, one
-point per cell) tells the monoclinic ones, refined again in their conventional cell (b unique,
-C-centred where centred) with four terms.
+they index beyond chance. Trial lattices:
+- monoclinic: every zone taken as the h0l zone, b* normal to it; the one term b*², which every
+  line that is some hkl with k ≠ 0 fixes, where the most lines agree on it;
+- triclinic: two of the best zones sharing a basis vector a*; the one term b*·c* likewise.
+Trials are screened on all lines (model.cells.screen), the best-fitting refined triclinic with the
+zero shift (model.cells.refine_cell), Niggli-reduced (pymatgen), and the symmetry of the lattice
+itself (spglib, one point per cell) tells the monoclinic ones, refined again in their conventional
+cell (b unique, C-centred where centred) with four terms. The best cells are then tried as their
+sublattices of index 2 (a cell missing the lines a glide or screw leaves odd) and superlattices of
+half the volume (a supercell whose extra lines are all absent).
 """
 
 from __future__ import annotations
@@ -53,13 +57,13 @@ CROSS_INDEX = 2  # |h|, k, |l| ≤ CROSS_INDEX for them
 SCREEN_INDEX = 4  # |h|, |k|, |l| ≤ SCREEN_INDEX: the lines a trial lattice is screened with
 # on all lines: with six terms a wrong lattice indexes the first ten lines about as often as the right one
 SCREEN_LINES = 20
-REFINED = 50  # screened trial lattices refined with the zero shift, fewest misses and smallest first
+REFINED = 50  # screened trial lattices refined with the zero shift, best estimated M20 first
 SAME_TRIAL = 2e-3  # trial coefficients that agree this closely (relative to Q of the first line) are one
 # the lattice's symmetry is looked for at these tolerances (spglib: Å, degrees): refined cells carry
 # errors of ~0.1 % in length and a few hundredths of a degree
 LATTICE_SYMPREC_FRACTION = 5e-3  # of the longest axis
 LATTICE_ANGLE_DEG = 1.0
-DOUBLED = 10  # best cells that leave lines unindexed tried with each axis doubled
+DOUBLED = 10  # best cells tried as their index-2 sublattices (those leaving lines) and superlattices
 # a doubled cell that is the true one keeps the subcell's M20 (its extra lines are observed: 166
 # against 160 measured), one that only explains an impurity line halves it (N_calc doubles)
 DOUBLED_M20_FRACTION = 0.7
