@@ -23,15 +23,20 @@ from model.preprocess import Peak
 CELLS_TRIED = 3
 # lattice systems whose symmetry contains each one's (hexagonal is not above tetragonal)
 HOLOHEDRIES_ABOVE = {"cubic": (), "hexagonal": ("cubic",), "tetragonal": ("cubic",),
-                     "orthorhombic": ("cubic", "hexagonal", "tetragonal")}
+                     "orthorhombic": ("cubic", "hexagonal", "tetragonal"),
+                     "monoclinic": ("cubic", "hexagonal", "tetragonal", "orthorhombic"),
+                     "triclinic": ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic")}
 CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are chosen
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 CELL_MERIT_FRACTION = 0.2
 # groups tried per cell: the largest class of groups with equal extinctions (which positions cannot
 # tell apart) has 5–6 members in cubic (Pm-3m … P23), 8 in tetragonal (P4/mmm … P4, I4/mmm … I4);
-# the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms
-GROUPS_TRIED = {"cubic": 6, "tetragonal": 8, "hexagonal": 6, "orthorhombic": 6}
+# the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms;
+# monoclinic classes have 1–3 members (C2/m, Cm, C2; P2/c, Pc; P2_1/c alone), triclinic one (P-1, P1)
+GROUPS_TRIED = {"cubic": 6, "tetragonal": 8, "hexagonal": 6, "orthorhombic": 6, "monoclinic": 5, "triclinic": 2}
+# a monoclinic group is tried in each of the three cell choices (model.index.in_setting)
+_CHOICES = {"monoclinic": (0, 1, 2)}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class SpaceGroupCandidate:
     hall_number: int
     unexplained: int  # observed lines only absent reflections would explain
     axes: tuple[int, int, int] = (0, 1, 2)
+    choice: int = 0  # monoclinic cell choice (model.index.in_setting)
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,20 +90,23 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
     lines.
 
     An orthorhombic group is tried in its standard setting on every order of the cell's axes
-    (``axes``; ``index.in_setting`` gives that cell); orders that allow the same lines as one already
-    ranked are left out. ``pause()`` is called before each space group (model.lockstep makes it a
+    (``axes``), a monoclinic one in each cell choice (``choice``): ``index.in_setting`` gives that
+    cell; settings that allow the same lines as one already ranked are left out. Of groups with
+    equal extinctions the centrosymmetric one comes first, which is also the more frequent
+    (P2_1/m before P2_1, C2/m before Cm and C2, P-1 before P1). ``pause()`` is called before each space group (model.lockstep makes it a
     yield).
     """
     tth = np.asarray(two_theta, dtype=float) - cell.zero
     d_min = bragg_d(tth.max() + 0.5, wavelength_A)
     orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
+    settings = [(axes, choice) for axes in orders for choice in _CHOICES.get(cell.crystal_system, (0,))]
     halls = standard_hall_numbers()
     ranked, seen = [], set()
     for number in (n for n in reversed(lattice_spacegroups(cell.crystal_system)) if n not in _MIRRORED):
         pause()
         ops = standard_ops(number)
-        for axes in orders:
-            metric = _metric(index.in_setting(cell, axes).lattice)
+        for axes, choice in settings:
+            metric = _metric(index.in_setting(cell, axes, choice).lattice)
             hkl, _ = constraints.hkl_families(metric, ops, d_min)
             if len(hkl) == 0:
                 continue
@@ -109,7 +118,7 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
             seen.add(allowed)
             unexplained = int(np.sum(np.abs(tth[:, None] - calc[None]).min(1) > tolerance_deg))
             ranked.append((unexplained, len(np.unique(allowed[1])),
-                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes)))
+                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes, choice)))
     ranked.sort(key=lambda r: (r[0], r[1]))
     return [r[2] for r in ranked]
 
@@ -143,11 +152,12 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
               if any(c.crystal_system == system for c in near)]
     indexed = list({id(c): c for c in [*near[:CELLS_TRIED], *higher]}.values())
     indexed.sort(key=lambda c: INDEXED_SYSTEMS.index(c.crystal_system))
-    settings: dict[tuple[int, tuple[int, int, int]], index.Cell] = {}
+    settings: dict[tuple[int, tuple[int, int, int], int], index.Cell] = {}
     plans = []
     for cell in indexed:
         for group in _groups(cell, lines, wavelength_A, pause):
-            setting = settings.setdefault((id(cell), group.axes), index.in_setting(cell, group.axes))
+            key = (id(cell), group.axes, group.choice)
+            setting = settings.setdefault(key, index.in_setting(cell, group.axes, group.choice))
             plans.append((setting, group))
     return ranked, list(settings.values()), plans
 

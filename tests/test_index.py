@@ -1,13 +1,16 @@
+import dataclasses
+
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from model import index, spacegroups
 from model.errors import InputError
+from model.instrument import Instrument
 from model.pattern import ANODES
 from model.preprocess import Peak, find_peaks
 from model.readers import read_patterns
-from model.simulate import sticks
+from model.simulate import Sample, simulate_pattern, sticks
 from model.spacegroups import index_cells
 
 CU = ANODES["CuKa"].ka1
@@ -151,3 +154,91 @@ def test_a_cubic_cell_behind_lower_cells_on_merit_is_searched():
     assert ranked[0].crystal_system == "hexagonal"
     assert all(c.crystal_system != "cubic" for c in ranked[:5])
     assert any(c.crystal_system == "cubic" and np.isclose(c.lattice[0], 4.904, rtol=1e-3) for c in searched)
+
+
+def _reduced(lattice):
+    return Lattice.from_parameters(*lattice).get_niggli_reduced_lattice()
+
+
+def _same_lattice(cell, truth, rtol=2e-3):
+    """Reduced (Niggli) cells within rtol in a, b, c, their angles within 0.3°: the setting the
+    indexer reports (axis order, β or 180° − β, the cell choice) does not matter."""
+    found, true = _reduced(cell.lattice), truth.get_niggli_reduced_lattice()
+    return (np.allclose(found.abc, true.abc, rtol=rtol) and np.allclose(found.angles, true.angles, atol=0.3)
+            and abs(cell.volume - truth.volume) <= rtol * truth.volume)
+
+
+P21C = Structure.from_spacegroup("P2_1/c", Lattice.monoclinic(5.6, 7.3, 8.9, 104.0), ["Zn", "O"],
+                                 [[0.12, 0.23, 0.31], [0.35, 0.08, 0.12]])
+
+
+def test_monoclinic_p21c_simulated_pattern_indexes_to_its_cell():
+    # a Cu Kα1 lab pattern of a P2_1/c cell (its c glide and 2_1 screw hide h0l l odd and 0k0 k odd,
+    # so two basis vectors show only at 2c*, 2b*), peaks found by the peak search, zero shift 0.03°
+    instrument = dataclasses.replace(Instrument(ANODES["CuKa1"]), zero=0.03)
+    pattern = simulate_pattern(P21C, instrument, np.arange(8.0, 90.0, 0.02), Sample(counts=1e5),
+                               np.random.default_rng(0))
+    peaks = sorted(find_peaks(pattern), key=lambda p: -p.height)[:20]
+    cells = index.index([p.two_theta for p in peaks], CU)
+    best = cells[0]
+    assert best.crystal_system == "monoclinic"
+    assert _same_lattice(best, P21C.lattice)
+    assert abs(best.zero - 0.03) < 0.02
+    assert best.m20 > 20 and best.f_n > 20
+
+
+def test_monoclinic_lines_with_an_impurity_line():
+    lines = _lines(P21C, zero=0.02, n=19) + np.random.default_rng(2).normal(0, 0.008, 19)
+    # a line of another phase in the widest gap between the cell's lines (weak ones too) at 25–45°
+    calc = np.sort(sticks(P21C, CU, (10, 100)).two_theta) + 0.02
+    calc = calc[(calc > 25) & (calc < 45)]
+    widest = int(np.argmax(np.diff(calc)))
+    impurity = (calc[widest] + calc[widest + 1]) / 2
+    assert calc[widest + 1] - calc[widest] > 0.4
+    best = index.index(np.append(lines, impurity), CU)[0]
+    assert best.crystal_system == "monoclinic"
+    assert _same_lattice(best, P21C.lattice)
+    assert (best.n_indexed, best.n_lines) == (19, 20)
+
+
+def test_triclinic_cell_indexed_from_its_lines():
+    structure = Structure.from_spacegroup("P-1", Lattice.from_parameters(5.2, 6.1, 7.3, 80, 95, 105), ["Cu", "O"],
+                                          [[0.12, 0.23, 0.31], [0.35, 0.08, 0.42]])
+    lines = _lines(structure, zero=0.02) + np.random.default_rng(1).normal(0, 0.008, 20)
+    best = index.index(lines, CU)[0]
+    assert best.crystal_system == "triclinic"
+    assert _same_lattice(best, structure.lattice)
+    groups = spacegroups.space_group_candidates(best, lines, CU)
+    assert [g.symbol for g in groups] == ["P-1", "P1"]
+
+
+def test_c_centred_monoclinic_cell_plans_the_c_groups():
+    structure = Structure.from_spacegroup("C2/c", Lattice.monoclinic(9.8, 8.9, 5.3, 105.0), ["Ca", "O"],
+                                          [[0, 0.3, 0.25], [0.2, 0.1, 0.4]])
+    s = sticks(structure, CU, (10, 100))
+    strong = np.argsort(-s.intensity)[:20]
+    two_theta = s.two_theta[strong] + 0.02 + np.random.default_rng(3).normal(0, 0.008, 20)
+    peaks = [Peak(x, 0.002, h, 0.1, 0.5) for x, h in zip(two_theta, s.intensity[strong])]
+    ranked, _, plans = index_cells(peaks, CU)
+    assert ranked[0].crystal_system == "monoclinic"
+    assert _same_lattice(ranked[0], structure.lattice)
+    planned = [g.symbol for cell, g in plans if cell.crystal_system == "monoclinic"]
+    assert {"C2/c", "Cc", "C2/m", "Cm"} <= set(planned)
+    assert "P2_1/c" not in planned
+    assert planned[:2] == ["C2/c", "Cc"]  # the c glide's extinctions: most first
+
+
+def test_p21c_extinctions_put_p21c_first_in_one_cell_choice():
+    lines = _lines(P21C)
+    best = index.index(lines, CU, systems=("monoclinic",))[0]
+    groups = spacegroups.space_group_candidates(best, lines, CU)
+    assert groups[0].symbol == "P2_1/c" and groups[0].unexplained == 0
+    setting = index.in_setting(best, groups[0].axes, groups[0].choice)
+    assert np.allclose(setting.lattice, P21C.lattice.parameters, rtol=2e-3)  # c along the glide
+
+
+def test_low_symmetry_is_not_tried_when_a_cubic_cell_explains_every_line(monkeypatch):
+    called = []
+    monkeypatch.setattr(index.zones, "low_symmetry_cells", lambda *args: called.append(args) or [])
+    best = index.index(_lines(CASES[0][1]), CU)[0]
+    assert best.crystal_system == "cubic" and not called

@@ -11,7 +11,7 @@ CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "tri
 # The crystal systems the solve can be asked for, highest symmetry first, each with the lattice
 # system its cell is indexed in (a trigonal cell in its hexagonal setting).
 SOLVED_SYSTEMS = {"cubic": "cubic", "hexagonal": "hexagonal", "trigonal": "hexagonal", "tetragonal": "tetragonal",
-                  "orthorhombic": "orthorhombic"}
+                  "orthorhombic": "orthorhombic", "monoclinic": "monoclinic", "triclinic": "triclinic"}
 # The lattice systems the indexer knows, highest symmetry first.
 INDEXED_SYSTEMS = tuple(dict.fromkeys(SOLVED_SYSTEMS.values()))
 # What the command line and the window offer: every system the solve knows, or all of them.
