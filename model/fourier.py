@@ -14,7 +14,9 @@ computed on the whole FFT grid from all atoms of the conventional cell (model.de
 the expansion to the full sphere, consistent with the space group by construction. All maps use
 the same reflections: those whose Kα1 line lies in the measured range, and F(000) = Σ electrons
 (0 for the difference map), so they are in absolute e/Å³ and Fo − Fc is exactly the F_obs map
-minus the F_calc map. Phases are the model's throughout.
+minus the F_calc map. Phases are the model's throughout, except in the charge-flipping map
+(``charge_flipped``): the observed intensities extracted in the same cell and space group, phased
+by charge flipping alone, the map the data give with no model.
 """
 
 from __future__ import annotations
@@ -29,15 +31,19 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy import ndimage
 
+from model import charge_flipping
+from model.constraints import space_group_ops
 from model.density import (
     GRID_LIMITS,
     Density,
+    grid_biso,
     grid_values,
     reciprocal_grid,
     structure_factor_grid,
 )
 from model.errors import InputError
 from model.instrument import Instrument
+from model.pattern import Pattern
 from model.result import Fit, Progress, SolveResult
 from model.scattering import reflections
 from model.simulate import params_torch, peaks_torch
@@ -50,6 +56,7 @@ MAX_CANDIDATES = 20_000  # local extrema examined, strongest first
 LINES_AT_ONCE = 32  # line profiles evaluated together, neighbours in 2θ (bounds the arrays)
 WINDOW_FWHM = 25  # FWHM either side of a line that hold its profile (model.simulate cuts at 20)
 SAME_D = 1e-6  # relative: a grid point belongs to the line whose 1/d agrees to this
+FLIP_STARTS, FLIP_CYCLES = 3, 300  # charge flipping of the observed intensities (charge_flipped)
 MAP_WEIGHTS = {  # F(hkl) of each map as a multiple of F_calc, in terms of q = |F_obs|/|F_calc|
     "F_obs": lambda q: q,
     "F_calc": lambda q: np.ones_like(q),
@@ -327,7 +334,8 @@ def site_labels(structure: Structure) -> list[str]:
 def with_maps(result: SolveResult, n: int | None = None) -> SolveResult:
     """A copy of ``result`` with ``maps`` (F_obs, F_calc, difference, 2F_obs-F_calc; e/Å³, on an n³
     grid of its refined structure's conventional cell, n None: ``grid_size``) and ``map_peaks``
-    (the difference map's peaks and holes with their noise σ, strongest |height| first).
+    (the difference map's peaks and holes with their noise σ, strongest |height| first), and the
+    "charge flipping" map of the same cell and grid where charge flipping runs (``charge_flipped``).
     Unchanged where there is no refined structure and fit (an attempt that never reached
     refinement). With several phases the maps are the first one's (module docstring)."""
     if result.structure is None or result.fit is None or result.refinement is None:
@@ -336,9 +344,40 @@ def with_maps(result: SolveResult, n: int | None = None) -> SolveResult:
     gof = result.gof if math.isfinite(result.gof) and result.gof > 0 else 1.0
     data = fourier_data(result.structure, result.fit, report.instrument, n, report.weights, gof)
     maps = fourier_maps(data)
+    flipped = charge_flipped(data.cell, result.fit, report.instrument, data.n)
+    if flipped is not None:
+        maps["charge flipping"] = flipped
     peaks = find_extrema(maps["difference"])
     sigma = noise_sigma(data, np.array([p.xyz for p in peaks])) if peaks else []
     return replace(result, maps=maps, map_peaks=[replace(p, sigma=float(s)) for p, s in zip(peaks, sigma)])
+
+
+def charge_flipped(cell: Structure, fit: Fit, instrument: Instrument, n: int) -> Density | None:
+    """The charge-flipping map (e/Å³, F(000) = ΣZ) of the observed intensities of ``fit`` (above
+    its background) extracted in ``cell``'s conventional standard setting and space group with the
+    refined ``instrument``'s zero, wavelength and TCH widths, on an n³ grid of the cell, smoothed by
+    the grid's B (model.density.grid_biso). No phase of the model is used, so the map is found only
+    up to an origin shift the space group allows (and, without a centre of symmetry, possibly
+    inverted). Deterministic (seeded); None where charge flipping cannot run (too few lines)."""
+    lattice = cell.lattice.matrix
+    atoms = cell.composition.element_composition.items()
+    composition = {el.symbol: amount for el, amount in atoms}
+    low, high = float(fit.two_theta[0]), float(fit.two_theta[-1])
+    widths = np.polyfit(np.linspace(low, high, 50), instrument.fwhm(np.linspace(low, high, 50)), 2)
+    try:
+        ops = space_group_ops(cell)
+        pattern = Pattern(fit.two_theta, fit.observed, wavelength=instrument.wavelength)
+        amplitudes = charge_flipping.amplitudes_from_pattern(
+            pattern, fit.observed - fit.background, cell.lattice, ops.number, instrument.zero, widths, composition)
+        # every index of the grid's Nyquist range (|h| ≤ |a|/d < n/2)
+        kept = amplitudes.d > 2 * np.linalg.norm(lattice, axis=1).max() / n
+        amplitudes = charge_flipping.Amplitudes(amplitudes.hkl[kept], amplitudes.f_obs[kept], amplitudes.d[kept])
+        flipped = charge_flipping.charge_flip(
+            amplitudes, lattice, ops, electrons=float(sum(el.Z * amount for el, amount in atoms)), n=n, starts=FLIP_STARTS, cycles=FLIP_CYCLES, biso=grid_biso(lattice, n),
+            rng=np.random.default_rng(0))
+    except (InputError, ValueError, np.linalg.LinAlgError):
+        return None
+    return Density(flipped.values, lattice, cell, kind="charge flipping")
 
 
 def mapped(job: Callable[..., Generator[Progress, None, SolveResult]], *args,

@@ -14,11 +14,13 @@ from pymatgen.io.vasp import Chgcar
 
 from cmedgui import cli
 from cmedgui.commands.solve import drive
+from model.constraints import space_group_ops
 from model.density import Density, cmed
 from model.exporters import BOHR_A, PEAK_COLUMNS, export
 from model.fourier import (
     GRID_STEP_A,
     MapPeak,
+    charge_flipped,
     find_extrema,
     fourier_data,
     fourier_maps,
@@ -26,6 +28,7 @@ from model.fourier import (
     with_maps,
 )
 from model.instrument import Instrument
+from model.metrics import best_alignment
 from model.pattern import ANODES
 from model.refine import refine_structure
 from model.result import Fit
@@ -112,6 +115,35 @@ def test_f000_absolute_scale_and_grid(true_result):
                                atol=1e-4 * maps["F_calc"].values.max())
     np.testing.assert_allclose(maps["2F_obs-F_calc"].values, 2 * maps["F_obs"].values - maps["F_calc"].values,
                                atol=1e-4 * maps["F_calc"].values.max())
+
+
+def test_charge_flipping_map_of_the_observed_intensities(true_result):
+    """The data's own map, phased by charge flipping with no model: in the F_obs map's cell and grid,
+    F(000) = ΣZ, and at the best origin the space group allows it correlates with the F_calc map."""
+    maps = true_result.maps
+    flipped, f_calc = maps["charge flipping"], maps["F_calc"]
+    assert flipped.kind == "charge flipping"
+    assert flipped.structure is maps["F_obs"].structure
+    assert flipped.n == maps["F_obs"].n
+    np.testing.assert_allclose(flipped.lattice, maps["F_obs"].lattice)
+    electrons = sum(site.specie.Z for site in flipped.structure)
+    assert float(flipped.values.mean(dtype=np.float64)) * flipped.volume_A3 == pytest.approx(electrons, rel=1e-4)
+    ops = space_group_ops(flipped.structure)
+    cc = best_alignment(flipped.values, f_calc.values, ops, ops.crystal_system).cc
+    print(f"charge flipping vs F_calc: cc {cc:.3f} at the best allowed origin")
+    assert cc > 0.5
+    # deterministic: the same map again
+    again = charge_flipped(flipped.structure, true_result.fit, true_result.refinement.instrument, flipped.n)
+    np.testing.assert_array_equal(again.values, flipped.values)
+
+
+def test_charge_flipping_without_lines_leaves_the_map_out(true_result):
+    """A scan that holds no line (10–12° 2θ: d > c): no charge-flipping map, the Fourier maps stay."""
+    fit = true_result.fit
+    inside = fit.two_theta < 12
+    narrow = Fit(*(a[inside] for a in (fit.two_theta, fit.observed, fit.calculated, fit.background)))
+    cell = true_result.maps["F_obs"].structure
+    assert charge_flipped(cell, narrow, true_result.refinement.instrument, 24) is None
 
 
 def test_observed_equal_to_calculated_gives_a_flat_difference_map(rocksalt):
