@@ -334,8 +334,7 @@ def site_labels(structure: Structure) -> list[str]:
 def with_maps(result: SolveResult, n: int | None = None) -> SolveResult:
     """A copy of ``result`` with ``maps`` (F_obs, F_calc, difference, 2F_obs-F_calc; e/Å³, on an n³
     grid of its refined structure's conventional cell, n None: ``grid_size``) and ``map_peaks``
-    (the difference map's peaks and holes with their noise σ, strongest |height| first), and the
-    "charge flipping" map of the same cell and grid where charge flipping runs (``charge_flipped``).
+    (the difference map's peaks and holes with their noise σ, strongest |height| first).
     Unchanged where there is no refined structure and fit (an attempt that never reached
     refinement). With several phases the maps are the first one's (module docstring)."""
     if result.structure is None or result.fit is None or result.refinement is None:
@@ -344,9 +343,6 @@ def with_maps(result: SolveResult, n: int | None = None) -> SolveResult:
     gof = result.gof if math.isfinite(result.gof) and result.gof > 0 else 1.0
     data = fourier_data(result.structure, result.fit, report.instrument, n, report.weights, gof)
     maps = fourier_maps(data)
-    flipped = charge_flipped(data.cell, result.fit, report.instrument, data.n)
-    if flipped is not None:
-        maps["charge flipping"] = flipped
     peaks = find_extrema(maps["difference"])
     sigma = noise_sigma(data, np.array([p.xyz for p in peaks])) if peaks else []
     return replace(result, maps=maps, map_peaks=[replace(p, sigma=float(s)) for p, s in zip(peaks, sigma)])
@@ -372,18 +368,31 @@ def charge_flipped(cell: Structure, fit: Fit, instrument: Instrument, n: int) ->
         # every index of the grid's Nyquist range (|h| ≤ |a|/d < n/2)
         kept = amplitudes.d > 2 * np.linalg.norm(lattice, axis=1).max() / n
         amplitudes = charge_flipping.Amplitudes(amplitudes.hkl[kept], amplitudes.f_obs[kept], amplitudes.d[kept])
-        flipped = charge_flipping.charge_flip(
-            amplitudes, lattice, ops, electrons=float(sum(el.Z * amount for el, amount in atoms)), n=n, starts=FLIP_STARTS, cycles=FLIP_CYCLES, biso=grid_biso(lattice, n),
-            rng=np.random.default_rng(0))
+        electrons = float(sum(el.Z * amount for el, amount in atoms))
+        flipped = charge_flipping.charge_flip(amplitudes, lattice, ops, electrons=electrons, n=n, starts=FLIP_STARTS,
+                                              cycles=FLIP_CYCLES, biso=grid_biso(lattice, n),
+                                              rng=np.random.default_rng(0))
     except (InputError, ValueError, np.linalg.LinAlgError):
         return None
     return Density(flipped.values, lattice, cell, kind="charge flipping")
 
 
+def with_charge_flipping(result: SolveResult) -> SolveResult:
+    """``result`` (with its Fourier maps) with the "charge flipping" map of the F_obs map's cell and
+    grid added where charge flipping runs (``charge_flipped``): about a second of CPU, so it is made
+    for the solution shown first, not for every alternative."""
+    fobs = result.maps.get("F_obs")
+    flipped = None if fobs is None else charge_flipped(fobs.structure, result.fit, result.refinement.instrument,
+                                                       fobs.n)
+    return result if flipped is None else replace(result, maps={**result.maps, "charge flipping": flipped})
+
+
 def mapped(job: Callable[..., Generator[Progress, None, SolveResult]], *args,
            **kwargs) -> Generator[Progress, None, SolveResult]:
     """Run the solve or refinement ``job(*args, **kwargs)``, passing on its progress, and return its
-    result, and each alternative beside it, with their Fourier maps (with_maps)."""
+    result, and each alternative beside it, with their Fourier maps (with_maps), the result also
+    with the charge-flipping map of its intensities (with_charge_flipping)."""
     result = yield from job(*args, **kwargs)
-    yield Progress("maps", 1.0, "Fourier maps of the refined structure")
-    return replace(with_maps(result), alternatives=[with_maps(other) for other in result.alternatives])
+    yield Progress("maps", 1.0, "Fourier maps of the refined structure, charge flipping")
+    return replace(with_charge_flipping(with_maps(result)),
+                   alternatives=[with_maps(other) for other in result.alternatives])

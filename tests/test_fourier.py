@@ -25,6 +25,7 @@ from model.fourier import (
     fourier_data,
     fourier_maps,
     map_sigma,
+    with_charge_flipping,
     with_maps,
 )
 from model.instrument import Instrument
@@ -120,7 +121,7 @@ def test_f000_absolute_scale_and_grid(true_result):
 def test_charge_flipping_map_of_the_observed_intensities(true_result):
     """The data's own map, phased by charge flipping with no model: in the F_obs map's cell and grid,
     F(000) = ΣZ, and at the best origin the space group allows it correlates with the F_calc map."""
-    maps = true_result.maps
+    maps = with_charge_flipping(true_result).maps
     flipped, f_calc = maps["charge flipping"], maps["F_calc"]
     assert flipped.kind == "charge flipping"
     assert flipped.structure is maps["F_obs"].structure

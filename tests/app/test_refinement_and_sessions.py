@@ -45,7 +45,7 @@ def test_panel_refine_again_and_a_session_round_trip(inline_app, rock_salt_cif, 
 
     # save, reopen in a fresh window: the same state, drawn the same
     app.patterns.set_scaling("sqrt")
-    assert set(again.maps) == {"F_obs", "F_calc", "difference", "2F_obs-F_calc"} and again.map_peaks
+    assert {"F_obs", "F_calc", "difference", "2F_obs-F_calc"} <= set(again.maps) and again.map_peaks
     app.maps.set_kind("difference")
     app.maps.set_level("σ", 2.5)
     app.maps.set_plane((1, 1, 0), 0.25)
