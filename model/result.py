@@ -15,11 +15,14 @@ if TYPE_CHECKING:  # pymatgen is slow to import, and only the solve and refineme
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of a long job: stage name, overall fraction done (0–1), a short message."""
+    """One step of a long job: stage name, overall fraction done (0–1), a short message, and a
+    map to show while the job goes on (a model.density.Density, e.g. what the network sees in the
+    indexed cell)."""
 
     stage: str
     fraction: float
     message: str = ""
+    preview: object | None = None
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     cells, plans = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
     if not cells:
         return _failure("no cell indexes the peak list", timings)
+    predictor, note = _predictor(device)
+    yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
     candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
@@ -88,8 +90,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
 
     result = _verdict(best, screened, order, len(candidates))
-    note = yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples,
-                                                            device, problem))
+    yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
+                                                     problem))
     result.message += f"; {note}"
     result.timings = {**timings, "total": sum(timings.values())}
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
@@ -301,10 +303,10 @@ def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], place
         result.alternatives.append(alternative)
     return result
 
-def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, int], samples: int, device: str,
-               seed: int) -> Generator[Progress, None, str]:
-    """The network's density of each solution in the solution's own refined cell, with its atoms, for
-    display; what the network is, or why there is none.
+def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, int], samples: int, predictor,
+               seed: int) -> Generator[Progress, None, None]:
+    """The network's density (``predictor``: a model.predict.Predictor, or None where there is
+    none) of each solution in the solution's own refined cell, with its atoms, for display.
 
     Not the indexed cell a solution was found in: Mg2Si's cubic solution came from a tetragonal
     candidate, and its exported map carried the tetragonal cell. The density does not rank the
@@ -312,10 +314,9 @@ def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, i
     ones). The best solution gets the mean of ``samples`` draws; another one draw, a preview like its
     screening-depth fit (~0.2 s a draw on 2 cores)."""
     yield Progress("network", 0.97, "density")
-    predictor, note = _predictor(device)
     result.device = "cpu"
     if predictor is None:
-        return note
+        return
     for solution in [result, *result.alternatives]:
         draws = []
         for k in range(samples if solution is result else 1):  # a call a draw: a cancel waits for one
@@ -325,7 +326,20 @@ def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, i
         solution.density = Density(np.mean([d.values for d in draws], axis=0), draws[0].lattice,
                                    solution.structure, kind="network")
     result.model_version, result.device = predictor.version, predictor.device
-    return note
+
+
+def _preview(pattern: Pattern, cell: index.Cell, formula_units: dict[str, int], predictor,
+             seed: int) -> Generator[Progress, None, None]:
+    """What the network (``predictor``, or None) sees in the best indexed cell, shown while the
+    search runs (one draw, no atoms yet); nothing where there is no network or it does not take
+    the cell's system."""
+    if predictor is None:
+        return
+    try:
+        (draw,) = predictor.predict(pattern, formula_units, cell.lattice, cell.crystal_system, seed=seed)
+    except (InputError, ValueError, KeyError):
+        return
+    yield Progress("index", 0.1, f"the network's density in the indexed {cell.crystal_system} cell", preview=draw)
 
 
 def _predictor(device: str):

@@ -51,6 +51,13 @@ def test_solve_simulated_cubic_perovskite(perovskite_pattern):
     assert others and others == sorted(others) and result.rwp <= others[0] + SYMMETRY_RWP_SLACK
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # what the network sees in the indexed cell is shown before the search ends, with no atoms yet
+    previews = [p for p in progress if p.preview is not None]
+    assert len(previews) == 1 and progress.index(previews[0]) < next(
+        i for i, p in enumerate(progress) if p.stage == "refine")
+    seen = previews[0].preview
+    assert seen.kind == "network" and seen.structure is None
+    assert np.allclose(np.linalg.norm(seen.lattice, axis=1), 5.795, rtol=2e-3)
 
 
 def test_solve_can_be_cancelled_between_steps(perovskite_pattern):

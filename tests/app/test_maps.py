@@ -45,6 +45,19 @@ def test_no_map_pane_before_there_is_a_map(app, rock_salt):
     assert app.window.maps_splitter.isVisible()
 
 
+def test_the_network_map_is_shown_while_the_solve_runs(app, rock_salt):
+    """A solve's progress that carries the network's map of the indexed cell puts it on screen."""
+    from cmedgui.app.main import EXAMPLE
+    from model.density import cmed
+    from model.result import Progress
+
+    app.files.open_paths([str(EXAMPLE)])
+    seen = replace(cmed(rock_salt, n=24, conventional=False), kind="network", structure=None)
+    app.runner.progress.emit("Solve", Progress("index", 0.1, "the network's density", preview=seen))
+    assert app.solve.density is seen and app.maps.choices == ["network"]
+    assert app.window.maps_splitter.isVisible() and app.window.density_view.map_selector.currentData() == "network"
+
+
 def test_map_selector_lists_and_switches_maps(shown):
     view, maps = shown.window.density_view, shown.maps
     assert selector_kinds(view) == ["network", "F_obs", "difference", "calculated"]

@@ -80,6 +80,8 @@ class SolveController:
     # -- job events ------------------------------------------------------------------------------
     def _progress(self, name: str, step: Progress) -> None:
         self.window.show_busy(f"{name}: {step.stage}", step.fraction)
+        if step.preview is not None:  # e.g. what the network sees in the indexed cell
+            self.solve.set_density(step.preview)
         if step.message:
             self.window.show_message(f"{name}: {step.stage} — {step.message}")
 
