@@ -32,7 +32,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy import ndimage
 
 from model import charge_flipping
-from model.constraints import space_group_ops
+from model.constraints import SYMPREC, space_group_ops
 from model.density import (
     GRID_LIMITS,
     Density,
@@ -291,14 +291,13 @@ def _subvoxel(values: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 def _symmetry_images(structure: Structure | None) -> tuple[np.ndarray, np.ndarray]:
     """(rotations, translations) of the structure's space group in its cell (identity without one)."""
-    identity = (np.eye(3)[None], np.zeros((1, 3)))
     if structure is None or len(structure) == 0:
-        return identity
+        return np.eye(3)[None], np.zeros((1, 3))
     try:
-        dataset = SpacegroupAnalyzer(structure, symprec=1e-3).get_symmetry_dataset()
-    except Exception:  # noqa: BLE001 — no symmetry found is no reason to lose the peaks
-        return identity
-    return np.asarray(dataset.rotations, dtype=float), np.asarray(dataset.translations, dtype=float)
+        ops = space_group_ops(structure)
+    except InputError:  # no symmetry found is no reason to lose the peaks
+        return np.eye(3)[None], np.zeros((1, 3))
+    return ops.rotations.astype(float), ops.translations.astype(float)
 
 
 def _labelled(structure: Structure | None, kept: list[tuple[float, np.ndarray]]) -> list[MapPeak]:
@@ -318,7 +317,7 @@ def site_labels(structure: Structure) -> list[str]:
     """A label per site: its majority element and the number of its symmetry-distinct site among
     that element's (Ti1, O1, O2, …), equivalent sites sharing one."""
     try:
-        orbit = SpacegroupAnalyzer(structure, symprec=1e-3).get_symmetry_dataset().equivalent_atoms
+        orbit = SpacegroupAnalyzer(structure, symprec=SYMPREC).get_symmetry_dataset().equivalent_atoms
     except Exception:  # noqa: BLE001 — without symmetry every site is its own
         orbit = np.arange(len(structure))
     elements = [max(site.species.items(), key=lambda item: item[1])[0].symbol for site in structure]
