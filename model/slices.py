@@ -1,5 +1,5 @@
 """A density map cut by a lattice plane, as VESTA and GSAS-II draw it: the values on the plane,
-their contour lines, the atoms lying in it, and the map's σ and largest peak and hole.
+their contour lines and the atoms lying in it (the map's σ and extrema: model.fourier).
 
 A plane is given by Miller indices (hkl) and an offset: the fractional points x with
 h·x = offset (offset 0 goes through the origin; (001) with offset t is the plane z = t). The
