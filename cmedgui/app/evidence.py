@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 
-from model.fourier import find_extrema, map_sigma
 from model.result import SolveResult
 
 AT_BOUND_A2 = 0.1  # Å², a Biso this close to a bound sits on it
@@ -22,6 +21,11 @@ def verdict(result: SolveResult) -> str:
 def difference_extrema(result: SolveResult) -> tuple[list, float | None]:
     """The difference map's largest peak and deepest hole (objects with xyz, height, nearest_atom,
     distance), from the model's peak list or else from the map's grid, and the map's σ (or None)."""
+    from model.fourier import (  # torch: load on first use, not with the window
+        find_extrema,
+        map_sigma,
+    )
+
     difference = result.maps.get("difference")
     sigma = map_sigma(difference) if difference is not None else None
     peaks = list(result.map_peaks)

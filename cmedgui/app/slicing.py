@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from cmedgui.app.models.map_model import MAP_CHOICES, SIGNED_KINDS
-from model.fourier import map_sigma
 from model.slices import (
     atoms_on_plane,
     contour_levels,
@@ -19,6 +18,8 @@ SLICE_STEPS = 64  # samples per cell edge on the slice
 
 def slice_drawing(density, hkl, offset: float) -> tuple[list, np.ndarray, bool, list, str]:
     """SliceView.show_slice's arguments for ``density`` (model.density.Density) on (hkl) at ``offset``."""
+    from model.fourier import map_sigma  # torch: load on first use, not with the window
+
     signed = density.kind in SIGNED_KINDS
     piece = plane_slice(density.values, density.lattice, hkl, offset, samples_per_cell=max(SLICE_STEPS, density.n))
     sigma = map_sigma(density)
