@@ -1,0 +1,44 @@
+"""Whether a model with more parameters fits significantly better than a simpler one: Hamilton's
+R-factor ratio test (Acta Cryst. 18, 502, 1965), the crystallographer's F-test.
+
+A lower symmetry, a second phase or a freed parameter always lowers Rwp a little; the test keeps
+it only where the drop exceeds what ``extra`` more parameters would buy from noise alone. The
+points of a powder profile are not independent observations (neighbouring points sample one line),
+so callers pass the count of independent observations (effective_observations), not the points.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats
+
+ALPHA = 0.01  # the chance of keeping a parameter set that noise alone made look better
+
+
+def critical_ratio(extra: int, observations: int, parameters: int, alpha: float = ALPHA) -> float:
+    """Hamilton's R_{b, n−m, α}: the ratio R(simpler)/R(richer) above which the ``extra`` (b)
+    parameters of the richer model (``parameters`` = m in all) are significant, from ``observations``
+    (n) independent observations."""
+    if extra <= 0:
+        return 1.0
+    freedom = observations - parameters
+    if freedom <= 0:
+        return math.inf  # as many parameters as observations: no drop in R can be told from noise
+    return math.sqrt(extra / freedom * stats.f.isf(alpha, extra, freedom) + 1.0)
+
+
+def richer_is_better(r_simpler: float, r_richer: float, extra: int, observations: int, parameters: int,
+                     alpha: float = ALPHA) -> bool:
+    """Whether the richer model's R (e.g. Rwp, %) is lower than the simpler one's by more than noise
+    explains (Hamilton's test at significance ``alpha``)."""
+    if not (r_richer > 0 and math.isfinite(r_simpler)):
+        return False
+    return r_simpler / r_richer > critical_ratio(extra, observations, parameters, alpha)
+
+
+def effective_observations(points: int, step_deg: float, fwhm_deg: float) -> int:
+    """Independent observations in a profile of ``points`` points ``step_deg`` apart whose lines are
+    ``fwhm_deg`` wide: about one per FWHM (a line is sampled FWHM/step times, but tells one width)."""
+    per_line = max(fwhm_deg / step_deg, 1.0)
+    return max(int(points / per_line), 1)
