@@ -3,9 +3,11 @@
 The patterns are benchmarks/lab_patterns.py's (model.simulate with randomised lab conditions, or
 pymatgen's line list with --simulator pymatgen); the solve sees only the pattern and the formula.
 Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher match rate per
-crystal system, median and max time per stage, and the median Rwp.
+crystal system, median and max time per stage, and the median Rwp. With --conditions dac
+(diamond-anvil-cell patterns, benchmarks/lab_patterns.py) also the peak search's recall of the
+significant true lines, per structure and per crystal system.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
-     [--seed N] [--simulator ours|pymatgen]
+     [--seed N] [--simulator ours|pymatgen] [--conditions lab|dac]
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab_patterns import add_arguments, lab_patterns
+from lab_patterns import add_arguments, lab_patterns, peak_recall
 
+from model.preprocess import find_peaks
 from model.solve import solve
 
 
@@ -35,9 +38,16 @@ def main() -> None:
     matches = defaultdict(list)
     stage_times = defaultdict(list)
     rwps = []
+    recalls = defaultdict(lambda: [0, 0])
     matcher = StructureMatcher()
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
+        recall = ""
+        if args.conditions == "dac":
+            found, lines = peak_recall(pattern, find_peaks(pattern))
+            recalls[row["crystal_system"]][0] += found
+            recalls[row["crystal_system"]][1] += lines
+            recall = f"recall {found}/{lines}  "
         began = time.perf_counter()
         job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
         try:
@@ -46,7 +56,7 @@ def main() -> None:
         except StopIteration as stop:
             result = stop.value
         except Exception as error:  # noqa: BLE001 - a crash is a miss of this structure, not the end of the run
-            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
+            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {recall}error {error!r}", flush=True)
             matches[row["crystal_system"]].append(False)
             continue
         elapsed = time.perf_counter() - began
@@ -58,12 +68,18 @@ def main() -> None:
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
-              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              f"{recall}Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + ("" if result.atoms else f"  ({result.message})"), flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
+    if recalls:
+        print("peak recall (significant true lines found) per crystal system")
+        for system, (found, lines) in recalls.items():
+            print(f"  {system:12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
+        found, lines = (sum(v[i] for v in recalls.values()) for i in (0, 1))
+        print(f"  {'overall':12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
     print("time per stage (s): median / max")
     for stage, values in stage_times.items():
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")
