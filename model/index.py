@@ -59,7 +59,7 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     system indexes every line with M20 ≥ EXPLAINED_M20, unless ``low_symmetry`` is "always".
 
     Of 20 lines up to ``max_unindexed`` may stay unindexed (impurity or noise peaks), of fewer
-    lines proportionally fewer.
+    lines proportionally fewer but at least one (``allowed_unindexed``).
     ``pause()`` is called between steps of a few milliseconds (model.lockstep makes them yields).
     """
     tth = np.sort(np.asarray(two_theta, dtype=float))[:20]
@@ -77,7 +77,7 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
     if low and (low_symmetry == "always" or not any(c.n_indexed == c.n_lines and c.m20 >= EXPLAINED_M20
                                                      for c in cells)):
         cells.extend(zones.low_symmetry_cells(tth, wavelength_A, low, tolerance_deg, max_volume_A3,
-                                              max_unindexed * tth.size // 20, pause))
+                                              allowed_unindexed(max_unindexed, tth.size), pause))
     cells = [c for c in cells if not _metrically_higher(c)]
     cells.sort(key=lambda c: -c.merit)
     unique: list[Cell] = []
@@ -85,6 +85,14 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
         if not any(_same_cell(cell, other) for other in unique):
             unique.append(cell)
     return _subcells_first(unique)[:n_candidates]
+
+
+def allowed_unindexed(max_unindexed: int, n_lines: int) -> int:
+    """Lines of ``n_lines`` that may stay unindexed: ``max_unindexed`` of 20, proportionally fewer
+    of fewer lines, but one wherever any is allowed: a diamond-anvil cell's 6–12 lines carry one
+    to three of the pressure medium or gasket, and a sparse pattern whose cell had to explain
+    every line would lose its cell to them (each unindexed line halves the merit, model.cells)."""
+    return max(max_unindexed * n_lines // 20, min(max_unindexed, 1))
 
 
 def _subcells_first(cells: list[Cell]) -> list[Cell]:
@@ -127,7 +135,7 @@ def _trial_inverses(system: str) -> np.ndarray:
 
 def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause) -> list[Cell]:
     pause()
-    max_unindexed = max_unindexed * tth.size // 20
+    max_unindexed = allowed_unindexed(max_unindexed, tth.size)
     inv_d2_obs = inv_d2(tth, wavelength)
     inverses = _trial_inverses(system)
     n = inverses.shape[-1]

@@ -1,8 +1,13 @@
 """Pattern preprocessing: background, peak search and peak-profile fits (positions with errors).
 
 Angles in degrees 2θ. Background by pybaselines (SNIP); peaks located by scipy.signal.find_peaks on
-the background-subtracted pattern and each fitted by a pseudo-Voigt (as a Kα1 + Kα2 pair where
-the wavelength has a doublet, so positions are Kα1 positions and Kα2 shoulders are not peaks).
+the background-subtracted pattern (maxima standing out of the noise) and on its smoothed second
+derivative (shoulders and weak lines: curvature minima, the smoothing window one measured FWHM),
+fitted together where they overlap as pseudo-Voigts (as Kα1 + Kα2 pairs where the wavelength has a
+doublet, so positions are Kα1 positions and Kα2 shoulders are not peaks), and kept where a peak's
+net counts within its FWHM exceed SIGNIFICANCE_SIGMA σ of the counting noise there. Windows are in
+units of the measured FWHM and the step, not degrees: a diamond-anvil-cell scan at 0.4 Å has a few
+hundred points and lines 3–8 steps wide, a lab scan thousands of points.
 A single stated wavelength equal to an anode's weighted Kα mean (e.g. 1.5418 Å for Cu) is an
 unresolved doublet too: it is fitted as one, and its positions are given for the stated wavelength.
 The instrument a refinement starts from is estimated from the fitted widths (``estimate_instrument``).
@@ -15,13 +20,24 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from pybaselines import Baseline
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import curve_fit
 from scipy.signal import find_peaks as _scipy_find_peaks
+from scipy.signal import peak_widths
 
 from model.instrument import Instrument, bragg_d, bragg_theta, kalpha_doublet
 from model.pattern import Pattern
 
 MIN_FWHM_STEPS = 1.5  # narrower fits are noise spikes: a diffraction peak spans several points
+# a peak's net counts within ±FWHM/2 against √(variance of the counts there): 5σ leaves about one
+# noise peak in 10⁶ windows, a scan has ~10³ FWHM-wide windows
+SIGNIFICANCE_SIGMA = 5.0
+GAUSSIAN_FWHM_SIGMA = 2.3548  # a Gaussian's FWHM in units of its σ
+CURVATURE_SIGMA = 3.0  # second-derivative minima this far below its noise are candidate peaks
+WIDTH_PEAKS = 10  # most prominent maxima whose half-height widths give the working FWHM
+FIT_HALF_FWHM = 3.5  # a fit window reaches this many FWHM beyond its outermost peak (lab: ~0.35°)
+CLUSTER_FWHM = 2.5  # peaks closer than this many FWHM overlap and are fitted together
+MIN_FIT_POINTS = 6  # a fit window has at least this many points on each side
 
 
 @dataclass(frozen=True)
@@ -63,11 +79,19 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     smooth = np.convolve(signal, np.ones(3) / 3, mode="same")
     index, props = _scipy_find_peaks(np.where(keep, smooth, 0.0), prominence=min_snr * sigma,
                                      distance=max(1, int(0.04 / step)))
-    order = np.argsort(props["prominences"])[::-1][: max_peaks * 2]
+    if index.size == 0:
+        return []
+    prominent = index[np.argsort(props["prominences"])[::-1]]
+    width_points = max(float(np.median(peak_widths(smooth, prominent[:WIDTH_PEAKS])[0])), 2.0)
+    variance = _counting_variance(pattern.intensity)
+    centres = _with_shoulders(signal, variance, keep, prominent[: max_peaks * 2], width_points)
     wavelength = kalpha_doublet(pattern.wavelength)
     instrument = None if wavelength is None else Instrument(wavelength)
-    peaks = [p for p in (_fit_peak(pattern.two_theta, signal, i, step, instrument, sigma) for i in index[order])
-             if p is not None]
+    peaks = []
+    for cluster in _clusters(pattern.two_theta[centres], CLUSTER_FWHM * width_points * step):
+        fitted = _fit_peaks(pattern.two_theta, signal, centres[cluster], step, width_points * step, instrument,
+                            sigma)
+        peaks += [p for p in fitted if _significant(p, pattern.two_theta, variance)]
     peaks = _drop_ka2_shadows(peaks, instrument)
     peaks.sort(key=lambda p: -p.height)
     peaks = sorted(peaks[:max_peaks], key=lambda p: p.two_theta)
@@ -86,35 +110,91 @@ def estimate_instrument(pattern: Pattern) -> Instrument:
     return Instrument.from_fwhm(pattern.wavelength, max(fwhm, 2 * pattern.step))
 
 
+def _with_shoulders(signal: np.ndarray, variance: np.ndarray, keep: np.ndarray, maxima: np.ndarray,
+                    width_points: float) -> np.ndarray:
+    """Point indices of the ``maxima`` and, more than half a FWHM from any of them, the minima of
+    the second derivative of the signal smoothed by a Gaussian of the peaks' own width (a matched
+    Laplacian-of-Gaussian filter) deeper than CURVATURE_SIGMA of the counting noise's response
+    there: weak lines, and shoulders that curve down without a maximum of their own."""
+    spread = width_points / GAUSSIAN_FWHM_SIGMA
+    kernel = gaussian_filter1d(np.eye(1, 8 * int(spread + 1) + 1, 4 * int(spread + 1))[0], spread, order=2)
+    curvature = -gaussian_filter1d(signal, spread, order=2) / np.sqrt(gaussian_filter1d(variance, spread)
+                                                                     * (kernel**2).sum())
+    bent, _ = _scipy_find_peaks(np.where(keep, curvature, 0.0), height=CURVATURE_SIGMA,
+                                distance=max(1, int(width_points / 2)))
+    bent = bent[np.argsort(curvature[bent])[::-1]]
+    taken = list(maxima)
+    for i in bent:
+        if np.min(np.abs(np.array(taken) - i)) > width_points / 2:
+            taken.append(i)
+    return np.sort(np.array(taken, dtype=int))
+
+
+def _clusters(positions: np.ndarray, reach_deg: float) -> list[np.ndarray]:
+    """Indices into the increasing ``positions`` (degrees), split where neighbours are more than
+    ``reach_deg`` apart."""
+    breaks = np.flatnonzero(np.diff(positions) > reach_deg) + 1
+    return np.split(np.arange(positions.size), breaks)
+
+
+def _counting_variance(intensity: np.ndarray) -> np.ndarray:
+    """Per-point variance of the counts: Poisson, ∝ the counts, scaled by the measured scatter of
+    the second differences about √counts (1 for raw counts; a pattern stored in other units keeps
+    its own noise). Second differences: a broad peak's slope does not count as noise."""
+    level = np.maximum(intensity, max(float(np.median(intensity)) * 1e-2, 1e-12))
+    scaled = (intensity[1:-1] - (intensity[:-2] + intensity[2:]) / 2) / np.sqrt(1.5 * level[1:-1])
+    gain = 1.4826 * np.median(np.abs(scaled - np.median(scaled))) if scaled.size else 1.0
+    return (gain or 1.0) ** 2 * level
+
+
+def _significant(peak: Peak, two_theta: np.ndarray, variance: np.ndarray) -> bool:
+    """Whether the peak's net counts within ±FWHM/2 exceed SIGNIFICANCE_SIGMA √(variance there)."""
+    inside = np.abs(two_theta - peak.two_theta) <= peak.fwhm / 2
+    if not inside.any():
+        return False
+    net = _pseudo_voigt(two_theta[inside], peak.two_theta, peak.height, peak.fwhm, peak.eta).sum()
+    return bool(net > SIGNIFICANCE_SIGMA * np.sqrt(variance[inside].sum()))
+
+
 def _pseudo_voigt(x, center, height, fwhm, eta):
     dx = (x - center) / fwhm
     return height * (eta / (1 + 4 * dx**2) + (1 - eta) * np.exp(-4 * np.log(2) * dx**2))
 
 
-def _fit_peak(x, y, i, step, instrument: Instrument | None, sigma) -> Peak | None:
+def _fit_peaks(x, y, centres, step, fwhm, instrument: Instrument | None, sigma) -> list[Peak]:
+    """The peaks at point indices ``centres`` fitted together as pseudo-Voigts of one η on a
+    straight background, within FIT_HALF_FWHM FWHM beyond the outermost (``fwhm`` degrees, the
+    working width); each centre may move half a FWHM (at least 5 steps)."""
     doublet = None if instrument is None else instrument.doublet
-    half = max(int(0.35 / step), 6)
-    lo, hi = max(i - half, 0), min(i + half + 1, x.size)
+    half = max(int(FIT_HALF_FWHM * fwhm / step), MIN_FIT_POINTS)
+    lo, hi = max(centres[0] - half, 0), min(centres[-1] + half + 1, x.size)
     xs, ys = x[lo:hi], y[lo:hi]
-    if xs.size < 6:
-        return None
+    if xs.size < MIN_FIT_POINTS:
+        return []
+    origin = x[centres[0]]
 
-    def model(xv, center, height, fwhm, eta, c0, c1):
-        out = _pseudo_voigt(xv, center, height, fwhm, eta) + c0 + c1 * (xv - x[i])
-        if doublet:
-            out = out + _pseudo_voigt(xv, instrument.ka2_two_theta(center), height * doublet[1], fwhm, eta)
+    def model(xv, c0, c1, eta, *lines):
+        out = c0 + c1 * (xv - origin)
+        for center, height, width in zip(lines[0::3], lines[1::3], lines[2::3]):
+            out = out + _pseudo_voigt(xv, center, height, width, eta)
+            if doublet:
+                out = out + _pseudo_voigt(xv, instrument.ka2_two_theta(center), height * doublet[1], width, eta)
         return out
 
-    p0 = [x[i], max(y[i], sigma), 4 * step, 0.5, 0.0, 0.0]
-    bounds = ([x[i] - 5 * step, 0, step / 2, 0, -np.inf, -np.inf], [x[i] + 5 * step, np.inf, 0.25 / 0.35 * (xs[-1] - xs[0]), 1, np.inf, np.inf])
+    move = max(5 * step, fwhm / 2)
+    widest = max(5 * fwhm, 0.25 / 0.35 * (xs[-1] - xs[0]) / len(centres))
+    p0, low, high = [0.0, 0.0, 0.5], [-np.inf, -np.inf, 0.0], [np.inf, np.inf, 1.0]
+    for i in centres:
+        p0 += [x[i], max(y[i], sigma), min(max(fwhm, step), widest / 2)]
+        low += [x[i] - move, 0.0, step / 2]
+        high += [x[i] + move, np.inf, widest]
     try:
-        popt, pcov = curve_fit(model, xs, ys, p0=p0, bounds=bounds, maxfev=400)
+        popt, pcov = curve_fit(model, xs, ys, p0=p0, bounds=(low, high), maxfev=400 * len(centres))
     except (RuntimeError, ValueError):
-        return None
-    err = float(np.sqrt(abs(pcov[0, 0]))) if np.all(np.isfinite(pcov)) else step
-    if popt[1] < 3 * sigma or popt[2] < MIN_FWHM_STEPS * step:
-        return None
-    return Peak(float(popt[0]), err, float(popt[1]), float(popt[2]), float(popt[3]))
+        return []
+    errors = np.sqrt(np.abs(np.diag(pcov))) if np.all(np.isfinite(pcov)) else np.full(len(popt), step)
+    return [Peak(float(popt[k]), float(errors[k]), float(popt[k + 1]), float(popt[k + 2]), float(popt[2]))
+            for k in range(3, len(popt), 3) if popt[k + 2] >= MIN_FWHM_STEPS * step]
 
 
 def _drop_ka2_shadows(peaks: list[Peak], instrument: Instrument | None) -> list[Peak]:
