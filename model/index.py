@@ -37,7 +37,7 @@ from model.cells import (
 from model.data.systems import INDEXED_SYSTEMS
 from model.errors import InputError
 
-__all__ = ["Cell", "in_setting", "index"]
+__all__ = ["Cell", "in_setting", "index", "undecided"]
 
 # trial cells assign hkl with |h|, |k| ≤ first and |l| ≤ second to the first _TRIAL_LINES lines
 _TRIAL_INDEX = {"cubic": (6, 6), "hexagonal": (4, 6), "tetragonal": (4, 6), "orthorhombic": (2, 2)}
@@ -47,6 +47,9 @@ REFINED = 150  # smallest screened trial cells per crystal system refined with t
 SAME_TRIAL = 5e-3  # screened trials whose 1/d² coefficients agree this closely (relative) are one cell
 LINES_PER_PARAMETER = 2.5  # indexed lines needed per refined parameter (the 1/d² coefficients and zero)
 SUBCELL_MERIT_FRACTION = 0.5
+# a cell of another lattice system with this fraction of the best merit is not ruled out by the
+# positions: few lines (a diamond-anvil cell's 6–8) fit a lower system's cell nearly as well
+UNDECIDED_MERIT_FRACTION = 0.5
 
 
 def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str] = INDEXED_SYSTEMS,
@@ -85,6 +88,29 @@ def index(two_theta: Sequence[float], wavelength_A: float, systems: Sequence[str
         if not any(_same_cell(cell, other) for other in unique):
             unique.append(cell)
     return _subcells_first(unique)[:n_candidates]
+
+
+def undecided(cells: Sequence[Cell]) -> str:
+    """What the line positions could not decide, as a sentence for the user: the best of ``cells``
+    (ranked, best first) and the best cell of each other lattice system with at least
+    UNDECIDED_MERIT_FRACTION of its merit; "" where the best one stands alone."""
+    if not cells:
+        return ""
+    rivals: dict[str, Cell] = {}
+    for cell in cells[1:]:
+        if cell.crystal_system != cells[0].crystal_system and cell.merit >= UNDECIDED_MERIT_FRACTION * cells[0].merit:
+            rivals.setdefault(cell.crystal_system, cell)
+    if not rivals:
+        return ""
+    described = [f"{c.crystal_system} {_lengths(c)} (merit {c.merit:.0f})" for c in [cells[0], *rivals.values()]]
+    return (f"the positions of {cells[0].n_lines} lines do not decide between " + " and ".join(described)
+            + ": the full-profile fit chose; more lines or a longer 2θ range would")
+
+
+def _lengths(cell: Cell) -> str:
+    a, b, c = cell.lattice[:3]
+    return {"cubic": f"a {a:.4f} Å", "tetragonal": f"a {a:.4f} c {c:.4f} Å",
+            "hexagonal": f"a {a:.4f} c {c:.4f} Å"}.get(cell.crystal_system, f"a {a:.4f} b {b:.4f} c {c:.4f} Å")
 
 
 def allowed_unindexed(max_unindexed: int, n_lines: int) -> int:

@@ -38,6 +38,7 @@ WIDTH_PEAKS = 10  # most prominent maxima whose half-height widths give the work
 FIT_HALF_FWHM = 3.5  # a fit window reaches this many FWHM beyond its outermost peak (lab: ~0.35°)
 CLUSTER_FWHM = 2.5  # peaks closer than this many FWHM overlap and are fitted together
 MIN_FIT_POINTS = 6  # a fit window has at least this many points on each side
+MAX_FITTED_TOGETHER = 3  # overlapping peaks fitted together at most; a dense pattern's runs are cut
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,12 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
     prominent = index[np.argsort(props["prominences"])[::-1]]
     width_points = max(float(np.median(peak_widths(smooth, prominent[:WIDTH_PEAKS])[0])), 2.0)
     variance = _counting_variance(pattern.intensity)
-    centres = _with_shoulders(signal, variance, keep, prominent[: max_peaks * 2], width_points)
     wavelength = kalpha_doublet(pattern.wavelength)
     instrument = None if wavelength is None else Instrument(wavelength)
+    centres = np.sort(prominent[: max_peaks * 2])
+    if instrument is None or instrument.doublet is None:
+        # a Kα2 puts a shoulder on every line: shoulders are looked for in monochromatic patterns only
+        centres = _with_shoulders(signal, variance, keep, centres, width_points)
     peaks = []
     for cluster in _clusters(pattern.two_theta[centres], CLUSTER_FWHM * width_points * step):
         fitted = _fit_peaks(pattern.two_theta, signal, centres[cluster], step, width_points * step, instrument,
@@ -132,9 +136,10 @@ def _with_shoulders(signal: np.ndarray, variance: np.ndarray, keep: np.ndarray, 
 
 def _clusters(positions: np.ndarray, reach_deg: float) -> list[np.ndarray]:
     """Indices into the increasing ``positions`` (degrees), split where neighbours are more than
-    ``reach_deg`` apart."""
+    ``reach_deg`` apart, in runs of at most MAX_FITTED_TOGETHER (the fit's cost grows fast with them)."""
     breaks = np.flatnonzero(np.diff(positions) > reach_deg) + 1
-    return np.split(np.arange(positions.size), breaks)
+    runs = np.split(np.arange(positions.size), breaks)
+    return [run[i:i + MAX_FITTED_TOGETHER] for run in runs for i in range(0, run.size, MAX_FITTED_TOGETHER)]
 
 
 def _counting_variance(intensity: np.ndarray) -> np.ndarray:

@@ -78,7 +78,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     signal, peaks = yield from _timed(timings, "preprocess", _preprocess(pattern))
     if len(peaks) < 4:
         return _failure(f"only {len(peaks)} peaks found; at least 4 are needed to index", timings)
-    cells, plans = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
+    cells, plans, undecided = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
     if not cells:
         return _failure("no cell indexes the peak list", timings)
     predictor, note = _predictor(device)
@@ -92,7 +92,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     result = _verdict(best, screened, order, len(candidates))
     yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
                                                      problem))
-    result.message += f"; {note}"
+    result.message += f"; {note}" + (f"; {undecided}" if undecided else "")
     result.timings = {**timings, "total": sum(timings.values())}
     yield Progress("done", 1.0, f"{result.space_group} Rwp {result.rwp:.2f} %")
     return result
@@ -128,13 +128,14 @@ def _preprocess(pattern: Pattern) -> Generator[Progress, None, tuple[np.ndarray,
 
 
 def _index(pattern: Pattern, peaks: list[Peak], lattice_systems: Sequence[str]
-           ) -> Generator[Progress, None, tuple[list[index.Cell], list[tuple[index.Cell, SpaceGroupCandidate]]]]:
-    """The cells searched and the (cell, space group) plans (model.spacegroups.index_cells)."""
+           ) -> Generator[Progress, None, tuple[list[index.Cell], list[tuple[index.Cell, SpaceGroupCandidate]], str]]:
+    """The cells searched, the (cell, space group) plans (model.spacegroups.index_cells) and what
+    the positions could not decide between (model.index.undecided)."""
     yield Progress("index", 0.05, f"{len(peaks)} peaks")
-    _, cells, plans = yield from lockstep(
+    ranked, cells, plans = yield from lockstep(
         lambda pause: index_cells(peaks, pattern.wavelength.ka1, lattice_systems, pause),
         REPORT_S, Progress("index", 0.05, f"{len(peaks)} peaks, cells and space groups"))
-    return cells, plans
+    return cells, plans, index.undecided(ranked)
 
 
 def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],

@@ -2,11 +2,13 @@
 lines, a pressure medium's line among them. The peak search finds every line, weak ones too, and
 the indexing gets the cell with the medium's line left unindexed."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from model.index import index
+from model.index import index, undecided
 from model.instrument import Instrument
 from model.pattern import Pattern, Wavelength
 from model.preprocess import find_peaks
@@ -49,3 +51,15 @@ def test_seven_lines_and_a_medium_line_index_the_cubic_cell(sparse):
     assert best.crystal_system == "cubic"
     assert best.lattice[0] == pytest.approx(A, abs=0.01)
     assert (best.n_indexed, best.n_lines) == (7, 8)
+
+
+def test_what_the_positions_cannot_decide_is_said(sparse):
+    pattern, _, _ = sparse
+    positions = [p.two_theta for p in find_peaks(pattern)]
+    cells = index(positions, WAVELENGTH.ka1, systems=("cubic", "tetragonal", "hexagonal"))
+    assert undecided(cells) == ""  # the cubic cell stands alone
+    best = cells[0]
+    rival = dataclasses.replace(best, crystal_system="tetragonal", lattice=(A, A, 1.01 * A, 90.0, 90.0, 90.0),
+                                merit=0.8 * best.merit)
+    said = undecided([best, rival])
+    assert "8 lines" in said and "cubic a 4.1" in said and "tetragonal" in said
