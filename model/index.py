@@ -113,12 +113,14 @@ def _lengths(cell: Cell) -> str:
             "hexagonal": f"a {a:.4f} c {c:.4f} Å"}.get(cell.crystal_system, f"a {a:.4f} b {b:.4f} c {c:.4f} Å")
 
 
-def allowed_unindexed(max_unindexed: int, n_lines: int) -> int:
+def allowed_unindexed(max_unindexed: int, n_lines: int, needed: float = 0.0) -> int:
     """Lines of ``n_lines`` that may stay unindexed: ``max_unindexed`` of 20, proportionally fewer
-    of fewer lines, but one wherever any is allowed: a diamond-anvil cell's 6–12 lines carry one
-    to three of the pressure medium or gasket, and a sparse pattern whose cell had to explain
-    every line would lose its cell to them (each unindexed line halves the merit, model.cells)."""
-    return max(max_unindexed * n_lines // 20, min(max_unindexed, 1))
+    of fewer lines, but one wherever any is allowed and ``needed`` lines remain: a diamond-anvil
+    cell's 6–12 lines carry one to three of the pressure medium or gasket, and a sparse pattern
+    whose cell had to explain every line would lose its cell to them (each unindexed line halves
+    the merit, model.cells)."""
+    proportional = max_unindexed * n_lines // 20
+    return max(proportional, min(max_unindexed, 1)) if n_lines - 1 >= needed else proportional
 
 
 def _subcells_first(cells: list[Cell]) -> list[Cell]:
@@ -161,10 +163,10 @@ def _trial_inverses(system: str) -> np.ndarray:
 
 def _index_system(system, tth, wavelength, tol, max_volume, max_unindexed, pause) -> list[Cell]:
     pause()
-    max_unindexed = allowed_unindexed(max_unindexed, tth.size)
     inv_d2_obs = inv_d2(tth, wavelength)
     inverses = _trial_inverses(system)
     n = inverses.shape[-1]
+    max_unindexed = allowed_unindexed(max_unindexed, tth.size, LINES_PER_PARAMETER * (n + 1))
     if tth.size - max_unindexed < LINES_PER_PARAMETER * (n + 1):
         return []  # too few lines: a cell with this many parameters (and the zero) fits any of them
     trial_lines = itertools.combinations(range(min(_TRIAL_LINES[system], tth.size)), n)
