@@ -14,6 +14,7 @@ fits significantly better (model.significance) and the lines it claimed are expl
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -195,4 +196,6 @@ def _index() -> tuple[tuple[str, str, str, bool], ...]:
 
 @lru_cache(maxsize=None)
 def _bundled(file: str) -> Structure:
-    return Structure.from_file(LIBRARY / file)
+    with warnings.catch_warnings():  # the library's 5-digit coordinates of special positions: pymatgen
+        warnings.simplefilter("ignore")  # announces rounding them to their exact values
+        return Structure.from_file(LIBRARY / file)
