@@ -1,6 +1,8 @@
 """Second phases (model.phases): a Si standard in a simulated CsSnBr3 pattern is found, named and
 weighed; a single-phase pattern gets no extra phase."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
@@ -13,6 +15,7 @@ from model.preprocess import find_peaks
 from model.refine import refine
 from model.simulate import Sample, simulate_pattern
 
+EXAMPLE = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
 TWO_THETA = np.arange(10.0, 90.0, 0.02)
 INSTRUMENT = Instrument(ANODES["CuKa"], u=0.004, v=-0.002, w=0.004, x=0.03, zero=0.02)
 ELEMENTS = ["Cs", "Sn", "Br"]
@@ -57,6 +60,15 @@ def test_a_single_phase_pattern_gets_no_extra_phase():
     peaks = find_peaks(pattern)
     alone = _main_refined(pattern)
     assert _run(second_phases(pattern, peaks, alone, ELEMENTS)) is alone
+
+
+def test_cli_refuses_a_bad_phase_folder_in_one_line(tmp_path, capsys):
+    from cmedgui.cli import main
+
+    assert main(["solve", str(EXAMPLE), "--elements", "Ce", "O", "--phases", str(tmp_path / "absent"),
+                 "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "absent" in error
 
 
 def test_candidates_are_the_standards_and_the_users_elements_and_binaries(tmp_path):

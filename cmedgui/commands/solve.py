@@ -51,10 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from model.phases import user_phases
     from model.solve import solve
 
     if args.samples < 1:
         raise InputError(None, f"--samples must be at least 1, not {args.samples}")
+    if args.phases is not None:
+        user_phases(args.phases)  # a bad folder or CIF is refused before the first solve, not after it
     patterns = [(Path(p), load_pattern(p, args.wavelength)) for p in args.patterns]
     status = 0
     for path, pattern in patterns:
