@@ -54,7 +54,8 @@ SOURCES = {"amcsd": ("AMCSD (measured), via larixite", "CC0 (COD)"),
 
 # (space group, a, c (None: cubic), sites (element, x, y, z)), reference
 STANDARDS = {
-    "Si": (227, 5.431194, None, [("Si", 0.125, 0.125, 0.125)], "NIST SRM 640f, a = 5.431144 Å at 22.5 °C"),
+    # pymatgen builds Fd-3m in origin choice 1: Si on 8a at 0 0 0
+    "Si": (227, 5.431144, None, [("Si", 0, 0, 0)], "NIST SRM 640f, a = 5.431144 Å at 22.5 °C"),
     "LaB6": (221, 4.156826, None, [("La", 0, 0, 0), ("B", 0.1993, 0.5, 0.5)],
              "NIST SRM 660c, a = 4.156826 Å; B x from Eliseev et al., Acta Cryst. B 42 (1986)"),
     "CeO2": (225, 5.411651, None, [("Ce", 0, 0, 0), ("O", 0.25, 0.25, 0.25)], "NIST SRM 674b, a = 5.411651 Å"),

@@ -13,7 +13,7 @@ from model.pattern import ANODES
 from model.phases import bundled, candidates, second_phases, unexplained, user_phases
 from model.preprocess import find_peaks
 from model.refine import refine
-from model.simulate import Sample, simulate_pattern
+from model.simulate import Sample, simulate_pattern, sticks
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
 TWO_THETA = np.arange(10.0, 90.0, 0.02)
@@ -82,3 +82,13 @@ def test_candidates_are_the_standards_and_the_users_elements_and_binaries(tmp_pa
         user_phases(tmp_path)
     with pytest.raises(InputError, match="not a folder"):
         user_phases(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("formula, strong_deg", [("Si", (28.44, 47.30)), ("LaB6", (21.36, 30.38)),
+                                                 ("CeO2", (28.55, 47.48)), ("Al2O3", (35.15, 43.36)),
+                                                 ("ZnO", (31.77, 36.25)), ("MgO", (42.92, 62.30))])
+def test_bundled_standards_have_their_reference_lines(formula, strong_deg):
+    """The standards' strong lines at Cu Kα1 where the powder diffraction file puts them (±0.03°)."""
+    lines = sticks(bundled(formula).structure, ANODES["CuKa"].ka1, (10, 90))
+    strong = lines.two_theta[lines.intensity >= 30]
+    assert all(np.min(np.abs(strong - t)) < 0.03 for t in strong_deg)
