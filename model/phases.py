@@ -146,7 +146,7 @@ def second_phases(pattern: Pattern, peaks: Sequence[Peak], best: Refinement, ele
         matches.sort(key=lambda m: -m.height)
         tried = []
         for m in matches[:TRIED]:
-            yield Progress("phases", 0.96, f"refining {m.phase.name} beside the main phase")
+            yield Progress("phases", 0.96, f"refining {m.phase.name} ({m.phase.source}) beside the main phase")
             tried.append(((yield from _with_phase(pattern, peaks, best, m)), m))
         kept = [(fit, m) for fit, m in tried if fit is not None]
         if not kept:
