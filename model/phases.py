@@ -4,8 +4,8 @@ Real samples carry unreacted elements, a pressure medium (MgO) or an internal st
 After the main phase is refined, an observed peak (model.preprocess) is unexplained where the
 difference curve keeps at least UNEXPLAINED of its height. The candidates are the bundled library's
 (resources/phases, built by scripts/build_phases.py) elemental phases and binaries of the user's
-elements and its diffraction standards, and the CIFs of a user's folder. A candidate's strongest
-lines must all be among the observed peaks and it must explain unexplained ones, at one lattice
+elements and its diffraction standards, and the CIFs of a user's folder. A candidate must explain
+unexplained peaks, and its lines that would stand clear of the noise must be observed, at one lattice
 strain within ±STRAIN (a real phase's cell is not the reference's); the best few are refined with
 the main phase (model.refine, Hill–Howard weight fractions) and one is kept only where the mixture
 fits significantly better (model.significance) and the lines it claimed are explained by the fit.
@@ -37,7 +37,8 @@ UNEXPLAINED = 0.5  # of a peak's height left in the difference curve: the fit do
 NOISE_SIGMAS = 5.0  # ... and at least this many σ of the noise, so that noise is never a line
 STRAIN = 0.01  # ±, relative cell edge: a phase's cell differs from its reference by composition and temperature
 STRAIN_STEPS = 81  # strains tried across ±STRAIN (0.025 % apart: 0.01° 2θ at 40°)
-STRONG = 30.0  # lines of a candidate this strong (of its strongest 100) must all be observed
+DETECTED = 10.0  # σ of the noise a line's expected height must reach to have to be observed: peaks are
+# found from 4 σ (model.preprocess), and heights scaled from another line are rough (widths, overlap)
 MATCH_FWHM = 0.5  # a line within this many FWHM of a peak (and its position error) is that peak
 MATCH_FLOOR_DEG = 0.02  # ... and never a narrower window, degrees 2θ
 TRIED = 2  # best-matching candidates refined with the main phase, per phase added
@@ -108,24 +109,29 @@ def user_phases(folder: str | Path) -> list[KnownPhase]:
 def match(phase: KnownPhase, peaks: Sequence[Peak], lost: Sequence[int], pattern: Pattern,
           fit: Refinement) -> Match | None:
     """``phase``'s lines against the observed ``peaks`` (``lost``: the unexplained ones' indices) at
-    the strain that explains the most unexplained height with every STRONG line observed; None
-    where no strain does."""
+    the strain that explains the most unexplained height; None where no strain does. Every line
+    the phase would show above DETECTED σ of the noise, at the height its unexplained peaks give
+    it, must be observed (a weak phase's weak lines may be missing, a strong one's may not)."""
     wavelength = pattern.wavelength.ka1
     lines = stick_pattern(phase.structure, wavelength, (pattern.two_theta[0], pattern.two_theta[-1]))
     if not len(lines):
         return None
     observed = np.array([p.two_theta for p in peaks])
     window = np.array([max(MATCH_FWHM * p.fwhm, 2 * p.two_theta_err, MATCH_FLOOR_DEG) for p in peaks])
-    strong = lines.intensity >= STRONG
+    noise = noise_level(fit.fit.difference)
     best = None
     for strain in np.linspace(-STRAIN, STRAIN, STRAIN_STEPS):
         tth = fit.instrument.two_theta(lines.d * (1 + strain), wavelength)
         near = np.abs(tth[:, None] - observed[None, :]) <= window[None, :]
-        if not near[strong].any(axis=1).all():
-            continue
         explained = tuple(i for i in lost if near[:, i].any())
+        if not explained:
+            continue
+        # peak height per unit of line intensity, from the strongest line on an unexplained peak
+        per_line = max(peaks[i].height / lines.intensity[near[:, i]].max() for i in explained)
+        if not near[lines.intensity * per_line >= DETECTED * noise].any(axis=1).all():
+            continue
         height = sum(peaks[i].height for i in explained)
-        if explained and (best is None or height > best.height):
+        if best is None or height > best.height:
             best = Match(phase, float(strain), explained, height)
     return best
 
