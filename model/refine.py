@@ -29,6 +29,7 @@ from pymatgen.core import Lattice, Structure
 from scipy.optimize import least_squares
 
 from model import uncertainty
+from model.scattering import weight_fractions
 from model.errors import InputError
 from model.instrument import Instrument, bragg_d, doublet_of, kalpha_doublet
 from model.lockstep import lockstep
@@ -39,7 +40,6 @@ from model.refinement import (
     Refinement,
     matrix_from_metric,
     to_solve_result,
-    weight_fractions,
 )
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 from model.rietveld_layout import Layout, Phase, symbol

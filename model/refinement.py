@@ -3,7 +3,6 @@ and the SolveResult that reports it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,20 +47,6 @@ class Refinement:
     space_group = property(lambda self: self.phases[0].space_group)
     atoms = property(lambda self: self.phases[0].atoms)
     reflections = property(lambda self: self.phases[0].reflections)
-
-
-def weight_fractions(scales: Sequence[float], structures: Sequence[Structure]) -> np.ndarray:
-    """Hill–Howard: each phase's mass fraction of the crystalline sample from its profile scale
-    (intensity = scale · multiplicity · |F|² of its cell · profile), mass ∝ scale · (cell mass ZM) ·
-    (cell volume V); the inverse of phase_scales."""
-    masses = np.asarray(scales, dtype=float) * [s.composition.weight * s.volume for s in structures]
-    return masses / masses.sum()
-
-
-def phase_scales(fractions: Sequence[float], structures: Sequence[Structure]) -> np.ndarray:
-    """The relative profile scales of phases at mass ``fractions`` (Hill–Howard, scale ∝ w / (ZM · V));
-    the inverse of weight_fractions."""
-    return np.asarray(fractions, dtype=float) / [s.composition.weight * s.volume for s in structures]
 
 
 def to_solve_result(outcome: Refinement) -> SolveResult:

@@ -33,8 +33,7 @@ from model.instrument import (
     tch_components,
 )
 from model.pattern import Pattern, Provenance, Wavelength
-from model.refinement import phase_scales
-from model.scattering import Reflections, metric_family, reflections
+from model.scattering import Reflections, metric_family, phase_scales, reflections
 
 __all__ = ["Reflections", "Sample", "Sticks", "lorentz_polarisation", "march_dollase",
            "march_dollase_factor", "params_torch", "peaks_torch", "profile", "profile_torch",
@@ -382,7 +381,7 @@ def simulate_pattern(structure: Structure | Sequence[Structure], instrument: Ins
     """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees),
     stating the instrument's wavelength (without Kα2 where its ratio is 0, a monochromated one).
     Several structures make a mixture at ``weight_fractions`` (mass fractions, Hill–Howard scales:
-    model.refinement.phase_scales), all of one instrument and sample."""
+    model.scattering.phase_scales), all of one instrument and sample."""
     structures = [structure] if isinstance(structure, Structure) else list(structure)
     fractions = [1.0] * len(structures) if weight_fractions is None else list(weight_fractions)
     if len(fractions) != len(structures) or not all(f >= 0 for f in fractions) or not sum(fractions) > 0:

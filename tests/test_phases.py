@@ -13,6 +13,7 @@ from model.pattern import ANODES
 from model.phases import bundled, candidates, second_phases, unexplained, user_phases
 from model.preprocess import find_peaks
 from model.refine import refine
+from model.scattering import phase_scales, weight_fractions
 from model.simulate import Sample, simulate_pattern, sticks
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "resources" / "examples" / "CeO2_CuKa.xy"
@@ -92,3 +93,9 @@ def test_bundled_standards_have_their_reference_lines(formula, strong_deg):
     lines = sticks(bundled(formula).structure, ANODES["CuKa"].ka1, (10, 90))
     strong = lines.two_theta[lines.intensity >= 30]
     assert all(np.min(np.abs(strong - t)) < 0.03 for t in strong_deg)
+
+
+def test_hill_howard_scales_and_weight_fractions_are_inverse():
+    structures = [_perovskite(), bundled("Si").structure, bundled("Al2O3").structure]
+    fractions = np.array([0.7, 0.1, 0.2])
+    assert np.allclose(weight_fractions(phase_scales(fractions, structures), structures), fractions)
