@@ -6,6 +6,7 @@ pattern of a structure for the same --seed, --systems, --max-atoms and --limit (
 sample displacement, background, Poisson noise, preferred orientation). --simulator pymatgen:
 pymatgen's XRDCalculator line list (other intensity conventions, no overall B, pseudo-Voigt lines of
 fixed shape, an exponential background): a check that the pipeline does not rely on its own simulator.
+--impurity FORMULA (ours only): a mixture with a bundled phase at --impurity-fraction by mass.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pymatgen.analysis.diffraction.xrd import XRDCalculator
 from pymatgen.core import Structure
 
 from model.pattern import ANODES, Pattern, Provenance
+from model.phases import bundled
 from model.simulate import random_lab_params, simulate_pattern
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
@@ -36,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--simulator", choices=("ours", "pymatgen"), default="ours")
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                         help=f"{verb} only files whose name contains TEXT; the patterns stay those of the full run")
+    parser.add_argument("--impurity", default=None, metavar="FORMULA",
+                        help="a second phase from the bundled library (resources/phases), e.g. Si")
+    parser.add_argument("--impurity-fraction", type=float, default=0.1, metavar="W",
+                        help="the impurity's mass fraction (default 0.1)")
 
 
 def lab_patterns(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], Structure, Pattern]]:
@@ -53,6 +59,11 @@ def lab_patterns(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], Str
         truth = Structure.from_file(DATA / row["file"])
         if args.simulator == "pymatgen":
             pattern = pymatgen_pattern(truth, rng)
+        elif args.impurity:
+            instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+            fraction = args.impurity_fraction
+            pattern = simulate_pattern([truth, bundled(args.impurity).structure], instrument, TWO_THETA, sample,
+                                       rng=rng, weight_fractions=[1 - fraction, fraction])
         else:
             instrument, sample = random_lab_params(rng, ANODES["CuKa"])
             pattern = simulate_pattern(truth, instrument, TWO_THETA, sample, rng=rng)

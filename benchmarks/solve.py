@@ -60,6 +60,8 @@ def main() -> None:
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
               f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
+              + "".join(f"  + {p.structure.composition.reduced_formula} {100 * p.weight_fraction:.1f} wt%"
+                        for p in result.phases)
               + ("" if result.atoms else f"  ({result.message})"), flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():

@@ -29,6 +29,7 @@ from pymatgen.core import Lattice, Structure
 from scipy.optimize import least_squares
 
 from model import uncertainty
+from model.scattering import weight_fractions
 from model.errors import InputError
 from model.instrument import Instrument, bragg_d, doublet_of, kalpha_doublet
 from model.lockstep import lockstep
@@ -231,10 +232,9 @@ class Rietveld:
         instrument = self.layout.instrument(self.p, self.model.wavelength, (two_theta[0], two_theta[-1]))
         phases = [self._refined_phase(phase, metric, xyz, instrument)
                   for phase, metric, xyz in zip(self.phases, metrics, frac)]
-        # Hill–Howard: mass ∝ scale · (cell mass) · (cell volume)
-        masses = np.array([np.exp(self.p[ph.slices["scale"]][0]) * r.structure.composition.weight * r.structure.volume
-                           for ph, r in zip(self.phases, phases)])
-        for refined, fraction in zip(phases, masses / masses.sum()):
+        fractions = weight_fractions([np.exp(self.p[ph.slices["scale"]][0]) for ph in self.phases],
+                                     [r.structure for r in phases])
+        for refined, fraction in zip(phases, fractions):
             refined.weight_fraction = float(fraction)
         fit = Fit(two_theta, self.pattern.intensity, calc_all, bkg_all)
         report = uncertainty.report(self.p, self.model, self.jacobian, len(self.refined), instrument, self.kept)

@@ -139,6 +139,11 @@ class SolveResult:
     map_peaks: list = field(default_factory=list)
 
     @property
+    def formula(self) -> str:
+        """The refined cell's reduced formula, the name of a phase ("" where nothing was refined)."""
+        return "" if self.structure is None else self.structure.composition.reduced_formula
+
+    @property
     def sites(self) -> list[Site]:
         """One atom per Wyckoff orbit, in the order of ``atoms``; the representative is the member
         with the smallest (x, y, z), so e.g. Mg2Si's 8c Mg is shown at ¼ ¼ ¼."""

@@ -36,6 +36,7 @@ from model.errors import InputError
 from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import Pattern
+from model.phases import second_phases
 from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, TERMS, Rietveld
 from model.refinement import Refinement, to_solve_result
@@ -63,9 +64,11 @@ T = TypeVar("T")
 
 def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None, system: str = "auto",
           samples: int = 4, device: str = "auto", seed: int = 0, possible: Sequence[str] = (),
-          excluded: Sequence[str] = ()) -> Generator[Progress, None, SolveResult]:
+          excluded: Sequence[str] = (), phase_folder: str | None = None) -> Generator[Progress, None, SolveResult]:
     """Solve ``pattern`` for a structure made of the known ``elements`` and perhaps some ``possible``
-    ones, never ``excluded`` ones (stoichiometry from ``formula`` if given; model.composition)."""
+    ones, never ``excluded`` ones (stoichiometry from ``formula`` if given; model.composition);
+    lines it leaves unexplained are tried against known phases (model.phases; ``phase_folder``: a
+    folder of the user's CIFs besides the bundled ones)."""
     if pattern.wavelength is None:
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
@@ -88,6 +91,8 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
+    best = yield from _timed(timings, "phases", second_phases(pattern, peaks, best, [*elements, *possible],
+                                                              phase_folder))
 
     result = _verdict(best, screened, order, len(candidates))
     yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
