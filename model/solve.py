@@ -29,7 +29,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import bond_valence, composition, constraints, index, search, wyckoff
+from model import bond_valence, composition, constraints, distortion, index, search, wyckoff
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
@@ -57,6 +57,8 @@ ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
+# a subcell of a refined solution starts from its refined instrument: everything is refined at once
+DISTORTION_STAGES = (("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"),)
 
 T = TypeVar("T")
 
@@ -89,6 +91,7 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     shortlist = _shortlist(candidates)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
 
+    best = yield from _timed(timings, "distort", _lower_symmetry(pattern, best))
     result = _verdict(best, screened, order, len(candidates))
     yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
                                                      problem))
@@ -287,6 +290,41 @@ def _alike_ions_assigned(pattern: Pattern, best: Refinement) -> Generator[Progre
     if chosen is options[0]:
         return best
     return (yield from _refit(pattern, chosen, best, "refinement of the bond-valence assignment of alike ions"))
+
+
+def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
+    """A good cubic solution, or its best tetragonal subcell (model.distortion) where that fits
+    significantly better than the cubic parent refined alike (Hamilton's test).
+
+    Each fit starts from the parent's instrument with everything free at once. Screened first: the
+    parent, c stretched and squeezed, and of the better of them each polar subgroup; only where
+    the best subcell's screening fit passes the test are it and the parent refined fully, the
+    optional terms the parent kept tried again, and tested again."""
+    if best.space_group.crystal_system != "cubic" or best.rwp > SOLVED_RWP:
+        return best
+
+    def fitted(structure: Structure, message: str, **options):
+        problem = Rietveld(pattern, structure, best.instrument, restrain_contacts=True)
+        refined = yield from _fitted(problem, Progress("refine", 0.97, message), stages=DISTORTION_STAGES, **options)
+        return refined, len(problem.refined), structure
+
+    observations = distortion.observations(pattern, best.instrument)
+    parent = yield from fitted(best.structure, "the cubic parent", max_nfev=SCREEN_NFEV)
+    trials = []
+    for strain in (distortion.STRAIN_START, -distortion.STRAIN_START):
+        trials.append((yield from fitted(distortion.stretched(best.structure, strain), "tetragonal subcells",
+                                         max_nfev=SCREEN_NFEV)))
+    for structure in distortion.polar_trials(min(trials, key=lambda fit: fit[0].rwp)[2]):
+        trials.append((yield from fitted(structure, "polar tetragonal subcells", max_nfev=SCREEN_NFEV)))
+    lower = min(trials, key=lambda fit: fit[0].rwp)
+    if not distortion.lower_is_better(parent[0].rwp, parent[1], lower[0].rwp, lower[1], observations):
+        return best
+    message = "the best tetragonal subcell and its cubic parent"
+    parent = yield from fitted(parent[2], message, max_nfev=FINAL_NFEV, terms=best.terms)
+    lower = yield from fitted(lower[2], message, max_nfev=FINAL_NFEV, terms=best.terms)
+    if not distortion.lower_is_better(parent[0].rwp, parent[1], lower[0].rwp, lower[1], observations):
+        return best
+    return lower[0]
 
 
 def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], placements: int) -> SolveResult:
