@@ -34,8 +34,9 @@ def stretched(structure: Structure, strain: float) -> Structure:
 
 def polar_trials(structure: Structure) -> list[Structure]:
     """``structure`` with one symmetry-distinct site moved along +c by SHIFT_START, one trial per
-    subgroup reached (in a polar group every site's z is free, so one start per group suffices);
-    a site that is all the atoms would move the origin only."""
+    subgroup reached: in a polar group every z is free, and the refinement finds the same fit from
+    any site's start (measured: the four sites of tetragonal CsSnBr3, Rwp equal to 0.01 %); a site
+    that is all the atoms would move the origin only."""
     trials: dict[int, Structure] = {}
     for orbit in constraints.site_orbits(structure, constraints.space_group_ops(structure)):
         if len(orbit.atom_indices) < len(structure):
