@@ -53,14 +53,13 @@ def main() -> None:
             print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
             matches[row["crystal_system"]].append(False)
             if "distortion" in row:
-                symmetry_right["control" if row["distortion"] == "none" else "distorted"].append(False)
+                symmetry_right[_kind(row)].append(False)
             continue
         elapsed = time.perf_counter() - began
         matched = bool(result.atoms) and matcher.fit(truth, result.structure)
         matches[row["crystal_system"]].append(matched)
         if "distortion" in row:
-            kind = "control" if row["distortion"] == "none" else "distorted"
-            symmetry_right[kind].append(matched and (result.crystal_system == "cubic") == (kind == "control"))
+            symmetry_right[_kind(row)].append(matched and (result.crystal_system == "cubic") == (_kind(row) == "control"))
         for stage, seconds in result.timings.items():
             stage_times[stage].append(seconds)
         stage_times["end-to-end"].append(elapsed)
@@ -83,6 +82,11 @@ def main() -> None:
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")
     if rwps:
         print(f"median Rwp {np.median(rwps):.2f} %")
+
+
+def _kind(row: dict[str, str]) -> str:
+    """Whether a --distort row is a distorted structure or an undistorted control."""
+    return "control" if row["distortion"] == "none" else "distorted"
 
 
 if __name__ == "__main__":

@@ -29,7 +29,15 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import bond_valence, composition, constraints, distortion, index, search, wyckoff
+from model import (
+    bond_valence,
+    composition,
+    constraints,
+    distortion,
+    index,
+    search,
+    wyckoff,
+)
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
