@@ -1,6 +1,5 @@
-"""Pseudo-symmetry: the tetragonal subcells of a cubic solution and the polar subgroups along c
-of a cubic or tetragonal one, refined and kept only where the profile fits significantly better
-than the parent (model.significance, Hamilton's test).
+"""Pseudo-symmetry: the tetragonal subcells of a cubic solution, refined and kept only where the
+profile fits significantly better than the cubic parent (model.significance, Hamilton's test).
 
 A polar tetragonal distortion of a cubic cell (ferroelectric perovskites: c/a ≈ 1.01, a cation
 moved 0.02–0.05 along c) splits or broadens lines by about their width: the peak search and the
@@ -37,16 +36,15 @@ def polar_trials(structure: Structure) -> list[Structure]:
     """``structure`` with one symmetry-distinct site moved along +c by SHIFT_START, one trial per
     subgroup reached: in a polar group every z is free, and the refinement finds the same fit from
     any site's start (measured: the four sites of tetragonal CsSnBr3, Rwp equal to 0.01 %); a site
-    that is all the atoms would move the origin only, and one that leaves the group (already polar
-    along c) adds nothing."""
-    trials: dict[int, Structure] = {constraints.space_group_ops(structure).number: structure}
+    that is all the atoms would move the origin only."""
+    trials: dict[int, Structure] = {}
     for orbit in constraints.site_orbits(structure, constraints.space_group_ops(structure)):
         if len(orbit.atom_indices) < len(structure):
             frac = structure.frac_coords.copy()
             frac[orbit.atom_indices, 2] += SHIFT_START
             trial = Structure(structure.lattice, structure.species, frac)
             trials.setdefault(constraints.space_group_ops(trial).number, trial)
-    return [trial for trial in trials.values() if trial is not structure]
+    return list(trials.values())
 
 
 def observations(pattern: Pattern, instrument: Instrument) -> int:

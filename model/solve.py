@@ -301,16 +301,16 @@ def _alike_ions_assigned(pattern: Pattern, best: Refinement) -> Generator[Progre
 
 
 def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
-    """A cubic or tetragonal solution, or its best tetragonal or polar subcell (model.distortion)
-    where that fits significantly better than the parent refined alike (Hamilton's test). Whatever
-    its Rwp: a cubic fit of resolved split lines is poor (Rwp 32 % at c/a 1.01 with 0.1° lines).
+    """A cubic solution, or its best tetragonal subcell (model.distortion) where that fits
+    significantly better than the cubic parent refined alike (Hamilton's test). Whatever its Rwp:
+    a cubic fit of resolved split lines is poor (Rwp 32 % at c/a 1.01 with 0.1° lines).
 
     Each fit starts from the parent's instrument with everything free at once. Screened first: the
-    parent and, of a cubic one, c stretched and squeezed, the better kept where it passes the
-    test; then each site of that moved along c (polar), the best kept where it passes the test
-    against it; then the subcell and the parent are refined fully, the optional terms the parent
-    kept tried again, and tested again."""
-    if best.space_group.crystal_system not in ("cubic", "tetragonal"):
+    parent and c stretched and squeezed; where the better of these passes the test, each site of
+    it moved along c (polar), the best kept where it passes the test against the non-polar one;
+    then the subcell and the parent are refined fully, the optional terms the parent kept tried
+    again, and tested again."""
+    if best.space_group.crystal_system != "cubic":
         return best
 
     def fitted(structure: Structure, start: Instrument, message: str, **options):
@@ -325,25 +325,21 @@ def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, N
         return (yield from fitted(fit[0].structure, fit[0].instrument, message, **options))
 
     observations = distortion.observations(pattern, best.instrument)
-    parent = yield from fitted(best.structure, best.instrument, "the parent", max_nfev=SCREEN_NFEV)
-    lower = parent
-    if best.space_group.crystal_system == "cubic":
-        signs = []
-        for strain in (distortion.STRAIN_START, -distortion.STRAIN_START):
-            signs.append((yield from fitted(distortion.stretched(best.structure, strain), best.instrument,
-                                            "tetragonal subcells", max_nfev=SCREEN_NFEV)))
-        lower = min(signs, key=lambda fit: fit[0].rwp)
-        if not better(parent, lower):
-            return best
+    parent = yield from fitted(best.structure, best.instrument, "the cubic parent", max_nfev=SCREEN_NFEV)
+    signs = []
+    for strain in (distortion.STRAIN_START, -distortion.STRAIN_START):
+        signs.append((yield from fitted(distortion.stretched(best.structure, strain), best.instrument,
+                                        "tetragonal subcells", max_nfev=SCREEN_NFEV)))
+    lower = min(signs, key=lambda fit: fit[0].rwp)
+    if not better(parent, lower):
+        return best
     polar = []
     for structure in distortion.polar_trials(lower[0].structure):
         polar.append((yield from fitted(structure, lower[0].instrument, "polar tetragonal subcells",
                                         max_nfev=SCREEN_NFEV)))
     if polar and better(lower, min(polar, key=lambda fit: fit[0].rwp)):
         lower = min(polar, key=lambda fit: fit[0].rwp)
-    if lower is parent:
-        return best
-    message = "the best subcell and its parent"
+    message = "the best tetragonal subcell and its cubic parent"
     parent = yield from refined_further(parent, message, max_nfev=FINAL_NFEV, terms=best.terms)
     lower = yield from refined_further(lower, message, max_nfev=FINAL_NFEV, terms=best.terms)
     return lower[0] if better(parent, lower) else best
