@@ -3,9 +3,12 @@
 The patterns are benchmarks/lab_patterns.py's (model.simulate with randomised lab conditions, or
 pymatgen's line list with --simulator pymatgen); the solve sees only the pattern and the formula.
 Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher match rate per
-crystal system, median and max time per stage, and the median Rwp.
+crystal system, median and max time per stage, and the median Rwp. With --distort (cubic
+structures with a polar tetragonal distortion, and their undistorted controls): the rate of the
+lower symmetry found (a non-cubic solution that matches the distorted truth) and of the cubic parent
+kept in the controls (a cubic solution that matches).
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
-     [--seed N] [--simulator ours|pymatgen]
+     [--seed N] [--simulator ours|pymatgen] [--distort]
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main() -> None:
     matches = defaultdict(list)
     stage_times = defaultdict(list)
     rwps = []
+    symmetry_right = defaultdict(list)  # --distort: "distorted" and "control" outcomes
     matcher = StructureMatcher()
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
@@ -48,16 +52,21 @@ def main() -> None:
         except Exception as error:  # noqa: BLE001 - a crash is a miss of this structure, not the end of the run
             print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
             matches[row["crystal_system"]].append(False)
+            if "distortion" in row:
+                symmetry_right[_kind(row)].append(False)
             continue
         elapsed = time.perf_counter() - began
         matched = bool(result.atoms) and matcher.fit(truth, result.structure)
         matches[row["crystal_system"]].append(matched)
+        if "distortion" in row:
+            symmetry_right[_kind(row)].append(matched and (result.crystal_system == "cubic") == (_kind(row) == "control"))
         for stage, seconds in result.timings.items():
             stage_times[stage].append(seconds)
         stage_times["end-to-end"].append(elapsed)
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
-        print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
+        print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} {row.get('distortion', '')} "
+              f"-> {result.space_group or '-':10s} "
               f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + "".join(f"  + {p.structure.composition.reduced_formula} {100 * p.weight_fraction:.1f} wt%"
@@ -66,11 +75,20 @@ def main() -> None:
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
+    for kind, said in (("distorted", "lower symmetry found"), ("control", "cubic parent kept")):
+        if symmetry_right[kind]:
+            values = symmetry_right[kind]
+            print(f"  {said:22s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
     print("time per stage (s): median / max")
     for stage, values in stage_times.items():
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")
     if rwps:
         print(f"median Rwp {np.median(rwps):.2f} %")
+
+
+def _kind(row: dict[str, str]) -> str:
+    """Whether a --distort row is a distorted structure or an undistorted control."""
+    return "control" if row["distortion"] == "none" else "distorted"
 
 
 if __name__ == "__main__":
