@@ -17,7 +17,7 @@ import csv
 import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +200,7 @@ def _index() -> tuple[tuple[str, str, str, bool], ...]:
         return tuple((r["formula"], r["file"], r["source"], r["standard"] == "1") for r in csv.DictReader(rows))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bundled(file: str) -> Structure:
     with warnings.catch_warnings():  # the library's 5-digit coordinates of special positions: pymatgen
         warnings.simplefilter("ignore")  # announces rounding them to their exact values

@@ -29,7 +29,6 @@ from pymatgen.core import Lattice, Structure
 from scipy.optimize import least_squares
 
 from model import uncertainty
-from model.scattering import weight_fractions
 from model.errors import InputError
 from model.instrument import Instrument, bragg_d, doublet_of, kalpha_doublet
 from model.lockstep import lockstep
@@ -44,6 +43,7 @@ from model.refinement import (
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 from model.rietveld_layout import Layout, Phase, symbol
 from model.rietveld_model import RietveldModel
+from model.scattering import weight_fractions
 
 # scales and background start from a linear least-squares solution, so the first stage moves the cell
 STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),

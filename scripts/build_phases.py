@@ -66,7 +66,7 @@ BINARIES = {
 
 def published(phases: dict, source: str) -> list[tuple[Structure, str, str, str]]:
     rows = []
-    for formula, (group, a, c, sites, reference) in phases.items():
+    for group, a, c, sites, reference in phases.values():
         lattice = Lattice.cubic(a) if c is None else (Lattice.hexagonal(a, c) if group >= 143 else Lattice.tetragonal(a, c))
         structure = Structure.from_spacegroup(group, lattice, [s[0] for s in sites], [s[1:] for s in sites])
         rows.append((structure, source, reference, "published values"))

@@ -258,7 +258,7 @@ class PatternWidget(pg.GraphicsLayoutWidget):
         """hkl ticks at display x in the strip between the panels, one row per phase (``rows``: each
         tick's index into ``names``, the rows' names); hovering one shows its label."""
         count = max(len(names), 1)
-        centre = lambda row: (count - row - 0.5) / count  # noqa: E731 - the first phase on top
+        centre = lambda row: (count - row - 0.5) / count
         self.tick_plot.setMaximumHeight(TICK_STRIP_PX * count)
         if self.tick_plot.isVisible():  # a fit is shown: its row grows with the phases
             self.ci.layout.setRowMaximumHeight(2, TICK_STRIP_PX * count)
