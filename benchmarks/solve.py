@@ -6,9 +6,11 @@ Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher
 crystal system, median and max time per stage, and the median Rwp. With --distort (cubic
 structures with a polar tetragonal distortion, and their undistorted controls): the rate of the
 lower symmetry found (a non-cubic solution that matches the distorted truth) and of the cubic parent
-kept in the controls (a cubic solution that matches).
+kept in the controls (a cubic solution that matches). With --conditions dac
+(diamond-anvil-cell patterns, benchmarks/lab_patterns.py) also the peak search's recall of the
+significant true lines, per structure and per crystal system.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
-     [--seed N] [--simulator ours|pymatgen] [--distort]
+     [--seed N] [--simulator ours|pymatgen] [--distort] [--conditions lab|dac]
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lab_patterns import add_arguments, lab_patterns
+from lab_patterns import add_arguments, lab_patterns, peak_recall
 
+from model.preprocess import find_peaks
 from model.solve import solve
 
 
@@ -39,9 +42,16 @@ def main() -> None:
     stage_times = defaultdict(list)
     rwps = []
     symmetry_right = defaultdict(list)  # --distort: "distorted" and "control" outcomes
+    recalls = defaultdict(lambda: [0, 0])
     matcher = StructureMatcher()
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
+        recall = ""
+        if args.conditions == "dac":
+            found, lines = peak_recall(pattern, find_peaks(pattern))
+            recalls[row["crystal_system"]][0] += found
+            recalls[row["crystal_system"]][1] += lines
+            recall = f"recall {found}/{lines}  "
         began = time.perf_counter()
         job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
         try:
@@ -50,7 +60,7 @@ def main() -> None:
         except StopIteration as stop:
             result = stop.value
         except Exception as error:  # noqa: BLE001 - a crash is a miss of this structure, not the end of the run
-            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> error {error!r}", flush=True)
+            print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {recall}error {error!r}", flush=True)
             matches[row["crystal_system"]].append(False)
             if "distortion" in row:
                 symmetry_right[_kind(row)].append(False)
@@ -67,7 +77,7 @@ def main() -> None:
             rwps.append(result.rwp)
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} {row.get('distortion', '')} "
               f"-> {result.space_group or '-':10s} "
-              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              f"{recall}Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + "".join(f"  + {p.structure.composition.reduced_formula} {100 * p.weight_fraction:.1f} wt%"
                         for p in result.phases)
@@ -79,6 +89,12 @@ def main() -> None:
         if symmetry_right[kind]:
             values = symmetry_right[kind]
             print(f"  {said:22s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
+    if recalls:
+        print("peak recall (significant true lines found) per crystal system")
+        for system, (found, lines) in recalls.items():
+            print(f"  {system:12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
+        found, lines = (sum(v[i] for v in recalls.values()) for i in (0, 1))
+        print(f"  {'overall':12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
     print("time per stage (s): median / max")
     for stage, values in stage_times.items():
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")

@@ -37,7 +37,7 @@ from model.scattering import Reflections, metric_family, phase_scales, reflectio
 
 __all__ = ["Reflections", "Sample", "Sticks", "lorentz_polarisation", "march_dollase",
            "march_dollase_factor", "params_torch", "peaks_torch", "profile", "profile_torch",
-           "random_lab_params", "reflections", "simulate_pattern", "sticks"]
+           "random_dac_params", "random_lab_params", "reflections", "simulate_pattern", "sticks"]
 
 # Reflections outside the scan still put tails into it; simulate this far beyond its end (degrees).
 _TAIL_MARGIN_DEG = 2.0
@@ -154,6 +154,31 @@ def random_lab_params(rng: np.random.Generator, wavelength: Wavelength) -> tuple
         po_ratio=float(np.exp(rng.uniform(-0.4, 0.4))) if oriented else 1.0,
         po_direction=[(0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1)][rng.integers(5)],
         scale=1000.0, counts=float(10 ** rng.uniform(2.5, 5.5)),
+    )
+
+
+def random_dac_params(rng: np.random.Generator) -> tuple[Instrument, Sample]:
+    """Randomised diamond-anvil-cell conditions: monochromatic λ 0.3–0.7 Å (synchrotron or a
+    Kα1-filtered Mo/Ag tube), the cell's opening cuts 2θ at 18–22°, lines broadened by
+    non-hydrostatic strain (wider in d than a lab powder's), a strong diamond Compton background,
+    few counts and texture. The instrument's two_theta_range is the measured scan (from 3°)."""
+    wavelength = Wavelength(float(rng.uniform(0.3, 0.7)))
+    # strain broadening grows as tanθ (U, Y); at 2θ ≈ 10° and λ 0.4 Å the total FWHM is ≈ 0.06–0.2°
+    u, w = rng.uniform(0.0, 0.5), rng.uniform(0.002, 0.02)
+    x, y = rng.uniform(0.0, 0.04), rng.uniform(0.0, 0.3)
+    synchrotron = bool(rng.random() < 0.7)
+    instrument = Instrument(wavelength, u=u, v=0.0, w=w, x=x, y=y, zero=rng.uniform(-0.01, 0.01),
+                            polarisation=rng.uniform(0.0, 0.1) if synchrotron else 0.5,
+                            two_theta_range=(3.0, float(rng.uniform(18.0, 22.0))))
+    c0 = rng.uniform(0.05, 0.5)
+    shape = rng.uniform(-1, 1, size=int(rng.integers(0, 4)))
+    shape *= c0 / max(1.0, np.abs(shape).sum() / 0.8)  # |Σ cₖTₖ| < c0: background stays ≥ 0
+    textured = rng.random() < 0.5
+    return instrument, Sample(
+        background=(c0, *shape.tolist()),
+        po_ratio=float(np.exp(rng.uniform(-0.5, 0.5))) if textured else 1.0,
+        po_direction=[(0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1)][rng.integers(5)],
+        scale=1000.0, counts=float(10 ** rng.uniform(3.0, 4.5)),
     )
 
 
