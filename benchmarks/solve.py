@@ -2,15 +2,19 @@
 
 The patterns are benchmarks/lab_patterns.py's (model.simulate with randomised lab conditions, or
 pymatgen's line list with --simulator pymatgen); the solve sees only the pattern and the formula.
-Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher match rate per
-crystal system, median and max time per stage, and the median Rwp.
+Prints, per structure, the outcome and the solve's verdict (model.verdict), and in the end the
+pymatgen StructureMatcher match rate per crystal system, the verdicts against the matches (called
+solved and matched; called solved but wrong: a false verdict; matched but called unsolved: a missed
+one), median and max time per stage, and the median Rwp. --json FILE writes each structure's
+match and evidence, to calibrate the verdict's thresholds from one run.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
-     [--seed N] [--simulator ours|pymatgen]
+     [--seed N] [--simulator ours|pymatgen] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -30,11 +34,14 @@ from model.solve import solve
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, "solve")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="each structure's match and evidence")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     matches = defaultdict(list)
     stage_times = defaultdict(list)
     rwps = []
+    verdicts = defaultdict(int)  # (called solved, matched): count
+    records = []
     matcher = StructureMatcher()
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
@@ -57,13 +64,24 @@ def main() -> None:
         stage_times["end-to-end"].append(elapsed)
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
+        verdicts[result.solved, matched] += 1
+        records.append({"file": row["file"], "formula": row["formula"], "space_group": row["spacegroup"],
+                        "found": result.space_group, "matched": bool(matched), "solved": result.solved,
+                        "message": result.message,
+                        "evidence": result.verdict.as_dict() if result.verdict is not None else None})
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
-              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {'solved' if result.solved else 'unsolved':8s} "
+              f"{elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + ("" if result.atoms else f"  ({result.message})"), flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")
+    print(f"verdicts: {verdicts[True, True]} called solved and matched, {verdicts[True, False]} called solved but "
+          f"wrong (false), {verdicts[False, True]} matched but called unsolved (missed), {verdicts[False, False]} "
+          "unsolved and unmatched")
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1))
     print("time per stage (s): median / max")
     for stage, values in stage_times.items():
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")

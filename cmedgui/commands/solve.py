@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
                                                      "excluded": args.excluded, "formula": args.formula})
         print(f"cmedgui: {path.name}: {'solved' if result.solved else 'NOT solved'}, {result.space_group} "
               f"Rwp {result.rwp:.2f} %" + ("" if result.solved else f" ({result.message})"), file=sys.stderr)
+        if result.verdict is not None:
+            print(f"cmedgui: {path.name}: {result.verdict.text()}", file=sys.stderr)
         status = status or (0 if result.solved else 1)
     return status
 
@@ -148,6 +150,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "density": density.description if density is not None else None,
         "timings_s": result.timings, "files": written, "difference_map": _difference_map(result),
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
+        "verdict": result.verdict.as_dict() if result.verdict is not None else None,
         **extra,
     }
     from model.files import atomic_write
