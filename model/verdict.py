@@ -32,7 +32,7 @@ from model.result import SolveResult
 AT_BOUND_A2 = 0.1  # Å², a Biso this close to a bound sits on it
 OCCUPANCY_BOUNDS = (0.0, 1.0)
 # Thresholds, from benchmarks/solve.py --seed 0 (simulated patterns; set on 17 of 36 structures,
-# then 31 judged: no false verdict, 2 of 22 matches missed): true structures reached a Le Bail ratio
+# then all 36: no false verdict, 2 of 25 matches missed): true structures reached a Le Bail ratio
 # of 1.01 at most (one 1.15, one 2.3 matched loosely) and wrong ones ≥ 2.1 where the ratio told
 # them apart; 1.5 leaves room for the model errors of measured data (absorption, one Biso per element)
 LE_BAIL_RATIO = 1.5  # Rwp(Rietveld)/Rwp(Le Bail) above this: the atoms miss intensities the cell explains
