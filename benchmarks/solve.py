@@ -2,8 +2,11 @@
 
 The patterns are benchmarks/lab_patterns.py's (model.simulate with randomised lab conditions, or
 pymatgen's line list with --simulator pymatgen); the solve sees only the pattern and the formula.
-Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher match rate per
-crystal system, median and max time per stage, and the median Rwp. With --distort (cubic
+Prints, per structure, the outcome and the solve's verdict (model.verdict), and in the end the
+pymatgen StructureMatcher match rate per crystal system, the verdicts against the matches (called
+solved and matched; called solved but wrong: a false verdict; matched but called unsolved: a missed
+one), median and max time per stage, and the median Rwp. --json FILE writes each structure's
+match and evidence, to calibrate the verdict's thresholds from one run. With --distort (cubic
 structures with a polar tetragonal distortion, and their undistorted controls): the rate of the
 lower symmetry found (a non-cubic solution that matches the distorted truth) and of the cubic parent
 kept in the controls (a cubic solution that matches). With --conditions dac
@@ -11,11 +14,13 @@ kept in the controls (a cubic solution that matches). With --conditions dac
 significant true lines, per structure and per crystal system.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
      [--seed N] [--simulator ours|pymatgen] [--distort] [--conditions lab|dac]
+     [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -36,6 +41,7 @@ from model.solve import solve
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, "solve")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="each structure's match and evidence")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     matches = defaultdict(list)
@@ -43,6 +49,8 @@ def main() -> None:
     rwps = []
     symmetry_right = defaultdict(list)  # --distort: "distorted" and "control" outcomes
     recalls = defaultdict(lambda: [0, 0])
+    verdicts = defaultdict(int)  # (called solved, matched): count
+    records = []
     matcher = StructureMatcher()
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
@@ -75,9 +83,15 @@ def main() -> None:
         stage_times["end-to-end"].append(elapsed)
         if np.isfinite(result.rwp):
             rwps.append(result.rwp)
+        verdicts[result.solved, matched] += 1
+        records.append({"file": row["file"], "formula": row["formula"], "space_group": row["spacegroup"],
+                        "found": result.space_group, "matched": bool(matched), "solved": result.solved,
+                        "message": result.message,
+                        "evidence": result.verdict.as_dict() if result.verdict is not None else None})
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} {row.get('distortion', '')} "
               f"-> {result.space_group or '-':10s} "
-              f"{recall}Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
+              f"{recall}Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {'solved' if result.solved else 'unsolved':8s} "
+              f"{elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + "".join(f"  + {p.structure.composition.reduced_formula} {100 * p.weight_fraction:.1f} wt%"
                         for p in result.phases)
@@ -95,6 +109,11 @@ def main() -> None:
             print(f"  {system:12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
         found, lines = (sum(v[i] for v in recalls.values()) for i in (0, 1))
         print(f"  {'overall':12s} {100 * found / max(lines, 1):5.1f} %  ({found}/{lines})")
+    print(f"verdicts: {verdicts[True, True]} called solved and matched, {verdicts[True, False]} called solved but "
+          f"wrong (false), {verdicts[False, True]} matched but called unsolved (missed), {verdicts[False, False]} "
+          "unsolved and unmatched")
+    if args.json:
+        args.json.write_text(json.dumps(records, indent=1))
     print("time per stage (s): median / max")
     for stage, values in stage_times.items():
         print(f"  {stage:12s} {np.median(values):6.2f} / {np.max(values):6.2f}")

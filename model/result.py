@@ -137,6 +137,7 @@ class SolveResult:
     # the difference map's peaks and holes (model.fourier.MapPeak), strongest |height| first
     maps: dict[str, object] = field(default_factory=dict)
     map_peaks: list = field(default_factory=list)
+    verdict: object | None = None  # model.verdict.Evidence: what solved (or not) rests on
 
     @property
     def formula(self) -> str:

@@ -41,6 +41,7 @@ from model import (
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
+from model.fourier import with_maps
 from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import Pattern
@@ -52,8 +53,8 @@ from model.result import Progress, SolveResult
 from model.scoring import Arm
 from model.spacegroups import SpaceGroupCandidate, index_cells
 from model.structure import conventional_standard
+from model.verdict import judge
 
-SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 REFINED = 4
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -101,11 +102,12 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
+    best = yield from _timed(timings, "distort", _lower_symmetry(pattern, best))
     best = yield from _timed(timings, "phases", second_phases(pattern, peaks, best, [*elements, *possible],
                                                               phase_folder))
-
-    best = yield from _timed(timings, "distort", _lower_symmetry(pattern, best))
-    result = _verdict(best, screened, order, len(candidates))
+    clock = time.perf_counter()
+    result = _verdict(best, screened, order, len(candidates), pattern)
+    timings["verdict"] = time.perf_counter() - clock
     yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
                                                      problem))
     result.message += f"; {note}"
@@ -350,19 +352,24 @@ def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, N
     return lower[0] if better(parent, lower) else best
 
 
-def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], placements: int) -> SolveResult:
-    """The best refinement as the solution, whether it explains the pattern, and the other screened
-    candidates as alternatives (``order``: shortlist indices, the solution's first)."""
-    result = to_solve_result(best)
-    result.solved = result.rwp <= SOLVED_RWP
+def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], placements: int,
+             pattern: Pattern) -> SolveResult:
+    """The best refinement as the solution with its difference maps, whether it explains the pattern
+    (model.verdict), and the other screened candidates as alternatives (``order``: shortlist
+    indices, the solution's first)."""
+    others = [screened[i].result() for i in order[1:]]
+    result = with_maps(to_solve_result(best))
+    result.verdict = judge(pattern, best, result, others)
+    result.solved = result.verdict.solved
     result.message = (f"best of {placements} placements, {len(screened)} refined" if result.solved else
-                      f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
-    for i in order[1:]:
-        alternative = to_solve_result(screened[i].result())
-        alternative.solved = alternative.rwp <= SOLVED_RWP
+                      "not solved, best candidate kept: " + "; ".join(result.verdict.reasons))
+    for i, other in zip(order[1:], others):
+        alternative = to_solve_result(other)
+        alternative.solved = False  # screening depth: not judged
         alternative.message = f"candidate {i + 1} of {len(screened)}, refined to screening depth only"
         result.alternatives.append(alternative)
     return result
+
 
 def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, int], samples: int, predictor,
                seed: int) -> Generator[Progress, None, None]:

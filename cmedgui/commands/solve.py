@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmedgui: {path.name}: {'solved' if result.solved else 'NOT solved'}, {result.space_group} "
               f"Rwp {result.rwp:.2f} %" + _phase_list(result) + ("" if result.solved else f" ({result.message})"),
               file=sys.stderr)
+        if result.verdict is not None:
+            print(f"cmedgui: {path.name}: {result.verdict.text()}", file=sys.stderr)
         status = status or (0 if result.solved else 1)
     return status
 
@@ -167,6 +169,7 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "phases": [{"formula": p.formula, "space_group": p.space_group, "weight_fraction": p.weight_fraction,
                     "lattice": dict(zip(("a", "b", "c", "alpha", "beta", "gamma"), p.lattice))}
                    for p in result.phases],
+        "verdict": result.verdict.as_dict() if result.verdict is not None else None,
         **extra,
     }
     from model.files import atomic_write
