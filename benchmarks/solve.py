@@ -5,7 +5,7 @@ pymatgen's line list with --simulator pymatgen); the solve sees only the pattern
 Prints, per structure, the outcome, and in the end the pymatgen StructureMatcher match rate per
 crystal system, median and max time per stage, and the median Rwp.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
-     [--seed N] [--simulator ours|pymatgen]
+     [--seed N] [--simulator ours|pymatgen] [--no-formula]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from model.solve import solve
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, "solve")
+    parser.add_argument("--no-formula", action="store_true", help="give the elements only; print the formula found")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     matches = defaultdict(list)
@@ -39,7 +40,8 @@ def main() -> None:
     for row, truth, pattern in lab_patterns(args):
         elements = [e.symbol for e in truth.composition.elements]
         began = time.perf_counter()
-        job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
+        formula = None if args.no_formula else truth.composition.reduced_formula
+        job = solve(pattern, elements, formula=formula, seed=args.seed)
         try:
             while True:
                 next(job)
@@ -60,7 +62,9 @@ def main() -> None:
         print(f"{row['file']:40s} {row['formula']:12s} {row['spacegroup']:>4s} -> {result.space_group or '-':10s} "
               f"Rwp {result.rwp:6.2f} %  match {matched!s:5s}  {elapsed:5.1f} s  "
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
-              + ("" if result.atoms else f"  ({result.message})"), flush=True)
+              + ("" if result.atoms else f"  ({result.message})")
+              + (f"  found {result.structure.composition.reduced_formula}" if args.no_formula and result.atoms else ""),
+              flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")

@@ -33,10 +33,11 @@ MAX_UNIT_ATOMS = 16  # atoms per formula unit tried when no formula is given
 STOICHIOMETRIES = 4  # formula units tried when no formula is given
 POSSIBLE_ADDED = 2  # possible elements that one tried formula unit may add to the known ones
 # Implausibility of a formula unit, -ln of its prior odds (measured on the shared real structures,
-# benchmarks/stoichiometries.py): charge balance by the elements' common oxidation states is the
-# rule, by the rarer states seen in the ICSD the exception, unbalanced the intermetallic oddity;
+# benchmarks/stoichiometries.py): charge balance by the classic valences is the rule, by other
+# common oxidation states or the rarer ones seen in the ICSD the exception, unbalanced the oddity;
 # every atom of the formula unit costs ATOM_COST (simple formulas are the more common); the cell
 # volume's misfit to Z formula units costs ½(ln ratio / atom_volumes.SPREAD)².
+COMMON_STATES_COST = 0.5
 RARE_STATES_COST = 1.0
 UNBALANCED_COST = 2.0
 ATOM_COST = 0.2
@@ -157,19 +158,22 @@ def _ratios(chem: Chemistry) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndar
 
 def _charge_costs(symbols: tuple[str, ...], amounts: np.ndarray) -> np.ndarray:
     """Charge-balance cost of each row of ``amounts`` (formula units of ``symbols``): 0 where the
-    common oxidation states balance it, RARE_STATES_COST where only those seen in the ICSD do,
-    UNBALANCED_COST where none do. The anions (as in valences) take negative states, elements with
+    classic valences balance it (valences), COMMON_STATES_COST where other common oxidation states
+    do, RARE_STATES_COST where only those seen in the ICSD do, UNBALANCED_COST where none do. The anions (as in valences) take negative states, elements with
     common states of both signs either sign (Cl⁻ beside O²⁻ in BiCdClO2, Si⁴⁻ in Mg2Si, P⁵⁺ in
     AlPO4), the rest positive ones."""
     elements = [Element(symbol) for symbol in symbols]
     anions = _anions(elements)
     costs = np.full(len(amounts), UNBALANCED_COST)
-    for cost, rare in ((RARE_STATES_COST, True), (0.0, False)):
+    for cost, tier in ((RARE_STATES_COST, "rare"), (COMMON_STATES_COST, "common"), (0.0, "classic")):
         choices = []
         for e in elements:
-            states = set(e.common_oxidation_states) | (set(e.icsd_oxidation_states) if rare else set())
-            either = min(e.common_oxidation_states, default=0) < 0 < max(e.common_oxidation_states, default=0)
+            common = set(e.common_oxidation_states)
+            states = common | set(e.icsd_oxidation_states) if tier == "rare" else common
+            either = min(common, default=0) < 0 < max(common, default=0)
             choices.append(sorted(q for q in states if (q < 0 if e in anions else q != 0 if either else q > 0)))
+            if tier == "classic" and e not in anions:
+                choices[-1] = [max(common)] if common and max(common) > 0 else []
         if not all(choices):
             continue
         charges = np.array(list(itertools.product(*choices)))  # (combinations, elements)

@@ -20,7 +20,6 @@ seeded from it (problem_seed), so one problem gets one answer, however it is sai
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Generator, Sequence
 from typing import TypeVar
@@ -46,16 +45,17 @@ from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 REFINED = 4
+FORMULAS_REFINED = 3  # formula units (without a given formula) whose best placement is refined, best search score first
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
 SYMMETRISE_A = (0.3, 0.02)  # Å, tolerances for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 SAME_RWP = 0.1  # %, refined fits this close describe the same structure
+SAME_CELL_VOLUME = 1.1  # refined cells within this volume ratio are one cell (a supercell is ≥ 2×)
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
-TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 
 T = TypeVar("T")
@@ -70,7 +70,6 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
     chem = composition.chemistry(elements, formula, possible, excluded)
-    stoichiometries = composition.stoichiometries(chem)
     timings: dict[str, float] = {}
     problem = problem_seed(pattern, chem, lattice_systems, seed)
     rng = np.random.default_rng(problem)
@@ -81,12 +80,14 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     cells, plans = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
     if not cells:
         return _failure("no cell indexes the peak list", timings)
+    stoichiometries = composition.stoichiometries(chem, cells[0].volume, MAX_ATOMS)
     predictor, note = _predictor(device)
     yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
     candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
+    shortlist += _other_formulas(candidates, shortlist)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
 
     result = _verdict(best, screened, order, len(candidates))
@@ -179,6 +180,24 @@ def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tu
     return shortlist[:REFINED]
 
 
+def _other_formulas(candidates: list[tuple[search.Candidate, index.Cell]],
+                    shortlist: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
+    """The best placement of each of the FORMULAS_REFINED formula units that score best in the search
+    and are not in ``shortlist`` (without a formula, several are searched): the search score hardly
+    tells a formula unit from one with an oxygen more or less (measured: KLaTiO3 0.318, KLaTiO4
+    0.322 on measured KLaTiO4), the full profile does."""
+    formulas = [c.structure.composition.reduced_formula for c, _ in shortlist]
+    others = []
+    for candidate, cell in candidates:
+        formula = candidate.structure.composition.reduced_formula
+        if formula not in formulas:
+            formulas.append(formula)
+            if len(formulas) > FORMULAS_REFINED:
+                break
+            others.append((candidate, cell))
+    return others
+
+
 def _refine(pattern: Pattern, peaks: list[Peak], shortlist: list[tuple[search.Candidate, index.Cell]]
             ) -> Generator[Progress, None, tuple[list[Rietveld], list[int], Refinement]]:
     """The shortlist refined to screening depth, the winner refined fully, in its full symmetry and
@@ -228,11 +247,17 @@ def _winner(problems: list[tuple[float, int, Rietveld]]) -> tuple[int, Rietveld]
     """Of fits (sorted by Rwp) equal within the slack, the smallest cell (a supercell fits as well
     with more atoms), and of equal fits in it the highest symmetry (the same structure found in a
     subgroup): its shortlist index and problem."""
-    smallest = min(len(p[2].phases[0].structure) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
-    fits = [p for p in problems if len(p[2].phases[0].structure) == smallest]
+    smallest = min(_cell_volume(p[2]) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
+    fits = [p for p in problems if _cell_volume(p[2]) < smallest * SAME_CELL_VOLUME]
     _, winner_index, winner = max((p for p in fits if p[0] <= fits[0][0] + SAME_RWP),
                                   key=lambda p: (p[2].phases[0].ops.number, -p[0]))
     return winner_index, winner
+
+
+def _cell_volume(problem: Rietveld) -> float:
+    """Cell volume (Å³) of the first phase: the cell's size whatever the formula unit (without a
+    formula, one with fewer atoms in the same cell is no smaller cell)."""
+    return problem.phases[0].structure.volume
 
 
 def _fitted(problem: Rietveld, progress: Progress, **options) -> Generator[Progress, None, Refinement]:
@@ -358,7 +383,7 @@ def _predictor(device: str):
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
     """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, the most
-    typical volume per atom first."""
+    plausible first (model.composition.implausibility: charge balance, size, the cell's volume)."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
@@ -366,7 +391,7 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)),
+                fillings.append((composition.implausibility(units, cell.volume, z),
                                  (species, [units[s] * z for s in species])))
     return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
 

@@ -14,7 +14,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.atom_volumes import TABLE, fit, spread  # noqa: E402
+from model.atom_volumes import TABLE, fit, spread
 
 REAL = ROOT.parent / "shared" / "data" / "real"
 
