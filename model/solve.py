@@ -84,6 +84,9 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     predictor, note = _predictor(device)
     yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
     candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
+    if len(stoichiometries) > 1 and candidates:
+        candidates = yield from _timed(timings, "search formula", _focused(pattern, signal, peaks, plans, candidates,
+                                                                           rng))
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
@@ -155,6 +158,20 @@ def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
     return [(candidate, arm_cells[candidate.arm]) for candidate in found]
 
 
+def _focused(pattern: Pattern, signal: np.ndarray, peaks: list[Peak], plans: list[tuple[index.Cell, SpaceGroupCandidate]],
+             candidates: list[tuple[search.Candidate, index.Cell]], rng: np.random.Generator
+             ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Without a formula: the formula unit of the best-scoring placement searched again alone, with
+    the effort a given formula gets, its placements first and those of the other formula units
+    after them (_other_formulas). Sharing the search among several formula units leaves each too
+    few arms to find the right space group (measured: KLaTiO4 found as KLaTiO4 in P-4m2, not P4/nmm)."""
+    amounts = candidates[0][0].structure.composition.reduced_composition.get_el_amt_dict()
+    units = {element: round(amount) for element, amount in amounts.items()}
+    again = yield from _search(pattern, signal, peaks, plans, [units], rng)
+    return again + [c for c in candidates if c[0].structure.composition.reduced_formula
+                    != candidates[0][0].structure.composition.reduced_formula]
+
+
 def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
     """The REFINED candidates to refine: the best placement of every cell, then the best of every
     space group, then the next best. The extra freedom of a supercell or a subgroup can fit the
@@ -186,7 +203,7 @@ def _other_formulas(candidates: list[tuple[search.Candidate, index.Cell]],
     and are not in ``shortlist`` (without a formula, several are searched): the search score hardly
     tells a formula unit from one with an oxygen more or less (measured: KLaTiO3 0.318, KLaTiO4
     0.322 on measured KLaTiO4), the full profile does."""
-    formulas = [c.structure.composition.reduced_formula for c, _ in shortlist]
+    formulas = list(dict.fromkeys(c.structure.composition.reduced_formula for c, _ in shortlist))
     others = []
     for candidate, cell in candidates:
         formula = candidate.structure.composition.reduced_formula
