@@ -3,9 +3,10 @@
 The element states are those of the periodic-table picker: ``known`` elements are in the
 structure, ``possible`` ones may be, ``excluded`` ones never are. A formula, where given, fixes
 the formula unit: it holds every known element, may hold possible ones and holds no other.
-Without a formula, small ratios of the known elements (with at most POSSIBLE_ADDED possible
-ones) are tried, charge-balanced ones first. Valences are the classic ones (model.bond_valence
-uses them for ions X-rays cannot tell apart).
+Without a formula, integer ratios of the known elements (with at most POSSIBLE_ADDED possible
+ones) are ranked by their implausibility: charge balance, size, and how well whole formula units
+fill the indexed cell (model.atom_volumes); the solve lets the first few compete on the fit.
+Valences are the classic ones (model.bond_valence uses them for ions X-rays cannot tell apart).
 
 Every way of saying the same thing is one ``Chemistry``: the elements in order of atomic number
 whatever order they were given in, the formula as its reduced integer formula unit however it

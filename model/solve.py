@@ -13,6 +13,8 @@ smallest cell and then the highest symmetry among equal fits, and of the assignm
 X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
 (model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
+Given only the elements, a few formula units (model.composition) share a first search, the best
+scoring one is searched again alone, and the best placements of the others are refined beside it.
 The problem is made canonical first (model.composition.Chemistry) and every random draw is
 seeded from it (problem_seed), so one problem gets one answer, however it is said and wherever.
 """
