@@ -47,6 +47,7 @@ from model.structure import conventional_standard
 
 SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 REFINED = 4
+FORMULA_ROUNDS = 2  # rounds of model.search's successive halving in which formula units compete
 FORMULAS_REFINED = 3  # formula units (without a given formula) whose best placement is refined, best search score first
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
@@ -85,7 +86,10 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     stoichiometries = composition.stoichiometries(chem, cells[0].volume, MAX_ATOMS)
     predictor, note = _predictor(device)
     yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
-    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
+    # without a formula, the formula units compete in the search's first rounds (_focused)
+    rounds = search.ROUNDS if len(stoichiometries) == 1 else search.ROUNDS[:FORMULA_ROUNDS]
+    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng,
+                                                              rounds))
     if len(stoichiometries) > 1 and candidates:
         candidates = yield from _timed(timings, "search formula", _focused(pattern, signal, peaks, plans, candidates,
                                                                            rng))
@@ -145,8 +149,10 @@ def _index(pattern: Pattern, peaks: list[Peak], lattice_systems: Sequence[str]
 
 def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
             plans: list[tuple[index.Cell, SpaceGroupCandidate]], stoichiometries: list[dict[str, int]],
-            rng: np.random.Generator) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
-    """Placements of every plan's plausible fillings, best first, each with its cell."""
+            rng: np.random.Generator, rounds=search.ROUNDS
+            ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Placements of every plan's plausible fillings, best first, each with its cell (``rounds``:
+    model.search's successive halving)."""
     arms, arm_cells = [], []
     for cell, group in plans:
         yield Progress("search", 0.1, f"Wyckoff positions of {group.symbol}")
@@ -155,7 +161,7 @@ def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
         for species, counts in fillings[:FILLINGS_TRIED]:
             arms.append(Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
             arm_cells.append(cell)
-    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng)
+    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng, rounds)
     found = yield from _rescaled(job, 0.1, 0.6)
     return [(candidate, arm_cells[candidate.arm]) for candidate in found]
 
