@@ -58,7 +58,7 @@ SAME_RWP = 0.1  # %, refined fits this close describe the same structure
 SAME_CELL_VOLUME = 1.1  # refined cells within this volume ratio are one cell (a supercell is ≥ 2×)
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
-FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
+FILLINGS_TRIED = 5  # fillings (formula unit × count) tried per space group, the most plausible first
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 
 T = TypeVar("T")
