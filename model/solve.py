@@ -22,6 +22,7 @@ seeded from it (problem_seed), so one problem gets one answer, however it is sai
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Generator, Sequence
 from typing import TypeVar
@@ -59,6 +60,7 @@ SAME_CELL_VOLUME = 1.1  # refined cells within this volume ratio are one cell (a
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
 FILLINGS_TRIED = 5  # fillings (formula unit × count) tried per space group, the most plausible first
+TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 
 T = TypeVar("T")
@@ -416,7 +418,10 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((composition.implausibility(units, cell.volume, z),
+                # a given formula keeps the typical volume per atom (measured: the summed atom volumes put
+                # AlPO4's Z=3 first, and its P6_3mc Z=2 was lost); guessed ones are ranked by plausibility
+                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)) if len(stoichiometries) == 1
+                                 else composition.implausibility(units, cell.volume, z),
                                  (species, [units[s] * z for s in species])))
     return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
 
