@@ -409,8 +409,9 @@ def _predictor(device: str):
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
-    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, the most
-    plausible first (model.composition.implausibility: charge balance, size, the cell's volume)."""
+    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom: of a given
+    formula the most typical volume per atom first, of guessed ones the most plausible first
+    (model.composition.implausibility: charge balance, size, the cell's volume)."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
