@@ -14,7 +14,7 @@ kept in the controls (a cubic solution that matches). With --conditions dac
 significant true lines, per structure and per crystal system.
 Run: OMP_NUM_THREADS=1 python benchmarks/solve.py [--systems cubic tetragonal ...] [--limit N] [--only TEXT ...]
      [--seed N] [--simulator ours|pymatgen] [--distort] [--conditions lab|dac]
-     [--json FILE]
+     [--json FILE] [--no-formula]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, "solve")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="each structure's match and evidence")
+    parser.add_argument("--no-formula", action="store_true", help="give the elements only; print the formula found")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     matches = defaultdict(list)
@@ -61,7 +62,8 @@ def main() -> None:
             recalls[row["crystal_system"]][1] += lines
             recall = f"recall {found}/{lines}  "
         began = time.perf_counter()
-        job = solve(pattern, elements, formula=truth.composition.reduced_formula, seed=args.seed)
+        formula = None if args.no_formula else truth.composition.reduced_formula
+        job = solve(pattern, elements, formula=formula, seed=args.seed)
         try:
             while True:
                 next(job)
@@ -95,7 +97,9 @@ def main() -> None:
               + " ".join(f"{stage} {seconds:.1f}" for stage, seconds in result.timings.items() if stage != "total")
               + "".join(f"  + {p.structure.composition.reduced_formula} {100 * p.weight_fraction:.1f} wt%"
                         for p in result.phases)
-              + ("" if result.atoms else f"  ({result.message})"), flush=True)
+              + ("" if result.atoms else f"  ({result.message})")
+              + (f"  found {result.structure.composition.reduced_formula}" if args.no_formula and result.atoms else ""),
+              flush=True)
     print("\nmatch rate per crystal system")
     for system, values in matches.items():
         print(f"  {system:12s} {100 * np.mean(values):5.1f} %  ({sum(values)}/{len(values)})")

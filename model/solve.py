@@ -13,6 +13,8 @@ smallest cell and then the highest symmetry among equal fits, and of the assignm
 X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
 (model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
+Given only the elements, a few formula units (model.composition) share a first search, the best
+scoring one is searched again alone, and the best placements of the others are refined beside it.
 The problem is made canonical first (model.composition.Chemistry) and every random draw is
 seeded from it (problem_seed), so one problem gets one answer, however it is said and wherever.
 """
@@ -56,15 +58,18 @@ from model.structure import conventional_standard
 from model.verdict import judge
 
 REFINED = 4
+FORMULA_ROUNDS = 2  # rounds of model.search's successive halving in which formula units compete
+FORMULAS_REFINED = 3  # formula units (without a given formula) whose best placement is refined, best search score first
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
 SYMMETRISE_A = (0.3, 0.02)  # Å, tolerances for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 SAME_RWP = 0.1  # %, refined fits this close describe the same structure
+SAME_CELL_VOLUME = 1.1  # refined cells within this volume ratio are one cell (a supercell is ≥ 2×)
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
-FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
+FILLINGS_TRIED = 5  # fillings (formula unit × count) tried per space group, the most plausible first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
 # a subcell of a refined solution starts from its refined instrument: everything is refined at once
@@ -84,7 +89,6 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
     chem = composition.chemistry(elements, formula, possible, excluded)
-    stoichiometries = composition.stoichiometries(chem)
     timings: dict[str, float] = {}
     problem = problem_seed(pattern, chem, lattice_systems, seed)
     rng = np.random.default_rng(problem)
@@ -95,12 +99,20 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     cells, plans = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
     if not cells:
         return _failure("no cell indexes the peak list", timings)
+    stoichiometries = composition.stoichiometries(chem, cells[0].volume, MAX_ATOMS)
     predictor, note = _predictor(device)
     yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
-    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
+    # without a formula, the formula units compete in the search's first rounds (_focused)
+    rounds = search.ROUNDS if len(stoichiometries) == 1 else search.ROUNDS[:FORMULA_ROUNDS]
+    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng,
+                                                              rounds))
+    if len(stoichiometries) > 1 and candidates:
+        candidates = yield from _timed(timings, "search formula", _focused(pattern, signal, peaks, plans, candidates,
+                                                                           rng))
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
+    shortlist += _other_formulas(candidates, shortlist)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
     best = yield from _timed(timings, "distort", _lower_symmetry(pattern, best))
     best = yield from _timed(timings, "phases", second_phases(pattern, peaks, best, [*elements, *possible],
@@ -157,8 +169,10 @@ def _index(pattern: Pattern, peaks: list[Peak], lattice_systems: Sequence[str]
 
 def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
             plans: list[tuple[index.Cell, SpaceGroupCandidate]], stoichiometries: list[dict[str, int]],
-            rng: np.random.Generator) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
-    """Placements of every plan's plausible fillings, best first, each with its cell."""
+            rng: np.random.Generator, rounds=search.ROUNDS
+            ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Placements of every plan's plausible fillings, best first, each with its cell (``rounds``:
+    model.search's successive halving)."""
     arms, arm_cells = [], []
     for cell, group in plans:
         yield Progress("search", 0.1, f"Wyckoff positions of {group.symbol}")
@@ -167,9 +181,23 @@ def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
         for species, counts in fillings[:FILLINGS_TRIED]:
             arms.append(Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
             arm_cells.append(cell)
-    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng)
+    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng, rounds)
     found = yield from _rescaled(job, 0.1, 0.6)
     return [(candidate, arm_cells[candidate.arm]) for candidate in found]
+
+
+def _focused(pattern: Pattern, signal: np.ndarray, peaks: list[Peak], plans: list[tuple[index.Cell, SpaceGroupCandidate]],
+             candidates: list[tuple[search.Candidate, index.Cell]], rng: np.random.Generator
+             ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Without a formula: the formula unit of the best-scoring placement searched again alone, with
+    the effort a given formula gets, its placements first and those of the other formula units
+    after them (_other_formulas). Sharing the search among several formula units leaves each too
+    few arms to find the right space group (measured: KLaTiO4 found as KLaTiO4 in P-4m2, not P4/nmm)."""
+    amounts = candidates[0][0].structure.composition.reduced_composition.get_el_amt_dict()
+    units = {element: round(amount) for element, amount in amounts.items()}
+    again = yield from _search(pattern, signal, peaks, plans, [units], rng)
+    return again + [c for c in candidates if c[0].structure.composition.reduced_formula
+                    != candidates[0][0].structure.composition.reduced_formula]
 
 
 def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
@@ -195,6 +223,24 @@ def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tu
     for tier in (first_of(lambda c: id(c[1])), first_of(lambda c: (id(c[1]), c[0].space_group)), distinct):
         shortlist += [c for c in tier if all(c is not s for s in shortlist)]
     return shortlist[:REFINED]
+
+
+def _other_formulas(candidates: list[tuple[search.Candidate, index.Cell]],
+                    shortlist: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
+    """The best placement of each of the FORMULAS_REFINED formula units that score best in the search
+    and are not in ``shortlist`` (without a formula, several are searched): the search score hardly
+    tells a formula unit from one with an oxygen more or less (measured: KLaTiO3 0.318, KLaTiO4
+    0.322 on measured KLaTiO4), the full profile does."""
+    formulas = list(dict.fromkeys(c.structure.composition.reduced_formula for c, _ in shortlist))
+    others = []
+    for candidate, cell in candidates:
+        formula = candidate.structure.composition.reduced_formula
+        if formula not in formulas:
+            formulas.append(formula)
+            if len(formulas) > FORMULAS_REFINED:
+                break
+            others.append((candidate, cell))
+    return others
 
 
 def _refine(pattern: Pattern, peaks: list[Peak], shortlist: list[tuple[search.Candidate, index.Cell]]
@@ -246,11 +292,17 @@ def _winner(problems: list[tuple[float, int, Rietveld]]) -> tuple[int, Rietveld]
     """Of fits (sorted by Rwp) equal within the slack, the smallest cell (a supercell fits as well
     with more atoms), and of equal fits in it the highest symmetry (the same structure found in a
     subgroup): its shortlist index and problem."""
-    smallest = min(len(p[2].phases[0].structure) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
-    fits = [p for p in problems if len(p[2].phases[0].structure) == smallest]
+    smallest = min(_cell_volume(p[2]) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
+    fits = [p for p in problems if _cell_volume(p[2]) < smallest * SAME_CELL_VOLUME]
     _, winner_index, winner = max((p for p in fits if p[0] <= fits[0][0] + SAME_RWP),
                                   key=lambda p: (p[2].phases[0].ops.number, -p[0]))
     return winner_index, winner
+
+
+def _cell_volume(problem: Rietveld) -> float:
+    """Cell volume (Å³) of the first phase: the cell's size whatever the formula unit (without a
+    formula, one with fewer atoms in the same cell is no smaller cell)."""
+    return problem.phases[0].structure.volume
 
 
 def _fitted(problem: Rietveld, progress: Progress, **options) -> Generator[Progress, None, Refinement]:
@@ -425,8 +477,9 @@ def _predictor(device: str):
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
-    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, the most
-    typical volume per atom first."""
+    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom: of a given
+    formula the most typical volume per atom first, of guessed ones the most plausible first
+    (model.composition.implausibility: charge balance, size, the cell's volume)."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
@@ -434,7 +487,10 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)),
+                # a given formula keeps the typical volume per atom (measured: the summed atom volumes put
+                # AlPO4's Z=3 first, and its P6_3mc Z=2 was lost); guessed ones are ranked by plausibility
+                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)) if len(stoichiometries) == 1
+                                 else composition.implausibility(units, cell.volume, z),
                                  (species, [units[s] * z for s in species])))
     return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
 
