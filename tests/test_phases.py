@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import finished
 from pymatgen.core import Lattice, Structure
 
 from model.errors import InputError
@@ -33,13 +34,6 @@ def _main_refined(pattern):
     return refine(pattern, _perovskite(), Instrument.from_fwhm(pattern.wavelength, 0.1), max_nfev=20)
 
 
-def _run(job):
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
-
 
 def test_a_silicon_standard_is_named_and_weighed():
     silicon = bundled("Si").structure
@@ -48,7 +42,7 @@ def test_a_silicon_standard_is_named_and_weighed():
     peaks = find_peaks(pattern)
     alone = _main_refined(pattern)
     assert unexplained(peaks, alone)  # Si's lines are left in the difference curve
-    mixture = _run(second_phases(pattern, peaks, alone, ELEMENTS))
+    mixture = finished(second_phases(pattern, peaks, alone, ELEMENTS))
     assert [p.structure.composition.reduced_formula for p in mixture.phases] == ["CsSnBr3", "Si"]
     assert mixture.phases[1].weight_fraction == pytest.approx(0.1, abs=0.03)
     assert mixture.rwp < alone.rwp
@@ -60,7 +54,7 @@ def test_a_single_phase_pattern_gets_no_extra_phase():
                                rng=np.random.default_rng(2))
     peaks = find_peaks(pattern)
     alone = _main_refined(pattern)
-    assert _run(second_phases(pattern, peaks, alone, ELEMENTS)) is alone
+    assert finished(second_phases(pattern, peaks, alone, ELEMENTS)) is alone
 
 
 def test_cli_refuses_a_bad_phase_folder_in_one_line(tmp_path, capsys):
