@@ -6,6 +6,11 @@ pattern of a structure for the same --seed, --systems, --max-atoms and --limit (
 sample displacement, background, Poisson noise, preferred orientation). --simulator pymatgen:
 pymatgen's XRDCalculator line list (other intensity conventions, no overall B, pseudo-Voigt lines of
 fixed shape, an exponential background): a check that the pipeline does not rely on its own simulator.
+--impurity FORMULA (ours only): a mixture with a bundled phase at --impurity-fraction by mass.
+
+--distort (cubic structures only): each structure twice, first with a random polar tetragonal
+distortion (distorted_structure; the truth is the distorted structure), then undistorted as its
+control, each with its own randomised conditions.
 
 --conditions dac: diamond-anvil-cell patterns instead (model.simulate.random_dac_params: λ 0.3–0.7 Å,
 2θ 3° to 18–22°, a 0.02–0.03° step, broad textured lines, a strong background, few counts), with the
@@ -29,9 +34,11 @@ import numpy as np
 import torch
 from numpy.polynomial.chebyshev import chebval
 from pymatgen.analysis.diffraction.xrd import XRDCalculator
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Element, Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from model.pattern import ANODES, Pattern, Provenance
+from model.phases import bundled
 from model.simulate import (
     Sample,
     march_dollase,
@@ -45,6 +52,8 @@ from model.simulate import (
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
 TWO_THETA = np.arange(10.0, 90.0, 0.02)
+STRAIN = (0.005, 0.015)  # c/a − 1 of --distort: the tetragonal strain of ferroelectric perovskites
+POLAR_SHIFT = (0.02, 0.05)  # fractional z by which --distort moves one cation site
 DAC_STEP_DEG = (0.02, 0.03)  # a DAC scan's step (degrees 2θ): a few hundred to ~900 points
 SIGNIFICANT_SIGMA = 5.0  # a true line counts for recall where its net counts exceed 5σ of the noise
 RECALL_FWHM = 0.5  # a line is found by a peak within half its FWHM (or 2 steps) of its position
@@ -73,14 +82,23 @@ def add_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
                         help="Cu Kα lab patterns or diamond-anvil-cell ones (short λ, 2θ to ~20°, a pressure medium)")
     parser.add_argument("--only", nargs="+", default=None, metavar="TEXT",
                         help=f"{verb} only files whose name contains TEXT; the patterns stay those of the full run")
+    parser.add_argument("--impurity", default=None, metavar="FORMULA",
+                        help="a second phase from the bundled library (resources/phases), e.g. Si")
+    parser.add_argument("--impurity-fraction", type=float, default=0.1, metavar="W",
+                        help="the impurity's mass fraction (default 0.1)")
+    parser.add_argument("--distort", action="store_true",
+                        help="cubic structures with a random polar tetragonal distortion, and undistorted controls")
 
 
 def lab_patterns(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], Structure, Pattern]]:
-    """(manifest row, true structure, simulated pattern) of each structure the options select."""
+    """(manifest row, true structure, simulated pattern) of each structure the options select; with
+    --distort the row's "distortion" says what was done ("none" for a control) and its "spacegroup"
+    is the distorted truth's."""
     rng = np.random.default_rng(args.seed)
+    systems = ["cubic"] if args.distort else args.systems
     with open(DATA / "manifest.csv") as manifest:
         rows = [r for r in csv.DictReader(manifest)
-                if r["crystal_system"] in args.systems and int(r["natoms_conventional"]) <= args.max_atoms
+                if r["crystal_system"] in systems and int(r["natoms_conventional"]) <= args.max_atoms
                 and float(r["min_distance_A"]) >= 0.9]
     taken: dict[str, int] = defaultdict(int)
     for row in rows:
@@ -88,15 +106,45 @@ def lab_patterns(args: argparse.Namespace) -> Iterator[tuple[dict[str, str], Str
             continue
         taken[row["crystal_system"]] += 1
         truth = Structure.from_file(DATA / row["file"])
-        if args.conditions == "dac":
-            pattern = dac_pattern(truth, rng)
-        elif args.simulator == "pymatgen":
-            pattern = pymatgen_pattern(truth, rng)
-        else:
-            instrument, sample = random_lab_params(rng, ANODES["CuKa"])
-            pattern = simulate_pattern(truth, instrument, TWO_THETA, sample, rng=rng)
-        if not args.only or any(text in row["file"] for text in args.only):
-            yield row, truth, pattern
+        variants = [(row, truth)]
+        if args.distort:
+            distorted, said = distorted_structure(truth, rng)
+            number = SpacegroupAnalyzer(distorted, symprec=1e-3).get_space_group_number()
+            variants = [({**row, "spacegroup": str(number), "distortion": said}, distorted),
+                        ({**row, "distortion": "none"}, truth)]
+        for described, structure in variants:
+            if args.conditions == "dac":
+                pattern = dac_pattern(structure, rng)
+            elif args.simulator == "pymatgen":
+                pattern = pymatgen_pattern(structure, rng)
+            elif args.impurity:
+                instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+                fraction = args.impurity_fraction
+                pattern = simulate_pattern([structure, bundled(args.impurity).structure], instrument, TWO_THETA,
+                                           sample, rng=rng, weight_fractions=[1 - fraction, fraction])
+            else:
+                instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+                pattern = simulate_pattern(structure, instrument, TWO_THETA, sample, rng=rng)
+            if not args.only or any(text in row["file"] for text in args.only):
+                yield described, structure, pattern
+
+
+def distorted_structure(structure: Structure, rng: np.random.Generator) -> tuple[Structure, str]:
+    """``structure`` (cubic, conventional cell) with c stretched by a random STRAIN and one site
+    (symmetry-distinct orbit) of its most electropositive element, or for an element alone a site
+    that is not all of it, moved along +z by a random POLAR_SHIFT; and what was done, in words."""
+    strain = rng.uniform(*STRAIN)
+    shift = rng.uniform(*POLAR_SHIFT)
+    a, b, c, alpha, beta, gamma = structure.lattice.parameters
+    orbits = SpacegroupAnalyzer(structure, symprec=1e-3).get_symmetry_dataset().equivalent_atoms
+    cation = min(structure.composition.elements, key=lambda e: Element(e.symbol).X)
+    sites = sorted({int(o) for o, site in zip(orbits, structure)
+                    if site.specie == cation and np.sum(orbits == o) < len(structure)})
+    moved = sites[int(rng.integers(len(sites)))]
+    frac = structure.frac_coords + np.outer(orbits == moved, [0.0, 0.0, shift])
+    distorted = Structure(Lattice.from_parameters(a, b, c * (1 + strain), alpha, beta, gamma),
+                          structure.species, frac)
+    return distorted, f"c/a {1 + strain:.4f}, {cation} site {moved} z {shift:+.3f}"
 
 
 def pymatgen_pattern(structure: Structure, rng: np.random.Generator) -> Pattern:

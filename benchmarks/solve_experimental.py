@@ -3,8 +3,9 @@ solvable systems (cubic, hexagonal, tetragonal by default), given the elements a
 --no-formula, the formula from the manifest.
 
 Prints per file the space group found, Rwp, whether pymatgen's StructureMatcher matches the solve
-with the published structure in the same file, the acceptance (Rwp < 15 % and a match) and the
-wall time. Run: OMP_NUM_THREADS=1 python benchmarks/solve_experimental.py [--systems ...] [--no-formula]
+with the published structure in the same file, the acceptance (Rwp < 15 % and a match), the
+solve's own verdict (model.verdict) and the wall time, and in the end the false verdicts (called
+solved, no match) and the missed ones (a match called unsolved). Run: OMP_NUM_THREADS=1 python benchmarks/solve_experimental.py [--systems ...] [--no-formula]
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pymatgen.core import Composition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmedgui.cli import main as cli
-from model.solve import SOLVED_RWP
 from model.structure import load_structure
+from model.verdict import SOLVED_RWP
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "experimental"
 
@@ -41,8 +42,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     with open(args.data / "manifest.csv") as handle:
         rows = [r for r in csv.DictReader(handle) if r["crystal_system"] in args.systems]
-    print(f"{'file':<42} {'formula':<10} {'published':<10} {'found':<10} {'Rwp':>6} match pass {'time s':>7}")
-    passed = 0
+    print(f"{'file':<42} {'formula':<10} {'published':<10} {'found':<10} {'Rwp':>6} match pass verdict {'time s':>7}")
+    passed = false = missed = 0
     for row in rows:
         path = args.data / row["file"]
         published = load_structure(path)
@@ -63,9 +64,12 @@ def main() -> None:
         matched = solved is not None and StructureMatcher().fit(published, solved)
         ok = matched and report["rwp"] < SOLVED_RWP
         passed += ok
+        false += report["solved"] and not matched
+        missed += matched and not report["solved"]
         print(f"{row['file']:<42} {row['formula']:<10} {row['space_group']:<10} {report['space_group'] or '-':<10} "
-              f"{report['rwp']:6.2f} {'yes' if matched else 'no':>5} {'yes' if ok else 'NO':>4} {seconds:7.1f}")
-    print(f"{passed}/{len(rows)} solved (Rwp < {SOLVED_RWP:g} % and matching the published structure)")
+              f"{report['rwp']:6.2f} {'yes' if matched else 'no':>5} {'yes' if ok else 'NO':>4} {'solved' if report['solved'] else 'not':>7} {seconds:7.1f}")
+    print(f"{passed}/{len(rows)} solved (Rwp < {SOLVED_RWP:g} % and matching the published structure); verdicts: {false} false (called solved, no match), "
+          f"{missed} missed (a match called unsolved)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from model.refinement import (
 from model.result import Fit, Progress, Reflection, Site, SolveResult
 from model.rietveld_layout import Layout, Phase, symbol
 from model.rietveld_model import RietveldModel
+from model.scattering import weight_fractions
 
 # scales and background start from a linear least-squares solution, so the first stage moves the cell
 STAGES = (("scale", "bkg", "zero", "cell"), ("scale", "bkg", "zero", "cell", "profile"),
@@ -231,10 +232,9 @@ class Rietveld:
         instrument = self.layout.instrument(self.p, self.model.wavelength, (two_theta[0], two_theta[-1]))
         phases = [self._refined_phase(phase, metric, xyz, instrument)
                   for phase, metric, xyz in zip(self.phases, metrics, frac)]
-        # Hill–Howard: mass ∝ scale · (cell mass) · (cell volume)
-        masses = np.array([np.exp(self.p[ph.slices["scale"]][0]) * r.structure.composition.weight * r.structure.volume
-                           for ph, r in zip(self.phases, phases)])
-        for refined, fraction in zip(phases, masses / masses.sum()):
+        fractions = weight_fractions([np.exp(self.p[ph.slices["scale"]][0]) for ph in self.phases],
+                                     [r.structure for r in phases])
+        for refined, fraction in zip(phases, fractions):
             refined.weight_fraction = float(fraction)
         fit = Fit(two_theta, self.pattern.intensity, calc_all, bkg_all)
         report = uncertainty.report(self.p, self.model, self.jacobian, len(self.refined), instrument, self.kept)

@@ -137,6 +137,12 @@ class SolveResult:
     # the difference map's peaks and holes (model.fourier.MapPeak), strongest |height| first
     maps: dict[str, object] = field(default_factory=dict)
     map_peaks: list = field(default_factory=list)
+    verdict: object | None = None  # model.verdict.Evidence: what solved (or not) rests on
+
+    @property
+    def formula(self) -> str:
+        """The refined cell's reduced formula, the name of a phase ("" where nothing was refined)."""
+        return "" if self.structure is None else self.structure.composition.reduced_formula
 
     @property
     def sites(self) -> list[Site]:

@@ -3,7 +3,9 @@
 Conventions follow pymatgen's ``XRDCalculator`` so that sticks agree with it: the same
 form-factor table and formula, f(s) = Z − 41.78214·s²·Σᵢ aᵢ·exp(−bᵢ·s²) with s = 1/(2d) in Å⁻¹,
 no thermal factor unless B_iso (Å²) is given (then f·exp(−B·s²)), and reflections at equal d
-merged into one. Everything here is wavelength-free; ``model.simulate`` turns it into 2θ.
+merged into one. Everything here is wavelength-free; ``model.simulate`` turns it into 2θ. The Hill–Howard relation
+between phases' profile scales and their mass fractions is here too, for the simulator's mixtures
+and the refinement's weight fractions alike.
 
 The structure-factor formula exists once, in torch (``structure_factor_sq_torch``): refinement
 needs its gradient, and the NumPy entry points call it on CPU tensors.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -232,3 +235,17 @@ def _biso_per_atom(symbols: list[str], biso: float | dict[str, float] | None) ->
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise InputError(None, f"B_iso must be finite and ≥ 0 Å², got {biso!r}")
     return values
+
+
+def weight_fractions(scales: Sequence[float], structures: Sequence[Structure]) -> np.ndarray:
+    """Hill–Howard: each phase's mass fraction of the crystalline sample from its profile scale
+    (intensity = scale · multiplicity · |F|² of its cell · profile), mass ∝ scale · (cell mass ZM) ·
+    (cell volume V); the inverse of phase_scales."""
+    masses = np.asarray(scales, dtype=float) * [s.composition.weight * s.volume for s in structures]
+    return masses / masses.sum()
+
+
+def phase_scales(fractions: Sequence[float], structures: Sequence[Structure]) -> np.ndarray:
+    """The relative profile scales of phases at mass ``fractions`` (Hill–Howard, scale ∝ w / (ZM · V));
+    the inverse of weight_fractions."""
+    return np.asarray(fractions, dtype=float) / [s.composition.weight * s.volume for s in structures]

@@ -110,10 +110,12 @@ class _Extension:
 
 
 def search(pattern: Pattern, signal: np.ndarray, arms: Sequence[Arm], fwhm_poly: Sequence[float],
-           rng: np.random.Generator) -> Generator[Progress, None, list[Candidate]]:
+           rng: np.random.Generator, rounds: Sequence[tuple[int | None, Effort]] = ROUNDS
+           ) -> Generator[Progress, None, list[Candidate]]:
     """Complete placements over all arms, best first. A generator: it yields Progress (fraction 0–1)
     after every batch of trials (a fraction of a second), so closing it cancels promptly. ``signal``:
-    the pattern's intensity above its background.
+    the pattern's intensity above its background; ``rounds``: the successive halving's (arms kept,
+    effort), ROUNDS or its first rounds for a cheaper look.
 
     ``fwhm_poly``: FWHM (deg) as a polynomial in 2θ (deg), highest power first (np.polyval).
     """
@@ -133,7 +135,7 @@ def search(pattern: Pattern, signal: np.ndarray, arms: Sequence[Arm], fwhm_poly:
     elements = sorted({s for p in problems.values() for s in p.arm.species}, key=lambda s: -Element(s).Z)
     found: dict[int, list[_Partial]] = {}
     alive = list(problems)
-    for r, (arms_kept, effort) in enumerate(ROUNDS):
+    for r, (arms_kept, effort) in enumerate(rounds):
         # successive halving: the arms whose complete structures score best so far get more effort,
         # the best arm of every cell among them (a supercell's extra freedom can win a first look);
         # arms where no complete structure was found go last
@@ -141,8 +143,8 @@ def search(pattern: Pattern, signal: np.ndarray, arms: Sequence[Arm], fwhm_poly:
         firsts = [i for n, i in enumerate(alive) if all(_cell(arms[i]) != _cell(arms[j]) for j in alive[:n])]
         alive = (firsts + [i for i in alive if i not in firsts])[:arms_kept]
         for k, i in enumerate(alive):
-            done = (r + k / len(alive)) / len(ROUNDS)
-            note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(ROUNDS)}")
+            done = (r + k / len(alive)) / len(rounds)
+            note = Progress("search", done, f"{_symbol(problems[i].arm.space_group)}, round {r + 1} of {len(rounds)}")
             found[i] = yield from _beam_search(problems[i], i, elements, effort, found.get(i, []), rng, note)
     complete = sorted((s for states in found.values() for s in states), key=lambda s: s.score)
     return [Candidate(s.score, problems[s.arm].structure(s.sites, s.coords), problems[s.arm].arm.space_group,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from model.instrument import (
     tch_components,
 )
 from model.pattern import Pattern, Provenance, Wavelength
-from model.scattering import Reflections, metric_family, reflections
+from model.scattering import Reflections, metric_family, phase_scales, reflections
 
 __all__ = ["Reflections", "Sample", "Sticks", "lorentz_polarisation", "march_dollase",
            "march_dollase_factor", "params_torch", "peaks_torch", "profile", "profile_torch",
@@ -370,17 +371,26 @@ def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
     Each reflection appears at Kα1 and, where the instrument has a Kα2, there too; ``rng`` draws
     the Poisson noise when sample.counts is set.
     """
+    refl = getattr(sticks_or_reflections, "reflections", sticks_or_reflections)
+    return _profile(two_theta, [refl], [1.0], instrument, sample, rng)
+
+
+def _profile(two_theta: np.ndarray, phases: Sequence[Reflections], scales: Sequence[float],
+             instrument: Instrument, sample: Sample | None, rng: np.random.Generator | None) -> np.ndarray:
+    """``profile`` of several phases' reflections, each phase's lines times its relative scale."""
     sample = sample or Sample()
     _require_real_widths(instrument)
     two_theta = _grid(two_theta)
-    refl = getattr(sticks_or_reflections, "reflections", sticks_or_reflections)
-    weight = refl.multiplicity * refl.f2 * march_dollase(refl, sample.po_ratio, sample.po_direction)
+    d = np.concatenate([refl.d for refl in phases])
+    weight = np.concatenate([scale * refl.multiplicity * refl.f2 * march_dollase(refl, sample.po_ratio,
+                                                                                 sample.po_direction)
+                             for refl, scale in zip(phases, scales)])
     generator = None
     if sample.counts is not None:
         rng = rng if rng is not None else np.random.default_rng()
         generator = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
     with torch.no_grad():
-        y = profile_torch(torch.from_numpy(refl.d.astype(float))[None],
+        y = profile_torch(torch.from_numpy(d.astype(float))[None],
                           torch.from_numpy(weight.astype(float))[None],
                           torch.from_numpy(two_theta),
                           torch.tensor([instrument.wavelength.ka1], dtype=torch.float64),
@@ -389,18 +399,27 @@ def profile(two_theta: np.ndarray, sticks_or_reflections: Sticks | Reflections,
     return sample.scale * y[0].numpy()
 
 
-def simulate_pattern(structure: Structure, instrument: Instrument, two_theta: np.ndarray,
+def simulate_pattern(structure: Structure | Sequence[Structure], instrument: Instrument, two_theta: np.ndarray,
                      sample: Sample | None = None, rng: np.random.Generator | None = None,
-                     biso: float | dict[str, float] | None = None) -> Pattern:
+                     biso: float | dict[str, float] | None = None,
+                     weight_fractions: Sequence[float] | None = None) -> Pattern:
     """A simulated powder Pattern (provenance format "simulated") on the given 2θ grid (degrees),
-    stating the instrument's wavelength (without Kα2 where its ratio is 0, a monochromated one)."""
+    stating the instrument's wavelength (without Kα2 where its ratio is 0, a monochromated one).
+    Several structures make a mixture at ``weight_fractions`` (mass fractions, Hill–Howard scales:
+    model.scattering.phase_scales), all of one instrument and sample."""
+    structures = [structure] if isinstance(structure, Structure) else list(structure)
+    fractions = [1.0] * len(structures) if weight_fractions is None else list(weight_fractions)
+    if len(fractions) != len(structures) or not all(f >= 0 for f in fractions) or not sum(fractions) > 0:
+        raise InputError(None, f"{len(structures)} phases need as many weight fractions ≥ 0, not {fractions}")
     sample = sample or Sample()
     two_theta = _grid(two_theta)
     wavelength = instrument.wavelength
     longest = max(wavelength.ka1, wavelength.ka2 or 0.0)
-    refl = reflections(structure, bragg_d(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5), longest), biso)
-    intensity = profile(two_theta, refl, instrument, sample, rng)
-    metadata = {"formula": structure.composition.reduced_formula,
+    d_min = bragg_d(min(two_theta[-1] + _TAIL_MARGIN_DEG, 179.5), longest)
+    phases = [reflections(s, d_min, biso) for s in structures]
+    scales = phase_scales(fractions, structures) if len(structures) > 1 else [1.0]
+    intensity = _profile(two_theta, phases, scales, instrument, sample, rng)
+    metadata = {"formula": " + ".join(s.composition.reduced_formula for s in structures),
                 "profile": {**dataclasses.asdict(instrument), **dataclasses.asdict(sample)}}
     # a monochromated (Kα1-only) pattern must not claim a doublet, or peak fits would model one
     return Pattern(two_theta, intensity, wavelength=wavelength if instrument.doublet else wavelength.monochromatic(),

@@ -13,6 +13,8 @@ smallest cell and then the highest symmetry among equal fits, and of the assignm
 X-rays cannot tell apart (equal electron counts) the best bond-valence agreement among equal fits
 (model.bond_valence). The network's density of the cell
 is attached for display; it does not rank placements (the bundled network cannot tell them apart).
+Given only the elements, a few formula units (model.composition) share a first search, the best
+scoring one is searched again alone, and the best placements of the others are refined beside it.
 The problem is made canonical first (model.composition.Chemistry) and every random draw is
 seeded from it (problem_seed), so one problem gets one answer, however it is said and wherever.
 """
@@ -29,13 +31,23 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SymmetryUndeterminedError
 
-from model import bond_valence, composition, constraints, index, search, wyckoff
+from model import (
+    bond_valence,
+    composition,
+    constraints,
+    distortion,
+    index,
+    search,
+    wyckoff,
+)
 from model.data.systems import solved_lattice_systems
 from model.density import Density
 from model.errors import InputError
+from model.fourier import with_maps
 from model.instrument import Instrument
 from model.lockstep import lockstep
 from model.pattern import Pattern
+from model.phases import second_phases
 from model.preprocess import Peak, background, find_peaks
 from model.refine import REPORT_S, TERMS, Rietveld
 from model.refinement import Refinement, to_solve_result
@@ -43,34 +55,40 @@ from model.result import Progress, SolveResult
 from model.scoring import Arm
 from model.spacegroups import SpaceGroupCandidate, index_cells
 from model.structure import conventional_standard
+from model.verdict import judge
 
-SOLVED_RWP = 15.0  # %, a structure that fits the whole profile this well explains the pattern
 REFINED = 4
+FORMULA_ROUNDS = 2  # rounds of model.search's successive halving in which formula units compete
+FORMULAS_REFINED = 3  # formula units (without a given formula) whose best placement is refined, best search score first
 SAME_SCORE = 1e-4  # search scores this close in one cell belong to the same structure
 SCREEN_NFEV = 8  # least-squares evaluations per stage when comparing candidates
 FINAL_NFEV = 40
 SYMMETRISE_A = (0.3, 0.02)  # Å, tolerances for finding the full symmetry of a refined structure
 SYMMETRY_RWP_SLACK = 0.5  # %, Rwp the fewer parameters of the higher symmetry may cost
 SAME_RWP = 0.1  # %, refined fits this close describe the same structure
+SAME_CELL_VOLUME = 1.1  # refined cells within this volume ratio are one cell (a supercell is ≥ 2×)
 MAX_ATOMS = 40
 ATOM_VOLUME_A3 = (7.0, 60.0)  # plausible volume per atom in inorganic solids
-FILLINGS_TRIED = 5  # formula-unit counts tried per space group, most typical volume per atom first
+FILLINGS_TRIED = 5  # fillings (formula unit × count) tried per space group, the most plausible first
 TYPICAL_ATOM_VOLUME_A3 = 15.0  # the middle of the usual 10–20 Å³ per atom of inorganic solids
 WIDTH_PEAKS = 20  # strongest peaks whose widths give FWHM(2θ) for the search
+# a subcell of a refined solution starts from its refined instrument: everything is refined at once
+DISTORTION_STAGES = (("scale", "bkg", "zero", "cell", "profile", "xyz", "biso"),)
 
 T = TypeVar("T")
 
 
 def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None, system: str = "auto",
           samples: int = 4, device: str = "auto", seed: int = 0, possible: Sequence[str] = (),
-          excluded: Sequence[str] = ()) -> Generator[Progress, None, SolveResult]:
+          excluded: Sequence[str] = (), phase_folder: str | None = None) -> Generator[Progress, None, SolveResult]:
     """Solve ``pattern`` for a structure made of the known ``elements`` and perhaps some ``possible``
-    ones, never ``excluded`` ones (stoichiometry from ``formula`` if given; model.composition)."""
+    ones, never ``excluded`` ones (stoichiometry from ``formula`` if given; model.composition);
+    lines it leaves unexplained are tried against known phases (model.phases; ``phase_folder``: a
+    folder of the user's CIFs besides the bundled ones)."""
     if pattern.wavelength is None:
         raise InputError(pattern.provenance.path or None, "the pattern states no wavelength: give one")
     lattice_systems = solved_lattice_systems(system)
     chem = composition.chemistry(elements, formula, possible, excluded)
-    stoichiometries = composition.stoichiometries(chem)
     timings: dict[str, float] = {}
     problem = problem_seed(pattern, chem, lattice_systems, seed)
     rng = np.random.default_rng(problem)
@@ -81,15 +99,27 @@ def solve(pattern: Pattern, elements: Sequence[str], formula: str | None = None,
     cells, plans, undecided = yield from _timed(timings, "index", _index(pattern, peaks, lattice_systems))
     if not cells:
         return _failure("no cell indexes the peak list", timings)
+    stoichiometries = composition.stoichiometries(chem, cells[0].volume, MAX_ATOMS)
     predictor, note = _predictor(device)
     yield from _timed(timings, "preview", _preview(pattern, cells[0], stoichiometries[0], predictor, problem))
-    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng))
+    # without a formula, the formula units compete in the search's first rounds (_focused)
+    rounds = search.ROUNDS if len(stoichiometries) == 1 else search.ROUNDS[:FORMULA_ROUNDS]
+    candidates = yield from _timed(timings, "search", _search(pattern, signal, peaks, plans, stoichiometries, rng,
+                                                              rounds))
+    if len(stoichiometries) > 1 and candidates:
+        candidates = yield from _timed(timings, "search formula", _focused(pattern, signal, peaks, plans, candidates,
+                                                                           rng))
     if not candidates:
         return _failure("no Wyckoff placement of the composition fits the indexed cells", timings)
     shortlist = _shortlist(candidates)
+    shortlist += _other_formulas(candidates, shortlist)
     screened, order, best = yield from _timed(timings, "refine", _refine(pattern, peaks, shortlist))
-
-    result = _verdict(best, screened, order, len(candidates))
+    best = yield from _timed(timings, "distort", _lower_symmetry(pattern, best))
+    best = yield from _timed(timings, "phases", second_phases(pattern, peaks, best, [*elements, *possible],
+                                                              phase_folder))
+    clock = time.perf_counter()
+    result = _verdict(best, screened, order, len(candidates), pattern)
+    timings["verdict"] = time.perf_counter() - clock
     yield from _timed(timings, "network", _densities(result, pattern, stoichiometries[0], samples, predictor,
                                                      problem))
     result.message += f"; {note}" + (f"; {undecided}" if undecided else "")
@@ -140,8 +170,10 @@ def _index(pattern: Pattern, peaks: list[Peak], lattice_systems: Sequence[str]
 
 def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
             plans: list[tuple[index.Cell, SpaceGroupCandidate]], stoichiometries: list[dict[str, int]],
-            rng: np.random.Generator) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
-    """Placements of every plan's plausible fillings, best first, each with its cell."""
+            rng: np.random.Generator, rounds=search.ROUNDS
+            ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Placements of every plan's plausible fillings, best first, each with its cell (``rounds``:
+    model.search's successive halving)."""
     arms, arm_cells = [], []
     for cell, group in plans:
         yield Progress("search", 0.1, f"Wyckoff positions of {group.symbol}")
@@ -150,9 +182,23 @@ def _search(pattern: Pattern, signal: np.ndarray, peaks: list[Peak],
         for species, counts in fillings[:FILLINGS_TRIED]:
             arms.append(Arm(lattice, cell.zero, group.number, tuple(species), tuple(counts)))
             arm_cells.append(cell)
-    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng)
+    job = search.search(pattern, signal, arms, fwhm_poly(peaks), rng, rounds)
     found = yield from _rescaled(job, 0.1, 0.6)
     return [(candidate, arm_cells[candidate.arm]) for candidate in found]
+
+
+def _focused(pattern: Pattern, signal: np.ndarray, peaks: list[Peak], plans: list[tuple[index.Cell, SpaceGroupCandidate]],
+             candidates: list[tuple[search.Candidate, index.Cell]], rng: np.random.Generator
+             ) -> Generator[Progress, None, list[tuple[search.Candidate, index.Cell]]]:
+    """Without a formula: the formula unit of the best-scoring placement searched again alone, with
+    the effort a given formula gets, its placements first and those of the other formula units
+    after them (_other_formulas). Sharing the search among several formula units leaves each too
+    few arms to find the right space group (measured: KLaTiO4 found as KLaTiO4 in P-4m2, not P4/nmm)."""
+    amounts = candidates[0][0].structure.composition.reduced_composition.get_el_amt_dict()
+    units = {element: round(amount) for element, amount in amounts.items()}
+    again = yield from _search(pattern, signal, peaks, plans, [units], rng)
+    return again + [c for c in candidates if c[0].structure.composition.reduced_formula
+                    != candidates[0][0].structure.composition.reduced_formula]
 
 
 def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
@@ -178,6 +224,24 @@ def _shortlist(candidates: list[tuple[search.Candidate, index.Cell]]) -> list[tu
     for tier in (first_of(lambda c: id(c[1])), first_of(lambda c: (id(c[1]), c[0].space_group)), distinct):
         shortlist += [c for c in tier if all(c is not s for s in shortlist)]
     return shortlist[:REFINED]
+
+
+def _other_formulas(candidates: list[tuple[search.Candidate, index.Cell]],
+                    shortlist: list[tuple[search.Candidate, index.Cell]]) -> list[tuple[search.Candidate, index.Cell]]:
+    """The best placement of each of the FORMULAS_REFINED formula units that score best in the search
+    and are not in ``shortlist`` (without a formula, several are searched): the search score hardly
+    tells a formula unit from one with an oxygen more or less (measured: KLaTiO3 0.318, KLaTiO4
+    0.322 on measured KLaTiO4), the full profile does."""
+    formulas = list(dict.fromkeys(c.structure.composition.reduced_formula for c, _ in shortlist))
+    others = []
+    for candidate, cell in candidates:
+        formula = candidate.structure.composition.reduced_formula
+        if formula not in formulas:
+            formulas.append(formula)
+            if len(formulas) > FORMULAS_REFINED:
+                break
+            others.append((candidate, cell))
+    return others
 
 
 def _refine(pattern: Pattern, peaks: list[Peak], shortlist: list[tuple[search.Candidate, index.Cell]]
@@ -229,11 +293,17 @@ def _winner(problems: list[tuple[float, int, Rietveld]]) -> tuple[int, Rietveld]
     """Of fits (sorted by Rwp) equal within the slack, the smallest cell (a supercell fits as well
     with more atoms), and of equal fits in it the highest symmetry (the same structure found in a
     subgroup): its shortlist index and problem."""
-    smallest = min(len(p[2].phases[0].structure) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
-    fits = [p for p in problems if len(p[2].phases[0].structure) == smallest]
+    smallest = min(_cell_volume(p[2]) for p in problems if p[0] <= problems[0][0] + SYMMETRY_RWP_SLACK)
+    fits = [p for p in problems if _cell_volume(p[2]) < smallest * SAME_CELL_VOLUME]
     _, winner_index, winner = max((p for p in fits if p[0] <= fits[0][0] + SAME_RWP),
                                   key=lambda p: (p[2].phases[0].ops.number, -p[0]))
     return winner_index, winner
+
+
+def _cell_volume(problem: Rietveld) -> float:
+    """Cell volume (Å³) of the first phase: the cell's size whatever the formula unit (without a
+    formula, one with fewer atoms in the same cell is no smaller cell)."""
+    return problem.phases[0].structure.volume
 
 
 def _fitted(problem: Rietveld, progress: Progress, **options) -> Generator[Progress, None, Refinement]:
@@ -290,19 +360,69 @@ def _alike_ions_assigned(pattern: Pattern, best: Refinement) -> Generator[Progre
     return (yield from _refit(pattern, chosen, best, "refinement of the bond-valence assignment of alike ions"))
 
 
-def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], placements: int) -> SolveResult:
-    """The best refinement as the solution, whether it explains the pattern, and the other screened
-    candidates as alternatives (``order``: shortlist indices, the solution's first)."""
-    result = to_solve_result(best)
-    result.solved = result.rwp <= SOLVED_RWP
+def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
+    """A cubic solution, or its best tetragonal subcell (model.distortion) where that fits
+    significantly better than the cubic parent refined alike (Hamilton's test). Whatever its Rwp:
+    a cubic fit of resolved split lines is poor (Rwp 32 % at c/a 1.01 with 0.1° lines).
+
+    Each fit starts from the parent's instrument with everything free at once. Screened first: the
+    parent and c stretched and squeezed; where the better of these passes the test, each site of
+    it moved along c (polar), the best kept where it passes the test against the non-polar one;
+    then the subcell and the parent are refined fully, the optional terms the parent kept tried
+    again, and tested again."""
+    if best.space_group.crystal_system != "cubic":
+        return best
+
+    def fitted(structure: Structure, start: Instrument, message: str, **options):
+        problem = Rietveld(pattern, structure, start, restrain_contacts=True)
+        refined = yield from _fitted(problem, Progress("refine", 0.97, message), stages=DISTORTION_STAGES, **options)
+        return refined, len(problem.refined)
+
+    def better(simpler, richer) -> bool:
+        return distortion.lower_is_better(simpler[0].rwp, simpler[1], richer[0].rwp, richer[1], observations)
+
+    def refined_further(fit, message: str, **options):
+        return (yield from fitted(fit[0].structure, fit[0].instrument, message, **options))
+
+    observations = distortion.observations(pattern, best.instrument)
+    parent = yield from fitted(best.structure, best.instrument, "the cubic parent", max_nfev=SCREEN_NFEV)
+    signs = []
+    for strain in (distortion.STRAIN_START, -distortion.STRAIN_START):
+        signs.append((yield from fitted(distortion.stretched(best.structure, strain), best.instrument,
+                                        "tetragonal subcells", max_nfev=SCREEN_NFEV)))
+    lower = min(signs, key=lambda fit: fit[0].rwp)
+    if not better(parent, lower):
+        return best
+    polar = []
+    for structure in distortion.polar_trials(lower[0].structure):
+        polar.append((yield from fitted(structure, lower[0].instrument, "polar tetragonal subcells",
+                                        max_nfev=SCREEN_NFEV)))
+    if polar and better(lower, min(polar, key=lambda fit: fit[0].rwp)):
+        lower = min(polar, key=lambda fit: fit[0].rwp)
+    message = "the best tetragonal subcell and its cubic parent"
+    parent = yield from refined_further(parent, message, max_nfev=FINAL_NFEV, terms=best.terms)
+    lower = yield from refined_further(lower, message, max_nfev=FINAL_NFEV, terms=best.terms)
+    return lower[0] if better(parent, lower) else best
+
+
+def _verdict(best: Refinement, screened: list[Rietveld], order: list[int], placements: int,
+             pattern: Pattern) -> SolveResult:
+    """The best refinement as the solution with its difference maps, whether it explains the pattern
+    (model.verdict), and the other screened candidates as alternatives (``order``: shortlist
+    indices, the solution's first)."""
+    others = [screened[i].result() for i in order[1:]]
+    result = with_maps(to_solve_result(best))
+    result.verdict = judge(pattern, best, result, others)
+    result.solved = result.verdict.solved
     result.message = (f"best of {placements} placements, {len(screened)} refined" if result.solved else
-                      f"best Rwp {result.rwp:.1f} % is above {SOLVED_RWP:g} %: the pattern is not explained")
-    for i in order[1:]:
-        alternative = to_solve_result(screened[i].result())
-        alternative.solved = alternative.rwp <= SOLVED_RWP
+                      "not solved, best candidate kept: " + "; ".join(result.verdict.reasons))
+    for i, other in zip(order[1:], others):
+        alternative = to_solve_result(other)
+        alternative.solved = False  # screening depth: not judged
         alternative.message = f"candidate {i + 1} of {len(screened)}, refined to screening depth only"
         result.alternatives.append(alternative)
     return result
+
 
 def _densities(result: SolveResult, pattern: Pattern, formula_units: dict[str, int], samples: int, predictor,
                seed: int) -> Generator[Progress, None, None]:
@@ -358,8 +478,9 @@ def _predictor(device: str):
 
 
 def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[tuple[list[str], list[int]]]:
-    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom, the most
-    typical volume per atom first."""
+    """(species, atoms per cell) for formula-unit counts Z with a plausible volume per atom: of a given
+    formula the most typical volume per atom first, of guessed ones the most plausible first
+    (model.composition.implausibility: charge balance, size, the cell's volume)."""
     fillings = []
     for units in stoichiometries:
         per_unit = sum(units.values())
@@ -367,7 +488,10 @@ def _fillings(cell: index.Cell, stoichiometries: list[dict[str, int]]) -> list[t
             volume_per_atom = cell.volume / (z * per_unit)
             if ATOM_VOLUME_A3[0] <= volume_per_atom <= ATOM_VOLUME_A3[1]:
                 species = sorted(units)
-                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)),
+                # a given formula keeps the typical volume per atom (measured: the summed atom volumes put
+                # AlPO4's Z=3 first, and its P6_3mc Z=2 was lost); guessed ones are ranked by plausibility
+                fillings.append((abs(math.log(volume_per_atom / TYPICAL_ATOM_VOLUME_A3)) if len(stoichiometries) == 1
+                                 else composition.implausibility(units, cell.volume, z),
                                  (species, [units[s] * z for s in species])))
     return [filling for _, filling in sorted(fillings, key=lambda f: f[0])]
 

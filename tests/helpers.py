@@ -5,6 +5,15 @@ from pathlib import Path
 import numpy as np
 
 
+def finished(job):
+    """What a generator job (a solve, a search, a stage) returns, its progress steps run through."""
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            return stop.value
+
+
 def written(folder: Path) -> list[str]:
     """Names of the files in ``folder``: what a command left behind."""
     return sorted(p.name for p in folder.iterdir())

@@ -212,20 +212,38 @@ def test_triclinic_cell_indexed_from_its_lines():
     assert [g.symbol for g in groups] == ["P-1", "P1"]
 
 
-def test_c_centred_monoclinic_cell_plans_the_c_groups():
-    structure = Structure.from_spacegroup("C2/c", Lattice.monoclinic(9.8, 8.9, 5.3, 105.0), ["Ca", "O"],
-                                          [[0, 0.3, 0.25], [0.2, 0.1, 0.4]])
+def _indexed_strongest_lines(structure):
+    """The ranked cells and plans of the 20 strongest Cu Kα1 lines of ``structure`` (10–100° 2θ),
+    shifted 0.02° and jittered by 0.008°."""
     s = sticks(structure, CU, (10, 100))
     strong = np.argsort(-s.intensity)[:20]
     two_theta = s.two_theta[strong] + 0.02 + np.random.default_rng(3).normal(0, 0.008, 20)
     peaks = [Peak(x, 0.002, h, 0.1, 0.5) for x, h in zip(two_theta, s.intensity[strong])]
     ranked, _, plans = index_cells(peaks, CU)
+    return ranked, plans
+
+
+def test_c_centred_monoclinic_cell_plans_the_c_groups():
+    structure = Structure.from_spacegroup("C2/c", Lattice.monoclinic(9.8, 8.9, 5.3, 105.0), ["Ca", "O"],
+                                          [[0, 0.3, 0.25], [0.2, 0.1, 0.4]])
+    ranked, plans = _indexed_strongest_lines(structure)
     assert ranked[0].crystal_system == "monoclinic"
     assert _same_lattice(ranked[0], structure.lattice)
     planned = [g.symbol for cell, g in plans if cell.crystal_system == "monoclinic"]
     assert {"C2/c", "Cc", "C2/m", "Cm"} <= set(planned)
     assert "P2_1/c" not in planned
     assert planned[:2] == ["C2/c", "Cc"]  # the c glide's extinctions: most first
+
+
+def test_c_centred_monoclinic_cell_without_a_glide_plans_c2m_cm_c2_first():
+    # C-centring alone (no c glide): the three C groups allow the same lines and come before every
+    # primitive group; with the C2/c test above, all five C-centred monoclinic groups are offered
+    structure = Structure.from_spacegroup("C2/m", Lattice.monoclinic(9.8, 8.9, 5.3, 105.0), ["Ca", "O"],
+                                          [[0.2, 0.5, 0.3], [0.3, 0.2, 0.1]])
+    ranked, plans = _indexed_strongest_lines(structure)
+    assert _same_lattice(ranked[0], structure.lattice)
+    planned = [g.symbol for cell, g in plans if cell.crystal_system == "monoclinic"]
+    assert planned[:3] == ["C2/m", "Cm", "C2"]
 
 
 def test_p21c_extinctions_put_p21c_first_in_one_cell_choice():

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import finished
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
@@ -10,14 +11,6 @@ from model.preprocess import background, find_peaks
 from model.scoring import Arm
 from model.simulate import Sample, simulate_pattern
 from model.solve import fwhm_poly
-
-
-def _run(job):
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +61,7 @@ def test_search_finds_rutile_and_ranks_the_true_group_first(rutile):
     structure, pattern = rutile
     signal = pattern.intensity - background(pattern)
     arms = [Arm(structure.lattice, 0.03, group, ("O", "Ti"), (4, 2)) for group in (136, 123)]
-    candidates = _run(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
+    candidates = finished(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     best = candidates[0]
     assert best.space_group == 136 and len(best.wyckoffs) == 2  # Ti and O, one orbit each
@@ -97,6 +90,6 @@ def test_first_look_ranks_arms_at_their_polished_best():
     arms = [Arm(structure.lattice, 0.0, group, ("C", "O"), counts)
             for group in (205, 198, 208, 207, 215, 221, 195, 200) for counts in ((4, 8), (8, 16))
             if wyckoff.feasible(group, counts)]
-    candidates = _run(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
+    candidates = finished(search.search(pattern, signal, arms, fwhm_poly(find_peaks(pattern)),
                                     np.random.default_rng(0)))
     assert StructureMatcher().fit(structure, candidates[0].structure)

@@ -150,6 +150,15 @@ def test_the_same_sample_in_any_order_or_spelling_gives_the_same_solution(perovs
     assert solutions[0][0] == "Pm-3m" and solutions[1:] == [solutions[0]] * 2
 
 
+def test_elements_alone_find_the_formula_of_a_simulated_fluorite():
+    structure = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.463), ["Ca", "F"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    pattern = simulate_pattern(structure, Instrument(ANODES["CuKa"], w=0.004, zero=0.02), np.arange(10, 90, 0.02),
+                               Sample(counts=20000), rng=np.random.default_rng(2))
+    result, _ = _run(solve(pattern, ["F", "Ca"], system="cubic", samples=1))
+    assert result.solved and result.structure.composition.reduced_formula == "CaF2"
+    assert StructureMatcher().fit(structure, result.structure)
+
+
 @pytest.mark.parametrize("elements,first", [(["K", "Ca", "C", "O", "F"], {"K": 1, "Ca": 1, "C": 1, "O": 3, "F": 1}),
                                             (["Ce", "O"], {"Ce": 1, "O": 2}), (["Mg", "Si"], {"Mg": 2, "Si": 1})])
 def test_elements_alone_try_the_classic_valences_first(elements, first):

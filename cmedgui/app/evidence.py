@@ -1,15 +1,13 @@
 """The verdict with the maps' evidence, as the results panel and the report word it: solved or not
 (model.solve's verdict), the difference map's largest peak and hole, and atoms whose Biso sits at
-a bound of the refinement (a Biso of 0.00 Å² hides a wrong scatterer or a wrong site)."""
+a bound of the refinement (a Biso of 0.00 Å² hides a wrong scatterer or a wrong site, model.verdict.at_bounds), and the
+solve's evidence (model.verdict.Evidence): Rwp and GoF, the Le Bail ratio, rivals within the noise."""
 
 from __future__ import annotations
 
 import math
 
 from model.result import SolveResult
-
-AT_BOUND_A2 = 0.1  # Å², a Biso this close to a bound sits on it
-OCCUPANCY_BOUNDS = (0.0, 1.0)
 
 
 def verdict(result: SolveResult) -> str:
@@ -45,26 +43,15 @@ def peak_text(peak, sigma: float | None) -> str:
     return f"{peak.height:+.2f} e/Å³{in_sigma} at ({x:.3f}, {y:.3f}, {z:.3f}){near}"
 
 
-def at_bounds(result: SolveResult) -> list[str]:
-    """"Ce Biso 0.00 Å² (lower bound 0)" for each refined Biso or occupancy on a bound."""
-    from model.rietveld_layout import BISO_BOUNDS  # torch: load on first use
-
-    found = []
-    if result.refinement is not None:
-        candidates = [(p.name, p.value, p.unit, BISO_BOUNDS if p.group == "biso" else OCCUPANCY_BOUNDS)
-                      for p in result.refinement.parameters if p.group in ("biso", "occupancy")]
-    else:  # no parameter list: the sites' own values
-        candidates = [(f"{s.element} Biso", s.biso, "Å²", BISO_BOUNDS) for s in result.sites]
-    for name, value, unit, (low, high) in candidates:
-        side = "lower" if value - low <= AT_BOUND_A2 else "upper" if high - value <= AT_BOUND_A2 else None
-        if side:
-            found.append(f"{name} {value:.2f}{' ' + unit if unit else ''} ({side} bound {low if side == 'lower' else high:g})")
-    return found
-
-
 def evidence_rows(result: SolveResult) -> dict[str, str]:
     """The rows the panel and the report show under the verdict."""
+    # pymatgen's analysis modules: load on first use, not with the window
+    from model.verdict import at_bounds
+
     rows = {}
+    evidence = result.verdict
+    if evidence is not None:
+        rows["Evidence"] = evidence.text()
     extrema, sigma = difference_extrema(result)
     for peak in extrema:
         rows["Difference peak" if peak.height > 0 else "Difference hole"] = peak_text(peak, sigma)
@@ -76,6 +63,9 @@ def evidence_rows(result: SolveResult) -> dict[str, str]:
 
 def cautions(result: SolveResult) -> list[str]:
     """Short words that qualify a "Solved": atoms on bounds, a difference feature above 3σ."""
+    # pymatgen's analysis modules: load on first use, not with the window
+    from model.verdict import at_bounds
+
     words = []
     if at_bounds(result):
         words.append("Biso on a bound")

@@ -43,28 +43,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--system", default="auto", choices=SOLVE_CHOICES, help="crystal system (default auto)")
     parser.add_argument("--samples", type=int, default=4, metavar="K", help="network density samples per cell")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--phases", default=None, metavar="DIR",
+                        help="folder of CIFs of phases that may be in the sample besides the main one "
+                             "(the bundled elements, binaries and standards are always tried)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from model.phases import user_phases
     from model.solve import solve
 
     if args.samples < 1:
         raise InputError(None, f"--samples must be at least 1, not {args.samples}")
+    if args.phases is not None:
+        user_phases(args.phases)  # a bad folder or CIF is refused before the first solve, not after it
     patterns = [(Path(p), load_pattern(p, args.wavelength)) for p in args.patterns]
     status = 0
     for path, pattern in patterns:
         print(f"cmedgui: solving {path.name}", file=sys.stderr)
         result = drive(solve(pattern, args.elements, formula=args.formula, system=args.system,
                              samples=args.samples, device=args.device, possible=args.possible,
-                             excluded=args.excluded))
+                             excluded=args.excluded, phase_folder=args.phases))
         write_outputs(Path(args.out), path, result, {"elements": list(args.elements), "possible": args.possible,
                                                      "excluded": args.excluded, "formula": args.formula})
         print(f"cmedgui: {path.name}: {'solved' if result.solved else 'NOT solved'}, {result.space_group} "
-              f"Rwp {result.rwp:.2f} %" + ("" if result.solved else f" ({result.message})"), file=sys.stderr)
+              f"Rwp {result.rwp:.2f} %" + _phase_list(result) + ("" if result.solved else f" ({result.message})"),
+              file=sys.stderr)
+        if result.verdict is not None:
+            print(f"cmedgui: {path.name}: {result.verdict.text()}", file=sys.stderr)
         status = status or (0 if result.solved else 1)
     return status
+
+
+def _phase_list(result: SolveResult) -> str:
+    """The phases besides the main one with every phase's weight fraction, "" for one phase."""
+    if not result.phases:
+        return ""
+    return "; " + ", ".join(f"{phase.formula} {100 * phase.weight_fraction:.1f} wt%"
+                            for phase in [result, *result.phases])
 
 
 def load_pattern(path: str | Path, wavelength: str | None) -> Pattern:
@@ -148,6 +165,11 @@ def write_outputs(out: Path, pattern_path: Path, result: SolveResult, extra: dic
         "density": density.description if density is not None else None,
         "timings_s": result.timings, "files": written, "difference_map": _difference_map(result),
         "alternatives": [{"space_group": a.space_group, "rwp": a.rwp} for a in result.alternatives],
+        "weight_fraction": result.weight_fraction,
+        "phases": [{"formula": p.formula, "space_group": p.space_group, "weight_fraction": p.weight_fraction,
+                    "lattice": dict(zip(("a", "b", "c", "alpha", "beta", "gamma"), p.lattice))}
+                   for p in result.phases],
+        "verdict": result.verdict.as_dict() if result.verdict is not None else None,
         **extra,
     }
     from model.files import atomic_write

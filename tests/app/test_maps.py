@@ -160,10 +160,11 @@ def test_results_panel_shows_the_verdict_peak_hole_and_bound_atoms(app, rock_sal
 
 
 def test_bounds_from_the_refinement_and_peaks_from_the_model():
-    from cmedgui.app.evidence import at_bounds, evidence_rows
+    from cmedgui.app.evidence import evidence_rows
     from model.fourier import MapPeak
     from model.instrument import Instrument
     from model.pattern import ANODES
+    from model.verdict import at_bounds
 
     parameters = [Parameter("Ce Biso", "biso", 0.0, None, "Å²", 0, True),
                   Parameter("O Biso", "biso", 0.07, None, "Å²", 0, True),

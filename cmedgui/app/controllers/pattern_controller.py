@@ -90,7 +90,7 @@ class PatternController:
         fit, lam = self.model.fit, self._wavelength()
         if fit is None:
             self.widget.set_fit(None)
-            self.widget.set_ticks(np.zeros(0), [])
+            self.widget.set_ticks(np.zeros(0), [], [])
             self.widget.set_hint(NEXT_STEP["no pattern" if self.model.pattern is None else "no fit"])
             return
         self.widget.set_hint("")
@@ -98,11 +98,12 @@ class PatternController:
         factor, shift = self._stacking()[self.model.current]
         self.widget.set_fit(self._x(fit.two_theta, lam), scale_intensity(fit.calculated * factor, scaling) + shift,
                             scale_intensity(fit.background * factor, scaling) + shift, fit.difference * factor)
-        reflections = self.model.reflections
-        positions = self._x(np.array([r.two_theta for r in reflections]), lam)
-        labels = [f"({h} {k} {l})  2θ {r.two_theta:.3f}°  d {r.d:.4f} Å" for r in reflections
-                  for h, k, l in [r.hkl]]
-        self.widget.set_ticks(positions, labels)
+        rows = self.model.tick_rows
+        reflections = [(n, r) for n, (_, phase) in enumerate(rows) for r in phase]
+        positions = self._x(np.array([r.two_theta for _, r in reflections]), lam)
+        labels = [f"{rows[n][0] + '  ' if len(rows) > 1 else ''}({h} {k} {l})  2θ {r.two_theta:.3f}°  d {r.d:.4f} Å"
+                  for n, r in reflections for h, k, l in [r.hkl]]
+        self.widget.set_ticks(positions, labels, [n for n, _ in reflections], [name for name, _ in rows])
 
     def _draw_excluded(self) -> None:
         lam = self._wavelength()

@@ -119,7 +119,7 @@ class SolveController:
         result = self.solve.result
         if result is None:
             return
-        self.patterns.set_fit(result.fit, result.reflections)
+        self.patterns.set_fit(result.fit, result.reflections, [(p.formula, p.reflections) for p in result.phases])
         if result.structure is None:
             self.window.show_error(f"solution {index + 1}: no refined cell to show")
             return

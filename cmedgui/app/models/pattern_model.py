@@ -58,6 +58,8 @@ class PatternModel(QObject):
         self.excluded: list[tuple[float, float]] = []
         self.fit: Fit | None = None
         self.reflections: list[Reflection] = []
+        # the tick rows: (name, reflections) of every phase of the fit, the main one first
+        self.tick_rows: list[tuple[str, list[Reflection]]] = []
 
     @property
     def pattern(self) -> Pattern | None:
@@ -147,7 +149,10 @@ class PatternModel(QObject):
         self.excluded = [tuple(sorted(map(float, r))) for r in regions if r[1] != r[0]]
         self.excluded_changed.emit()
 
-    def set_fit(self, fit: Fit | None, reflections: list[Reflection] | None = None) -> None:
+    def set_fit(self, fit: Fit | None, reflections: list[Reflection] | None = None,
+                phases: list[tuple[str, list[Reflection]]] = ()) -> None:
+        """The fit, the main phase's ``reflections`` and the other ``phases`` (name, reflections) of a mixture."""
         self.fit = fit
         self.reflections = list(reflections or [])
+        self.tick_rows = [("hkl" if not phases else "main", self.reflections), *phases]
         self.fit_changed.emit()

@@ -254,9 +254,17 @@ class PatternWidget(pg.GraphicsLayoutWidget):
             for view, (x_auto, y_auto) in auto_ranges:
                 view.enableAutoRange(x=x_auto, y=y_auto)
 
-    def set_ticks(self, x: np.ndarray, labels: list[str]) -> None:
-        """hkl ticks at display x in the strip between the panels; hovering one shows its label."""
-        self._ticks.setData(x=np.asarray(x, dtype=float), y=np.full(len(labels), 0.5), data=labels)
+    def set_ticks(self, x: np.ndarray, labels: list[str], rows: list[int], names: list[str] = ("hkl",)) -> None:
+        """hkl ticks at display x in the strip between the panels, one row per phase (``rows``: each
+        tick's index into ``names``, the rows' names); hovering one shows its label."""
+        count = max(len(names), 1)
+        centre = lambda row: (count - row - 0.5) / count
+        self.tick_plot.setMaximumHeight(TICK_STRIP_PX * count)
+        if self.tick_plot.isVisible():  # a fit is shown: its row grows with the phases
+            self.ci.layout.setRowMaximumHeight(2, TICK_STRIP_PX * count)
+        self.tick_plot.getAxis("left").setTicks([[(centre(n), name) for n, name in enumerate(names)]])
+        self._ticks.setData(x=np.asarray(x, dtype=float), y=np.array([centre(r) for r in rows], dtype=float),
+                            data=labels)
 
     def set_excluded(self, regions: list[tuple[float, float]]) -> None:
         for item in self._regions:
