@@ -38,6 +38,7 @@ WIDTH_PEAKS = 10  # most prominent maxima whose half-height widths give the work
 FIT_HALF_FWHM = 3.5  # a fit window reaches this many FWHM beyond its outermost peak (lab: ~0.35°)
 CLUSTER_FWHM = 2.5  # peaks closer than this many FWHM overlap and are fitted together
 MIN_FIT_POINTS = 6  # a fit window has at least this many points on each side
+PINNED_STEPS = 0.01  # a fitted centre this close (in steps) to the bound of its move is pinned there
 MAX_FITTED_TOGETHER = 3  # overlapping peaks fitted together at most; a dense pattern's runs are cut
 
 
@@ -198,8 +199,11 @@ def _fit_peaks(x, y, centres, step, fwhm, instrument: Instrument | None, sigma) 
     except (RuntimeError, ValueError):
         return []
     errors = np.sqrt(np.abs(np.diag(pcov))) if np.all(np.isfinite(pcov)) else np.full(len(popt), step)
+    # a centre pinned at the bound of its move was pulled off its maximum by the misfit of a
+    # neighbour's tail (a lab line's Kα2 and Lorentzian wings): its position is not measured
+    free = np.minimum(popt - low, high - popt) > PINNED_STEPS * step
     return [Peak(float(popt[k]), float(errors[k]), float(popt[k + 1]), float(popt[k + 2]), float(popt[2]))
-            for k in range(3, len(popt), 3) if popt[k + 2] >= MIN_FWHM_STEPS * step]
+            for k in range(3, len(popt), 3) if popt[k + 2] >= MIN_FWHM_STEPS * step and free[k]]
 
 
 def _drop_ka2_shadows(peaks: list[Peak], instrument: Instrument | None) -> list[Peak]:
