@@ -94,8 +94,13 @@ def find_peaks(pattern: Pattern, excluded: Sequence[tuple[float, float]] = (), m
         centres = _with_shoulders(signal, variance, keep, centres, width_points)
     peaks = []
     for cluster in _clusters(pattern.two_theta[centres], CLUSTER_FWHM * width_points * step):
-        fitted = _fit_peaks(pattern.two_theta, signal, centres[cluster], step, width_points * step, instrument,
-                            sigma)
+        # the window stops halfway to the candidates outside the cluster: a neighbour's line inside
+        # it, unmodelled, would be fitted as background slope and drag the widths
+        reach = ((centres[cluster[0] - 1] + centres[cluster[0]]) // 2 if cluster[0] > 0 else 0,
+                 (centres[cluster[-1]] + centres[cluster[-1] + 1]) // 2 if cluster[-1] + 1 < centres.size
+                 else pattern.two_theta.size - 1)
+        fitted = _fit_peaks(pattern.two_theta, signal, centres[cluster], reach, step, width_points * step,
+                            instrument, sigma)
         peaks += [p for p in fitted if _significant(p, pattern.two_theta, variance)]
     peaks = _drop_ka2_shadows(peaks, instrument)
     peaks.sort(key=lambda p: -p.height)
@@ -167,13 +172,15 @@ def _pseudo_voigt(x, center, height, fwhm, eta):
     return height * (eta / (1 + 4 * dx**2) + (1 - eta) * np.exp(-4 * np.log(2) * dx**2))
 
 
-def _fit_peaks(x, y, centres, step, fwhm, instrument: Instrument | None, sigma) -> list[Peak]:
+def _fit_peaks(x, y, centres, reach, step, fwhm, instrument: Instrument | None, sigma) -> list[Peak]:
     """The peaks at point indices ``centres`` fitted together as pseudo-Voigts of one η on a
     straight background, within FIT_HALF_FWHM FWHM beyond the outermost (``fwhm`` degrees, the
-    working width); each centre may move half a FWHM (at least 5 steps)."""
+    working width) but not beyond the point indices ``reach`` (first, last), nor closer than
+    MIN_FIT_POINTS to the outermost; each centre may move half a FWHM (at least 5 steps)."""
     doublet = None if instrument is None else instrument.doublet
     half = max(int(FIT_HALF_FWHM * fwhm / step), MIN_FIT_POINTS)
-    lo, hi = max(centres[0] - half, 0), min(centres[-1] + half + 1, x.size)
+    lo = max(min(max(centres[0] - half, reach[0]), centres[0] - MIN_FIT_POINTS), 0)
+    hi = min(max(min(centres[-1] + half, reach[1]), centres[-1] + MIN_FIT_POINTS) + 1, x.size)
     xs, ys = x[lo:hi], y[lo:hi]
     if xs.size < MIN_FIT_POINTS:
         return []
