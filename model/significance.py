@@ -47,11 +47,17 @@ def effective_observations(points: int, step_deg: float, fwhm_deg: float) -> int
 
 
 def positive_excess(amplitudes: Sequence[float]) -> float:
-    """How many σ the positive parts of ``amplitudes`` (each a normal deviate under the null, e.g.
-    a line's fitted height in noise σ where no line should be) exceed noise: Σ max(z, 0)² against its
-    mean n/2 and variance 5n/4 under the null (E z⁴/2 − 1/4). Weak lines all of one sign add up
+    """How many σ (one-sided normal deviate) the positive parts of ``amplitudes`` (each a normal
+    deviate under the null, e.g. a line's fitted height in noise σ where no line should be) exceed
+    noise: the chance of Σ max(z, 0)² as large from n independent normals, whose positive ones
+    (binomial, n and ½) add a χ² of as many degrees of freedom. Weak lines all of one sign add up
     where their sum over both signs would not; NaN where there are none."""
     if not len(amplitudes):
         return math.nan
-    positive = np.maximum(np.asarray(amplitudes, dtype=float), 0.0) ** 2
-    return float((positive.sum() - positive.size / 2) / math.sqrt(1.25 * positive.size))
+    excess = float(np.sum(np.maximum(np.asarray(amplitudes, dtype=float), 0.0) ** 2))
+    n = len(amplitudes)
+    if excess <= 0:
+        return -math.inf  # no line at all: nothing beyond noise
+    positives = np.arange(1, n + 1)
+    chance = float(np.sum(stats.binom.pmf(positives, n, 0.5) * stats.chi2.sf(excess, positives)))
+    return float(stats.norm.isf(min(chance, 1.0)))
