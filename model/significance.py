@@ -10,7 +10,9 @@ so callers pass the count of independent observations (effective_observations), 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 from scipy import stats
 
 ALPHA = 0.01  # the chance of keeping a parameter set that noise alone made look better
@@ -42,3 +44,20 @@ def effective_observations(points: int, step_deg: float, fwhm_deg: float) -> int
     ``fwhm_deg`` wide: about one per FWHM (a line is sampled FWHM/step times, but tells one width)."""
     per_line = max(fwhm_deg / step_deg, 1.0)
     return max(int(points / per_line), 1)
+
+
+def positive_excess(amplitudes: Sequence[float]) -> float:
+    """How many σ (one-sided normal deviate) the positive parts of ``amplitudes`` (each a normal
+    deviate under the null, e.g. a line's fitted height in noise σ where no line should be) exceed
+    noise: the chance of Σ max(z, 0)² as large from n independent normals, whose positive ones
+    (binomial, n and ½) add a χ² of as many degrees of freedom. Weak lines all of one sign add up
+    where their sum over both signs would not; NaN where there are none."""
+    if not len(amplitudes):
+        return math.nan
+    excess = float(np.sum(np.maximum(np.asarray(amplitudes, dtype=float), 0.0) ** 2))
+    n = len(amplitudes)
+    if excess <= 0:
+        return -math.inf  # no line at all: nothing beyond noise
+    positives = np.arange(1, n + 1)
+    chance = float(np.sum(stats.binom.pmf(positives, n, 0.5) * stats.chi2.sf(excess, positives)))
+    return float(stats.norm.isf(min(chance, 1.0)))

@@ -256,6 +256,7 @@ def _refine(pattern: Pattern, peaks: list[Peak], shortlist: list[tuple[search.Ca
                               max_nfev=FINAL_NFEV, terms=TERMS)
     best = yield from _symmetrised(pattern, best)
     best = yield from _alike_ions_assigned(pattern, best)
+    best = yield from _pseudo_inversions(pattern, best)
     order = [winner_index] + [i for _, i, problem in problems if problem is not winner]
     screened = [next(p for _, j, p in problems if j == i) for i in range(len(shortlist))]
     return screened, order, best
@@ -358,6 +359,20 @@ def _alike_ions_assigned(pattern: Pattern, best: Refinement) -> Generator[Progre
     if chosen is options[0]:
         return best
     return (yield from _refit(pattern, chosen, best, "refinement of the bond-valence assignment of alike ions"))
+
+
+def _pseudo_inversions(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
+    """The best structure's light sites on their images through its heavy atoms' inversion centre
+    (model.distortion.pseudo_inverted: a pattern dominated by heavy atoms hardly tells them apart),
+    each refined fully from the best fit's instrument (a screening-depth fit does not tell them:
+    measured on PbVO3, 3.4–3.7 % for the images and 3.4 % for the wrong best, the truth's image
+    1.01 % refined fully), the best kept where it fits better than the best structure."""
+    images = []
+    for n, structure in enumerate(distortion.pseudo_inverted(best.structure)):
+        problem = Rietveld(pattern, structure, best.instrument, restrain_contacts=True)
+        progress = Progress("refine", 0.97, f"light sites on their images through the heavy atoms, {n + 1}")
+        images.append((yield from _fitted(problem, progress, max_nfev=FINAL_NFEV, terms=TERMS)))
+    return min([best, *images], key=lambda fit: fit.rwp)
 
 
 def _lower_symmetry(pattern: Pattern, best: Refinement) -> Generator[Progress, None, Refinement]:
