@@ -49,6 +49,9 @@ class SpaceGroupCandidate:
     unexplained: int  # observed lines only absent reflections would explain
     axes: tuple[int, int, int] = (0, 1, 2)
     choice: int = 0  # monoclinic cell choice (model.index.in_setting)
+    # 0, or the count of orientations before it that allow the same lines (Pmm2 on the cell's axes
+    # with its twofold along c, a or b: one extinction class, three structure models)
+    orientation: int = 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,7 +110,7 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
     orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     settings = [(axes, choice) for axes in orders for choice in _CHOICES.get(cell.crystal_system, (0,))]
     halls = standard_hall_numbers()
-    ranked, seen = [], set()
+    ranked, seen, classes = [], set(), {}
     for number in (n for n in reversed(lattice_spacegroups(cell.crystal_system)) if n not in _MIRRORED):
         pause()
         ops = standard_ops(number)
@@ -119,14 +122,28 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
             d = 1 / np.sqrt(np.einsum("ri,ij,rj->r", hkl, np.linalg.inv(metric), hkl))
             calc = np.sort(np.degrees(2 * bragg_theta(d, wavelength_A)))
             allowed = (number, tuple(np.round(calc, 4)))
-            if allowed in seen:
+            model = (allowed, _operations(ops, axes))
+            if model in seen:
                 continue
-            seen.add(allowed)
+            seen.add(model)
+            # the orientations of one class follow its first in the ranking
+            first = classes.setdefault(allowed, len(ranked))
+            orientation = sum(1 for r in ranked if r[2] == first)
             unexplained = int(np.sum(_unexplained(tth, fwhm, calc, tolerance_deg)))
-            ranked.append((unexplained, len(np.unique(allowed[1])),
-                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes, choice)))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    return [r[2] for r in ranked]
+            ranked.append((unexplained, len(np.unique(allowed[1])), first,
+                           SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes, choice,
+                                               orientation)))
+    ranked.sort(key=lambda r: r[:3])
+    return [r[3] for r in ranked]
+
+
+def _operations(ops: constraints.SpaceGroupOps, axes: tuple[int, int, int]) -> frozenset:
+    """The operations of a group's standard setting on the axes taken in the order ``axes``,
+    written on the cell's own axes: equal where two orders describe the same structure model."""
+    permutation = np.eye(3, dtype=int)[list(axes)]  # new fractional coordinates = permutation @ old
+    rotations = np.einsum("ji,njk,kl->nil", permutation, ops.rotations, permutation)
+    translations = np.round(ops.translations @ permutation % 1.0, 4)
+    return frozenset((r.tobytes(), t.tobytes()) for r, t in zip(rotations, translations))
 
 
 def _unexplained(tth: np.ndarray, fwhm: np.ndarray, calc: np.ndarray, tolerance: float) -> np.ndarray:
@@ -183,12 +200,14 @@ def index_cells(peaks: Sequence[Peak], wavelength_A: float, systems: Sequence[st
 
 def _groups(cell: index.Cell, positions: Sequence[float], fwhm: Sequence[float], wavelength: float,
             pause: Callable[[], None]) -> list[SpaceGroupCandidate]:
-    """The space groups with the fewest unexplained lines, most extinctions first."""
+    """The space groups with the fewest unexplained lines, most extinctions first: GROUPS_TRIED of
+    them, each in every orientation that allows the same lines (which positions cannot tell apart)."""
     groups = space_group_candidates(cell, positions, wavelength, pause=pause, fwhm_deg=fwhm)
     if not groups:
         return []
-    fewest = groups[0].unexplained
-    return [g for g in groups if g.unexplained == fewest][:GROUPS_TRIED[cell.crystal_system]]
+    fewest = [g for g in groups if g.unexplained == groups[0].unexplained]
+    firsts = np.cumsum([not g.orientation for g in fewest])  # the class of each, counted from 1
+    return [g for g, n in zip(fewest, firsts) if n <= GROUPS_TRIED[cell.crystal_system]]
 
 
 def _metric(lattice) -> np.ndarray:
