@@ -30,7 +30,7 @@ CELLS_RANKED = 10  # cells kept by the indexing, from which those searched are c
 MAX_LINES = 20  # strongest lines used for indexing
 EXTINCTION_HEIGHT = 0.01  # weaker lines down to this fraction of the strongest count for extinctions
 CELL_MERIT_FRACTION = 0.2
-# groups tried per cell: the largest class of groups with equal extinctions (which positions cannot
+# groups tried per cell (each with its orientations that allow the same lines): the largest class of groups with equal extinctions (which positions cannot
 # tell apart) has 5–6 members in cubic (Pm-3m … P23), 8 in tetragonal (P4/mmm … P4, I4/mmm … I4);
 # the 16 of hexagonal (P6/mmm … P3) would flood the search, which shares its time among the arms;
 # monoclinic classes have 1–3 members (C2/m, Cm, C2; P2/c, Pc; P2_1/c alone), triclinic one (P-1, P1)
@@ -94,7 +94,8 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
 
     An orthorhombic group is tried in its standard setting on every order of the cell's axes
     (``axes``), a monoclinic one in each cell choice (``choice``): ``index.in_setting`` gives that
-    cell; settings that allow the same lines as one already ranked are left out. Of groups with
+    cell; a setting that is the same model as one already ranked (the same operations on the cell's
+    axes) is left out, one that allows the same lines on other axes follows it (``orientation``). Of groups with
     equal extinctions the centrosymmetric one comes first, which is also the more frequent
     (P2_1/m before P2_1, C2/m before Cm and C2, P-1 before P1). ``pause()`` is called before each space group (model.lockstep makes it a
     yield).
@@ -110,7 +111,8 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
     orders = list(itertools.permutations(range(3))) if cell.crystal_system == "orthorhombic" else [(0, 1, 2)]
     settings = [(axes, choice) for axes in orders for choice in _CHOICES.get(cell.crystal_system, (0,))]
     halls = standard_hall_numbers()
-    ranked, seen, classes = [], set(), {}
+    ranked, seen = [], set()
+    classes: dict[tuple, list[int]] = {}  # allowed lines → [rank entry of its first setting, settings]
     for number in (n for n in reversed(lattice_spacegroups(cell.crystal_system)) if n not in _MIRRORED):
         pause()
         ops = standard_ops(number)
@@ -127,8 +129,8 @@ def space_group_candidates(cell: index.Cell, two_theta: Sequence[float], wavelen
                 continue
             seen.add(model)
             # the orientations of one class follow its first in the ranking
-            first = classes.setdefault(allowed, len(ranked))
-            orientation = sum(1 for r in ranked if r[2] == first)
+            first, orientation = classes.setdefault(allowed, [len(ranked), 0])
+            classes[allowed][1] += 1
             unexplained = int(np.sum(_unexplained(tth, fwhm, calc, tolerance_deg)))
             ranked.append((unexplained, len(np.unique(allowed[1])), first,
                            SpaceGroupCandidate(number, ops.symbol, halls[number], unexplained, axes, choice,
