@@ -260,3 +260,28 @@ def test_low_symmetry_is_not_tried_when_a_cubic_cell_explains_every_line(monkeyp
     monkeypatch.setattr(index.zones, "low_symmetry_cells", lambda *args: called.append(args) or [])
     best = index.index(_lines(CASES[0][1]), CU)[0]
     assert best.crystal_system == "cubic" and not called
+
+
+def test_a_polar_group_is_offered_on_each_axis_that_allows_the_same_lines():
+    # Pmm2 with its twofold along a, b or c allows every line of the P cell: one extinction class,
+    # three structure models; Pmmm, the same on any axes, once
+    structure = CASES[3][1]
+    lines = _lines(structure)
+    best = index.index(lines, CU, systems=("orthorhombic",))[0]
+    groups = spacegroups.space_group_candidates(best, lines, CU)
+    pmm2 = [g for g in groups if g.symbol == "Pmm2"]
+    assert sorted(g.orientation for g in pmm2) == [0, 1, 2]
+    assert np.allclose(sorted(index.in_setting(best, g.axes).lattice[2] for g in pmm2), (3.1, 4.3, 5.6), rtol=2e-3)
+    assert len([g for g in groups if g.symbol == "Pmmm"]) == 1
+    _, _, plans = index_cells([Peak(x, 0.002, 1.0, 0.1, 0.5) for x in lines], CU, systems=("orthorhombic",))
+    polar = {cell.lattice[2] for cell, g in plans if g.symbol == "Pmm2"}
+    assert len(polar) == 3  # all three orientations planned together
+
+
+def test_a_primitive_monoclinic_setting_has_a_reduced_against_c():
+    # P2/c with its glide along a + c of the indexed cell (a 8.01, c 9.70 Å, β 93.6°): cell choice 2
+    # puts c along it, a the shorter of the other two, as the standard setting (a 8.01, β 127.4°)
+    cell = index.Cell("monoclinic", (8.011, 6.57, 9.704, 90.0, 93.608, 90.0), 0.0, 50.0, 50.0, 20, 20, 35.0)
+    setting = index.in_setting(cell, (0, 1, 2), 1, reduced=True)
+    assert np.allclose(setting.lattice, (8.011, 6.57, 12.188, 90.0, 127.38, 90.0), atol=0.01)
+    assert np.isclose(setting.volume, cell.volume)
