@@ -203,6 +203,8 @@ class Problem:
         """(n, A, B) shortest distances (Å, periodic images included) between atoms of a and b."""
         delta = a[:, :, None, :] - b[:, None, :, :]
         delta = delta - torch.round(delta)
+        if len(self.images) == 1:  # right angles: the wrapped difference is the shortest, no images to try
+            return torch.sqrt((delta @ self.matrix).square().sum(-1) + 1e-6)
         cart = (delta[..., None, :] + self.images) @ self.matrix
         return torch.sqrt(cart.square().sum(-1) + 1e-6).min(dim=-1).values
 
