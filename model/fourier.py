@@ -393,5 +393,6 @@ def mapped(job: Callable[..., Generator[Progress, None, SolveResult]], *args,
     with the charge-flipping map of its intensities (with_charge_flipping)."""
     result = yield from job(*args, **kwargs)
     yield Progress("maps", 1.0, "Fourier maps of the refined structure, charge flipping")
-    return replace(with_charge_flipping(with_maps(result)),
+    # a solve's result has its maps already: its verdict weighs the difference map
+    return replace(with_charge_flipping(result if result.maps else with_maps(result)),
                    alternatives=[with_maps(other) for other in result.alternatives])

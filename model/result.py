@@ -123,6 +123,7 @@ class SolveResult:
     model_version: str = ""
     device: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (model.solve._Stopwatch)
     solved: bool = True
     message: str = ""
     # the other candidates refined beside the winner (screening depth only), best Rwp first

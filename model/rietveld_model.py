@@ -57,12 +57,18 @@ class RietveldModel:
         params = self.profile_params(p)
         return [self.bragg(phase, p, x, params) for phase in self.phases], self.chebyshev(x) @ p[self.layout.slices["bkg"]]
 
-    def bragg(self, phase: Phase, p: torch.Tensor, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One phase's Bragg profile at unit scale on 2θ points x (one model evaluation)."""
+    def bragg(self, phase: Phase, p: torch.Tensor, x: torch.Tensor, params: dict[str, torch.Tensor],
+              lines: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """One phase's Bragg profile at unit scale on 2θ points x (one model evaluation); ``lines``:
+        its (d, weight) at ``p`` (``lines``) where they are known already."""
+        d, weight = self.lines(phase, p) if lines is None else lines
+        return simulate.peaks_torch(d[None], weight[None], x, torch.tensor([self.wavelength.ka1]), params)[0]
+
+    def lines(self, phase: Phase, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R,) d (Å) and weight (line_weights) of each of the phase's families at ``p``."""
         metric = phase.metric(p)
         d = torch.einsum("ri,ij,rj->r", phase.hkl, torch.linalg.inv(metric), phase.hkl).rsqrt()
-        return simulate.peaks_torch(d[None], line_weights(phase, p, metric, d)[None], x,
-                                    torch.tensor([self.wavelength.ka1]), params)[0]
+        return d, line_weights(phase, p, metric, d)
 
     def chebyshev(self, x: torch.Tensor) -> torch.Tensor:
         """(G, BACKGROUND_TERMS) Chebyshev polynomials of 2θ mapped onto −1…1 over the scan."""
@@ -118,10 +124,13 @@ class RietveldModel:
         scales = {ph.slices["scale"].start: k for k, ph in enumerate(self.phases)}
         with torch.no_grad():
             params = self.profile_params(p)
-            scaled = [torch.exp(p[ph.slices["scale"]][0]) * self.bragg(ph, p, self.x, params) for ph in self.phases]
+            lines = [self.lines(ph, p) for ph in self.phases]
+            scaled = [torch.exp(p[ph.slices["scale"]][0]) * self.bragg(ph, p, self.x, params, known)
+                      for ph, known in zip(self.phases, lines)]
             cheb = self.chebyshev(self.x)
+            bkg = cheb @ p[background]
             restraints = self.restraints(p)
-            base = torch.cat([self.sqrt_w * (self.y_obs - sum(scaled) - cheb @ p[background]), restraints])
+            base = torch.cat([self.sqrt_w * (self.y_obs - sum(scaled) - bkg), restraints])
             unrestrained = restraints.new_zeros(restraints.shape)
             columns = []
             for column, i in enumerate(free.tolist()):
@@ -142,8 +151,11 @@ class RietveldModel:
                     new = torch.exp(moved[phase.slices["scale"]][0]) * self.bragg(phase, moved, self.x, params)
                     columns.append(torch.cat([-self.sqrt_w * (new - scaled[k]),
                                               self.restraints(moved) - restraints]) / step)
-                else:
-                    columns.append((self.residuals(moved) - base) / step)
+                else:  # an instrument parameter: the lines (d, |F|²) and the restraints stay, the profiles move
+                    shifted_params = self.profile_params(moved)
+                    calc = sum(torch.exp(moved[ph.slices["scale"]][0]) * self.bragg(ph, moved, self.x, shifted_params, known)
+                               for ph, known in zip(self.phases, lines)) + bkg
+                    columns.append((torch.cat([self.sqrt_w * (self.y_obs - calc), restraints]) - base) / step)
         return torch.stack(columns, 1).numpy()
 
     def linear_start(self, p: np.ndarray) -> np.ndarray:

@@ -75,9 +75,13 @@ class Batch:
     kinds: torch.Tensor  # (n, A) species index
     mask: torch.Tensor  # (n, A)
     mixed: torch.Tensor  # (n,) more than one element among the atoms
+    # (n, A, R) each atom's scattering factor at each reflection, 0 on padding: looked up once per
+    # batch, not at every step of a descent
+    f: torch.Tensor
 
     def take(self, rows) -> Batch:
-        return Batch(self.offsets[rows], self.basis[rows], self.kinds[rows], self.mask[rows], self.mixed[rows])
+        return Batch(self.offsets[rows], self.basis[rows], self.kinds[rows], self.mask[rows], self.mixed[rows],
+                     self.f[rows])
 
 
 @dataclass
@@ -163,9 +167,8 @@ class Problem:
         weights = self.weights if texture else self.weights[::self.textures]
         pos = free.offsets + torch.einsum("naip,np->nai", free.basis, coords)  # (n, A, 3)
         phase = (2 * torch.pi) * (pos @ self.hkl.T)  # (n, A, R)
-        f = self.f[free.kinds] * free.mask[..., None]
-        re = (f * torch.cos(phase)).sum(1) + fixed.re
-        im = (f * torch.sin(phase)).sum(1) + fixed.im
+        re = (free.f * torch.cos(phase)).sum(1) + fixed.re
+        im = (free.f * torch.sin(phase)).sum(1) + fixed.im
         per_reflection = (re * re + im * im)[:, None, :] * weights
         calc = per_reflection.new_zeros(len(coords), len(weights), self.clusters)
         calc = calc.index_add_(2, self.group, per_reflection)
@@ -203,6 +206,8 @@ class Problem:
         """(n, A, B) shortest distances (Å, periodic images included) between atoms of a and b."""
         delta = a[:, :, None, :] - b[:, None, :, :]
         delta = delta - torch.round(delta)
+        if len(self.images) == 1:  # right angles: the wrapped difference is the shortest, no images to try
+            return torch.sqrt((delta @ self.matrix).square().sum(-1) + 1e-6)
         cart = (delta[..., None, :] + self.images) @ self.matrix
         return torch.sqrt(cart.square().sum(-1) + 1e-6).min(dim=-1).values
 
@@ -220,8 +225,9 @@ class Problem:
             a = lay.offsets.shape[0]
             offsets[i, :a], basis[i, :a, :, :lay.dof], kinds[i, :a], mask[i, :a] = lay.offsets, lay.basis, lay.kinds, 1
         mixed = [len(set(lay.kinds)) > 1 for lay in layouts]
+        kinds, mask = torch.tensor(kinds), torch.tensor(mask, dtype=torch.float32)
         return Batch(torch.tensor(offsets, dtype=torch.float32), torch.tensor(basis, dtype=torch.float32),
-                      torch.tensor(kinds), torch.tensor(mask, dtype=torch.float32), torch.tensor(mixed))
+                     kinds, mask, torch.tensor(mixed), self.f[kinds] * mask[..., None])
 
     def fixed(self, parents: Sequence[Placed]) -> Fixed:
         """The placed atoms of each parent (computed once per distinct parent)."""
@@ -235,9 +241,8 @@ class Problem:
             lay = layouts[key]
             pos[rows[key], :lay.offsets.shape[0]] = lay.positions(p.coords)
         pos = torch.tensor(pos, dtype=torch.float32)
-        f = self.f[batch.kinds] * batch.mask[..., None]
         phase = (2 * torch.pi) * (pos @ self.hkl.T)
-        re, im = (f * torch.cos(phase)).sum(1), (f * torch.sin(phase)).sum(1)
+        re, im = (batch.f * torch.cos(phase)).sum(1), (batch.f * torch.sin(phase)).sum(1)
         own = self.penalty(pos, batch, Fixed.empty(len(distinct), len(self.hkl)))
         index = torch.tensor([rows[id(p)] for p in parents])
         return Fixed(re, im, pos, batch.kinds, batch.mask, own).take(index)
