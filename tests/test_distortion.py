@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import finished
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
@@ -22,15 +23,6 @@ def _perovskite(c_over_a: float, tin_shift: float) -> Structure:
     return Structure(Lattice.tetragonal(A, A * c_over_a), cubic.species, frac)
 
 
-def _finished(job):
-    """What a solve stage's generator returns."""
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
-
-
 def _pbvo3(equatorial_z: float) -> Structure:
     """Tetragonal PbVO3 (P4mm, c/a 1.23): VO5 pyramids between Pb layers, the equatorial O at
     ``equatorial_z`` (the true 0.6915 above the V, or its image through Pb, 0.3085, below it)."""
@@ -46,7 +38,7 @@ def _cubic_solution_and_outcome(truth: Structure):
     pattern = simulate_pattern(truth, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(3))
     best = refine(pattern, _perovskite(1.0, 0.0))
-    return best, _finished(_lower_symmetry(pattern, best))
+    return best, finished(_lower_symmetry(pattern, best))
 
 
 def test_one_percent_tetragonal_split_is_found():
@@ -85,6 +77,6 @@ def test_light_sites_on_their_images_are_refined_back_to_the_truth():
     pattern = simulate_pattern(truth, instrument, np.arange(10, 90, 0.02), Sample(counts=20000),
                                rng=np.random.default_rng(3))
     wrong = refine(pattern, _pbvo3(0.3085))
-    outcome = _finished(_pseudo_inversions(pattern, wrong))
+    outcome = finished(_pseudo_inversions(pattern, wrong))
     assert outcome.rwp < wrong.rwp and StructureMatcher(stol=0.1).fit(outcome.structure, truth)
     assert not StructureMatcher(stol=0.1).fit(wrong.structure, truth)

@@ -45,7 +45,7 @@ def test_peak_search_finds_every_line_of_a_sparse_pattern(sparse):
 
 
 def test_seven_lines_and_a_medium_line_index_the_cubic_cell(sparse):
-    pattern, _, medium = sparse
+    pattern, _, _ = sparse
     positions = [p.two_theta for p in find_peaks(pattern)]
     best = index(positions, WAVELENGTH.ka1, systems=("cubic", "tetragonal", "hexagonal"))[0]
     assert best.crystal_system == "cubic"
