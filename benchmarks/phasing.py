@@ -57,7 +57,8 @@ def main() -> None:
         sg = SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number()
         if not reciprocal.obeys(structure, sg):
             continue
-        pattern = simulate_pattern(structure, ANODES["CuKa"], np.arange(5.0, 120.0, 0.02), random_lab_params(rng), rng)
+        instrument, sample = random_lab_params(rng, ANODES["CuKa"])
+        pattern = simulate_pattern(structure, instrument, np.arange(5.0, 120.0, 0.02), sample, rng)
         truth = cmed(structure, GRID, conventional=False).values
         families = extracted_families(pattern, structure.lattice.parameters, sg, predictor.net.config["tokens"])
         amplitude = np.sqrt(families["intensity"])
