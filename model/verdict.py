@@ -64,7 +64,7 @@ class Evidence:
     (NaN: no map); the global instability index (valence units; NaN where bond valences are not
     known for the elements); whether atoms sit closer than the anti-bump limit; the other
     screened cells/groups that fit within the noise, in words; and the amplitudes (noise σ) of lines
-    at the reflections the space group forbids, clear of the allowed lines (forbidden_intensity)."""
+    at the reflections the space group forbids, clear of the allowed lines (absent_amplitudes)."""
 
     rwp: float
     rexp: float
